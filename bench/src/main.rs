@@ -1,0 +1,47 @@
+//! bosun's benchmarks. Each is one command against real etcd and real bosun processes,
+//! release builds only; the figures are printed as a markdown table for bench/RESULTS.md.
+//!
+//! `cargo run --release -p bosun-bench -- fanout` — broker fan-out to 1, 10 and 100
+//! subscribers against a direct etcd watch.
+//!
+//! `cargo run --release -p bosun-bench -- sched` — scheduler binds/s onto 1,000 nodes.
+//!
+//! `cargo run --release -p bosun-bench -- startup` — pod startup latency (create → Running)
+//! at a steady 100 pods/s churn on 100 sim nodes.
+
+mod fanout;
+mod sched;
+mod startup;
+mod stats;
+mod support;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bosun-bench",
+    about = "bosun's benchmarks (release builds only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Broker watch fan-out: deliveries/s, added latency over a direct etcd watch, etcd CPU.
+    Fanout(fanout::Args),
+    /// Scheduler throughput: binds/s of N pending pods onto 1,000 nodes.
+    Sched(sched::Args),
+    /// Pod startup latency p50/p99 (create → Running) at a steady churn on sim nodes.
+    Startup(startup::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().bench {
+        Bench::Fanout(args) => fanout::run(args).await,
+        Bench::Sched(args) => sched::run(args).await,
+        Bench::Startup(args) => startup::run(args).await,
+    }
+}

@@ -1,0 +1,106 @@
+//! What every benchmark needs: a real etcd, real bosun processes found next to this
+//! executable, free ports, and CPU time read from /proc.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bosun_runtime::etcd_process::{EtcdConfig, EtcdProcess};
+
+/// A free port on 127.0.0.1 (bound, then released for the child to take).
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?)
+}
+
+/// Starts a throwaway etcd with its own data dir.
+pub async fn start_etcd(tag: &str) -> anyhow::Result<(EtcdProcess, PathBuf)> {
+    let dir = std::env::temp_dir().join(format!("bosun-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = EtcdConfig::new(dir.join("etcd"), free_addr()?, free_addr()?);
+    let etcd = EtcdProcess::start(config).await.context("starting etcd")?;
+    Ok((etcd, dir))
+}
+
+/// A bosun binary built alongside this one (`target/release/<name>`).
+pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("executable has no folder")?;
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build it first (`cargo build --release --bins`)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A child process killed on drop.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the real `bosun-broker` on a free port against `etcd_endpoint`.
+pub fn spawn_broker(etcd_endpoint: &str, extra: &[&str]) -> anyhow::Result<(ChildGuard, String)> {
+    let addr = free_addr()?;
+    let child = Command::new(sibling_binary("bosun-broker")?)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--etcd-endpoints")
+        .arg(etcd_endpoint)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .context("spawning bosun-broker")?;
+    Ok((ChildGuard(child), format!("http://{addr}")))
+}
+
+/// Connects to the broker, retrying until `deadline` passes.
+pub async fn connect_with_deadline(
+    addr: &str,
+    deadline: Duration,
+) -> anyhow::Result<bosun_runtime::client::BrokerClient> {
+    let until = Instant::now() + deadline;
+    loop {
+        match bosun_runtime::client::connect(addr).await {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() >= until => return Err(e.into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// User + system CPU time a process has used so far.
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the `(comm)` that may contain spaces; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').context("malformed /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    // The kernel's USER_HZ is 100 on every Linux this runs on.
+    Ok(Duration::from_millis(ticks * 10))
+}
+
+/// `nproc` and total memory, for the record.
+pub fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    format!("{cpus} cores, {} GiB", mem_kb / 1024 / 1024)
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Brings the compose stack up on this machine, talks to it with the real CLI, and takes it
+# down again. Used by the test command (scripts/test.sh) and handy by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+compose() {
+  if command -v docker-compose >/dev/null; then docker-compose "$@"; else docker compose "$@"; fi
+}
+export BOSUN_PORT=${BOSUN_PORT:-17440} BOSUN_METRICS_PORT=${BOSUN_METRICS_PORT:-19440}
+export BOSUN_SERVER=http://127.0.0.1:$BOSUN_PORT
+project=bosun-smoke-$$
+bosun=target/release/bosun
+# An image of its own, so concurrent builds of bosun:local elsewhere do not race this run.
+export BOSUN_IMAGE=${BOSUN_IMAGE:-bosun:$project}
+
+deploy/build-images.sh
+cleanup() {
+  local status=$?
+  # The stack's logs only matter when something failed.
+  [ "$status" = 0 ] || compose -p "$project" -f deploy/docker-compose.yml logs --tail=50 >&2 || true
+  compose -p "$project" -f deploy/docker-compose.yml down -v >/dev/null 2>&1 || true
+  [ "$BOSUN_IMAGE" != "bosun:$project" ] || docker rmi "$BOSUN_IMAGE" >/dev/null 2>&1 || true
+}
+
+# Runs "$@" once a second until it succeeds, for at most $1 seconds.
+retry() {
+  local limit=$1 deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    if [ $SECONDS -ge $deadline ]; then echo "gave up after ${limit}s: $*" >&2; return 1; fi
+    sleep 1
+  done
+}
+pod_phase_is() { [ "$("$bosun" get pod "$1" -o 'jsonpath={.status.phase}' 2>/dev/null)" = "$2" ]; }
+nodes_ready() {
+  local out
+  out=$("$bosun" get nodes 2>/dev/null) || return 1
+  echo "$out" | grep -Eq '^node-1 +Ready' && echo "$out" | grep -Eq '^node-2 +Ready'
+}
+trap cleanup EXIT
+compose -p "$project" -f deploy/docker-compose.yml up -d
+
+echo "== waiting for the broker on $BOSUN_SERVER"
+deadline=$((SECONDS + 90))
+until "$bosun" get nodes >/dev/null 2>&1; do
+  if [ $SECONDS -ge $deadline ]; then echo "the broker did not answer within 90s" >&2; exit 1; fi
+  sleep 1
+done
+
+echo "== bosun against the compose stack"
+"$bosun" apply -f tests/manifests/examples/job-pi.yaml
+"$bosun" get jobs
+"$bosun" get job pi -o name | grep -qx 'job.batch/pi'
+"$bosun" delete job pi
+
+echo "== both node agents register Ready"
+retry 60 nodes_ready
+"$bosun" get nodes
+
+echo "== a pod runs on a node, and its logs come through the broker"
+"$bosun" apply -f tests/manifests/examples/pod-hello.yaml
+retry 60 pod_phase_is hello Succeeded
+"$bosun" get pod hello -o wide
+logs=$("$bosun" logs hello)
+[ "$logs" = hello ] || { echo "bosun logs hello printed: $logs" >&2; exit 1; }
+"$bosun" delete pod hello
+echo "compose smoke test passed"

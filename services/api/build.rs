@@ -1,0 +1,30 @@
+//! Compiles `proto/bosun/v1/*.proto` with the pure-Rust protox compiler (no protoc needed)
+//! and keeps the descriptor set so the codec can walk the schema at run time.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files: Vec<PathBuf> = std::fs::read_dir(root.join("bosun/v1"))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    let mut files: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "proto"))
+        .collect();
+    files.sort();
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+    let fds = protox::compile(&files, [&root])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("bosun_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure()
+        .bytes(".bosun.v1.WatchEvent.object")
+        .btree_map(".")
+        .compile_fds(fds)?;
+    Ok(())
+}

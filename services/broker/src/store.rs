@@ -1,0 +1,970 @@
+//! The object API over etcd: every write is one txn guarded by the object's mod_revision (or
+//! its absence), so a conflict is reported, never lost.
+//!
+//! The pure parts (what an update keeps from the stored object, what a delete does with
+//! finalizers) are free functions at the bottom, tested without etcd.
+
+use bosun_api::kind::KindInfo;
+use bosun_api::selector::{FieldSelector, LabelSelector};
+use bosun_api::v1::{self, Kind, Object};
+use bosun_api::validation::FieldError;
+use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp};
+use prost::Message;
+use rand::Rng;
+
+use crate::error::{Error, Result};
+
+/// The finalizer a Foreground delete adds: the garbage collector removes it once the
+/// dependents are gone.
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+/// The finalizer an Orphan delete adds: the garbage collector removes it once the dependents'
+/// ownerReferences are stripped.
+pub const ORPHAN_FINALIZER: &str = "orphan";
+
+/// How many times an unconditional write re-reads and retries after losing a race.
+const WRITE_ATTEMPTS: usize = 16;
+/// How many random names `generateName` tries before giving up.
+const NAME_ATTEMPTS: usize = 8;
+
+/// The result of a delete.
+#[derive(Debug)]
+pub struct Deleted {
+    /// The last stored state (marked with a deletionTimestamp when not yet deleted).
+    pub object: Object,
+    pub deleted: bool,
+}
+
+/// Object storage in etcd.
+#[derive(Clone)]
+pub struct Store {
+    kv: KvClient,
+    max_object_bytes: usize,
+}
+
+impl Store {
+    /// A store over `kv`, refusing objects larger than `max_object_bytes` once encoded.
+    pub fn new(kv: KvClient, max_object_bytes: usize) -> Store {
+        Store {
+            kv,
+            max_object_bytes,
+        }
+    }
+
+    /// Creates `obj` (see the module docs of the broker for every step).
+    pub async fn create(&self, mut obj: Object, dry_run: bool) -> Result<Object> {
+        let info = kind_info(&obj)?;
+        prepare_create(&mut obj, info)?;
+        let generated = obj.name().is_empty();
+        for _ in 0..NAME_ATTEMPTS {
+            if generated {
+                let prefix = obj
+                    .meta()
+                    .map(|m| m.generate_name.clone())
+                    .unwrap_or_default();
+                obj.meta_mut().name = format!("{prefix}{}", random_suffix());
+            }
+            bosun_api::defaults::apply_defaults(&mut obj);
+            bosun_api::validation::validate_create(&obj).map_err(|errors| Error::Invalid {
+                resource: info.resource_word(),
+                name: obj.name().to_string(),
+                errors,
+            })?;
+            let bytes = self.encode(&obj, info)?;
+            if dry_run {
+                return Ok(obj);
+            }
+            let key = info.etcd_key(obj.namespace(), obj.name());
+            let txn = Txn::new()
+                .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key, bytes, None)]);
+            let resp = self.kv.clone().txn(txn).await?;
+            if resp.succeeded() {
+                let rev = resp.header().map_or(0, |h| h.revision());
+                obj.meta_mut().resource_version = rev.to_string();
+                return Ok(obj);
+            }
+            if !generated {
+                return Err(Error::AlreadyExists {
+                    resource: info.resource_word(),
+                    name: obj.key(),
+                });
+            }
+        }
+        Err(Error::AlreadyExists {
+            resource: info.resource_word(),
+            name: format!("{}* ({NAME_ATTEMPTS} generated names taken)", obj.name()),
+        })
+    }
+
+    /// Reads one object with its mod_revision as resourceVersion.
+    pub async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object> {
+        let info = info_of(kind)?;
+        let namespace = effective_namespace(info, namespace);
+        self.read(info, &namespace, name)
+            .await?
+            .map(|(obj, _)| obj)
+            .ok_or_else(|| not_found(info, &namespace, name))
+    }
+
+    /// Lists a kind in one namespace (or all), filtered in the broker; returns the items and
+    /// the etcd revision of the read.
+    pub async fn list(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Result<(Vec<Object>, i64)> {
+        let info = info_of(kind)?;
+        fields.check_kind(kind)?;
+        let prefix = if info.namespaced {
+            info.etcd_namespace_prefix(namespace)
+        } else {
+            info.etcd_prefix()
+        };
+        let resp = self
+            .kv
+            .clone()
+            .get(prefix, Some(GetOptions::new().with_prefix()))
+            .await?;
+        let revision = resp.header().map_or(0, |h| h.revision());
+        let mut items = Vec::with_capacity(resp.kvs().len());
+        for kv in resp.kvs() {
+            let obj = decode(kv.key(), kv.value(), kv.mod_revision())?;
+            if labels.matches_object(&obj) && fields.matches(&obj) {
+                items.push(obj);
+            }
+        }
+        Ok((items, revision))
+    }
+
+    /// Replaces an object's spec and metadata, keeping its stored status.
+    pub async fn update(&self, obj: Object, dry_run: bool) -> Result<Object> {
+        let merge = |stored: &Object, req: &Object| Ok(merge_update(stored, req));
+        let check = bosun_api::validation::validate_update;
+        self.write_existing(obj, dry_run, merge, check).await
+    }
+
+    /// Replaces an object's status only.
+    pub async fn update_status(&self, obj: Object, dry_run: bool) -> Result<Object> {
+        let merge = |stored: &Object, req: &Object| Ok(merge_status(stored, req));
+        let check = bosun_api::validation::validate_update;
+        self.write_existing(obj, dry_run, merge, check).await
+    }
+
+    /// Binds a pod to a node (the scheduler's write): `spec.nodeName` and the PodScheduled
+    /// condition, in one conflict-checked transaction. Binding is the one spec change a pod
+    /// allows, so it skips the update immutability rules and is checked as a new object.
+    pub async fn bind(&self, req: &v1::BindRequest) -> Result<Object> {
+        if req.node_name.is_empty() {
+            return Err(Error::BadRequest("bind: nodeName is required".into()));
+        }
+        let requested: Object = v1::Pod {
+            metadata: Some(v1::ObjectMeta {
+                name: req.name.clone(),
+                namespace: req.namespace.clone(),
+                uid: req.uid.clone(),
+                resource_version: req.resource_version.clone(),
+                ..Default::default()
+            }),
+            spec: Some(v1::PodSpec {
+                node_name: req.node_name.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .into();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let merge = move |stored: &Object, req: &Object| merge_bind(stored, req, &now);
+        let check = |_: &Object, next: &Object| bosun_api::validation::validate_create(next);
+        self.write_existing(requested, false, merge, check).await
+    }
+
+    /// The shared read-merge-txn loop of update, update-status and bind.
+    async fn write_existing(
+        &self,
+        requested: Object,
+        dry_run: bool,
+        merge: impl Fn(&Object, &Object) -> Result<Object>,
+        check: impl Fn(&Object, &Object) -> std::result::Result<(), Vec<FieldError>>,
+    ) -> Result<Object> {
+        let info = kind_info(&requested)?;
+        let namespace = effective_namespace(info, requested.namespace());
+        let name = requested.name().to_string();
+        if name.is_empty() {
+            return Err(Error::BadRequest("metadata.name is required".into()));
+        }
+        let sent = requested.resource_version();
+        let key = info.etcd_key(&namespace, &name);
+        for _ in 0..WRITE_ATTEMPTS {
+            let (stored, stored_bytes) = self
+                .read(info, &namespace, &name)
+                .await?
+                .ok_or_else(|| not_found(info, &namespace, &name))?;
+            let current = stored.resource_version();
+            if sent != 0 && sent != current {
+                return Err(conflict(info, &stored, sent, current));
+            }
+            let mut next = merge(&stored, &requested)?;
+            bosun_api::defaults::apply_defaults(&mut next);
+            check(&stored, &next).map_err(|errors| Error::Invalid {
+                resource: info.resource_word(),
+                name: stored.key(),
+                errors,
+            })?;
+            let finished = finalized(&next);
+            let bytes = self.encode(&next, info)?;
+            if dry_run || (!finished && bytes == stored_bytes) {
+                // Nothing changed: no write, no event, same resourceVersion.
+                next.meta_mut().resource_version = current.to_string();
+                return Ok(next);
+            }
+            let op = if finished {
+                TxnOp::delete(key.clone(), None)
+            } else {
+                TxnOp::put(key.clone(), bytes, None)
+            };
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    current,
+                )])
+                .and_then([op]);
+            let resp = self.kv.clone().txn(txn).await?;
+            if resp.succeeded() {
+                let rev = resp.header().map_or(0, |h| h.revision());
+                next.meta_mut().resource_version = rev.to_string();
+                if finished {
+                    tracing::debug!(key = %key, "last finalizer removed: deleted");
+                }
+                return Ok(next);
+            }
+            if sent != 0 {
+                // Someone wrote between our read and our txn: report the version now stored.
+                let now = self
+                    .read(info, &namespace, &name)
+                    .await?
+                    .map_or(0, |(o, _)| o.resource_version());
+                return Err(conflict(info, &stored, sent, now));
+            }
+            tracing::warn!(key = %key, "update lost a race; retrying");
+        }
+        Err(Error::Contended {
+            resource: info.resource_word(),
+            name: bosun_api::object::object_key(&namespace, &name),
+        })
+    }
+
+    /// Deletes an object, or marks it for deletion when finalizers hold it.
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        preconditions: Option<&bosun_api::v1::Preconditions>,
+        propagation_policy: &str,
+        grace_period_seconds: Option<i64>,
+    ) -> Result<Deleted> {
+        let info = info_of(kind)?;
+        let namespace = effective_namespace(info, namespace);
+        let policy = Propagation::parse(propagation_policy)?;
+        let key = info.etcd_key(&namespace, name);
+        for _ in 0..WRITE_ATTEMPTS {
+            let (stored, _) = self
+                .read(info, &namespace, name)
+                .await?
+                .ok_or_else(|| not_found(info, &namespace, name))?;
+            check_preconditions(info, &stored, preconditions)?;
+            let current = stored.resource_version();
+            let now = chrono::Utc::now();
+            let plan = plan_delete(&stored, policy, grace_period_seconds, now);
+            let guard = Compare::mod_revision(key.clone(), CompareOp::Equal, current);
+            let (op, deleted) = match &plan {
+                DeletePlan::DeleteNow => (TxnOp::delete(key.clone(), None), true),
+                DeletePlan::Mark(marked) => (
+                    TxnOp::put(key.clone(), self.encode(marked, info)?, None),
+                    false,
+                ),
+                DeletePlan::AlreadyMarked => {
+                    return Ok(Deleted {
+                        object: stored,
+                        deleted: false,
+                    });
+                }
+            };
+            let resp = self
+                .kv
+                .clone()
+                .txn(Txn::new().when([guard]).and_then([op]))
+                .await?;
+            if resp.succeeded() {
+                let rev = resp.header().map_or(0, |h| h.revision());
+                let mut object = match plan {
+                    DeletePlan::Mark(marked) => *marked,
+                    _ => stored,
+                };
+                if !deleted {
+                    object.meta_mut().resource_version = rev.to_string();
+                }
+                return Ok(Deleted { object, deleted });
+            }
+            tracing::warn!(key = %key, "delete lost a race; retrying");
+        }
+        Err(Error::Contended {
+            resource: info.resource_word(),
+            name: bosun_api::object::object_key(&namespace, name),
+        })
+    }
+
+    /// The current etcd revision.
+    pub async fn current_revision(&self) -> Result<i64> {
+        let resp = self
+            .kv
+            .clone()
+            .get(
+                "/bosun/",
+                Some(GetOptions::new().with_prefix().with_count_only()),
+            )
+            .await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    async fn read(
+        &self,
+        info: &KindInfo,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<(Object, Vec<u8>)>> {
+        let key = info.etcd_key(namespace, name);
+        let resp = self.kv.clone().get(key, None).await?;
+        let Some(kv) = resp.kvs().first() else {
+            return Ok(None);
+        };
+        let obj = decode(kv.key(), kv.value(), kv.mod_revision())?;
+        Ok(Some((obj, kv.value().to_vec())))
+    }
+
+    /// Encodes for storage: resourceVersion cleared, within the size limit.
+    fn encode(&self, obj: &Object, info: &KindInfo) -> Result<Vec<u8>> {
+        let mut stored = obj.clone();
+        stored.meta_mut().resource_version.clear();
+        let bytes = stored.encode_to_vec();
+        if bytes.len() > self.max_object_bytes {
+            return Err(Error::TooLarge {
+                resource: info.resource_word(),
+                name: obj.key(),
+                size: bytes.len(),
+                limit: self.max_object_bytes,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// Decodes a stored value, naming the key when it is corrupt.
+pub fn decode(key: &[u8], value: &[u8], revision: i64) -> Result<Object> {
+    Object::decode_stored(value, revision).map_err(|source| Error::Decode {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+fn info_of(kind: Kind) -> Result<&'static KindInfo> {
+    KindInfo::of(kind).ok_or_else(|| Error::BadRequest("kind is required".into()))
+}
+
+fn kind_info(obj: &Object) -> Result<&'static KindInfo> {
+    let info = obj
+        .info()
+        .ok_or_else(|| Error::BadRequest("the request carries no object".into()))?;
+    if obj.meta().is_none() {
+        return Err(Error::BadRequest("metadata is required".into()));
+    }
+    Ok(info)
+}
+
+/// `default` for a namespaced kind with no namespace; nothing for cluster-scoped kinds.
+fn effective_namespace(info: &KindInfo, namespace: &str) -> String {
+    match (info.namespaced, namespace.is_empty()) {
+        (true, true) => "default".into(),
+        (true, false) => namespace.into(),
+        (false, _) => String::new(),
+    }
+}
+
+fn not_found(info: &KindInfo, namespace: &str, name: &str) -> Error {
+    Error::NotFound {
+        resource: info.resource_word(),
+        name: bosun_api::object::object_key(namespace, name),
+    }
+}
+
+fn conflict(info: &KindInfo, stored: &Object, sent: i64, current: i64) -> Error {
+    Error::Conflict {
+        resource: info.resource_word(),
+        name: stored.key(),
+        sent,
+        current,
+    }
+}
+
+/// Five random characters from `[a-z0-9]`, as Kubernetes' name generator appends.
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Fills what the server owns on create: namespace, uid, timestamps, generation.
+fn prepare_create(obj: &mut Object, info: &KindInfo) -> Result<()> {
+    obj.set_type_meta();
+    let namespace = effective_namespace(info, obj.namespace());
+    let meta = obj.meta_mut();
+    if meta.name.is_empty() && meta.generate_name.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "{}: metadata.name or metadata.generateName is required",
+            info.resource_word()
+        )));
+    }
+    meta.namespace = namespace;
+    meta.uid = uuid::Uuid::new_v4().to_string();
+    meta.creation_timestamp = timestamp(chrono::Utc::now());
+    meta.generation = 1;
+    meta.resource_version.clear();
+    meta.deletion_timestamp.clear();
+    meta.deletion_grace_period_seconds = None;
+    Ok(())
+}
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// An update: the request's spec and metadata, the stored status, and the server-owned
+/// metadata (uid, creationTimestamp, name, namespace, deletion marks) from the stored object;
+/// generation bumped only when the spec changed.
+pub fn merge_update(stored: &Object, requested: &Object) -> Object {
+    let mut next = requested.clone();
+    next.set_type_meta();
+    next.copy_status_from(stored);
+    let spec_changed = stored.spec_bytes() != requested.spec_bytes();
+    let old = stored.meta().cloned().unwrap_or_default();
+    let meta = next.meta_mut();
+    meta.uid = old.uid;
+    meta.creation_timestamp = old.creation_timestamp;
+    meta.name = old.name;
+    meta.namespace = old.namespace;
+    meta.deletion_timestamp = old.deletion_timestamp;
+    meta.deletion_grace_period_seconds = old.deletion_grace_period_seconds;
+    meta.generate_name = old.generate_name;
+    meta.generation = old.generation + i64::from(spec_changed);
+    next
+}
+
+/// An update-status: the stored object with the request's status.
+/// A bind of `stored` to the node `requested` names: refused when the pod is already bound
+/// elsewhere or is not the pod the scheduler saw (uid).
+pub fn merge_bind(stored: &Object, requested: &Object, now: &str) -> Result<Object> {
+    let info = kind_info(stored)?;
+    let node = requested
+        .as_pod()
+        .and_then(|p| p.spec.as_ref())
+        .map_or("", |s| s.node_name.as_str());
+    let precondition = |reason: String| Error::Precondition {
+        resource: info.resource_word(),
+        name: stored.key(),
+        reason,
+    };
+    if !requested.uid().is_empty() && requested.uid() != stored.uid() {
+        return Err(precondition(format!(
+            "uid is {}, the bind names {}",
+            stored.uid(),
+            requested.uid()
+        )));
+    }
+    if stored
+        .meta()
+        .is_some_and(|m| !m.deletion_timestamp.is_empty())
+    {
+        return Err(precondition("the pod is being deleted".into()));
+    }
+    let mut next = stored.clone();
+    let Some(v1::object::Object::Pod(pod)) = next.object.as_mut() else {
+        return Err(Error::BadRequest("only pods can be bound".into()));
+    };
+    let spec = pod.spec.get_or_insert_with(Default::default);
+    if !spec.node_name.is_empty() {
+        if spec.node_name == node {
+            return Ok(next);
+        }
+        return Err(precondition(format!(
+            "already bound to node {:?}",
+            spec.node_name
+        )));
+    }
+    spec.node_name = node.to_string();
+    let status = pod.status.get_or_insert_with(Default::default);
+    if status.phase.is_empty() {
+        status.phase = "Pending".into();
+    }
+    status.conditions.retain(|c| c.r#type != "PodScheduled");
+    status.conditions.push(v1::Condition {
+        r#type: "PodScheduled".into(),
+        status: "True".into(),
+        last_transition_time: now.to_string(),
+        ..Default::default()
+    });
+    Ok(next)
+}
+
+pub fn merge_status(stored: &Object, requested: &Object) -> Object {
+    let mut next = stored.clone();
+    next.copy_status_from(requested);
+    next
+}
+
+/// Whether an object marked for deletion is done with: no finalizers left and no graceful
+/// termination pending (a pod marked with a grace period goes when its node agent deletes it
+/// with grace 0, not when its last finalizer is removed; Kubernetes does the same).
+pub fn finalized(obj: &Object) -> bool {
+    obj.meta().is_some_and(|m| {
+        !m.deletion_timestamp.is_empty()
+            && m.finalizers.is_empty()
+            && m.deletion_grace_period_seconds.unwrap_or(0) == 0
+    })
+}
+
+/// Delete propagation policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Background,
+    Foreground,
+    Orphan,
+}
+
+impl Propagation {
+    /// `""` (no policy given) is `None`: the object's garbage-collector finalizers are left
+    /// as they are, which for a fresh object is Background.
+    pub fn parse(s: &str) -> Result<Option<Propagation>> {
+        match s {
+            "" => Ok(None),
+            "Background" => Ok(Some(Propagation::Background)),
+            "Foreground" => Ok(Some(Propagation::Foreground)),
+            "Orphan" => Ok(Some(Propagation::Orphan)),
+            other => Err(Error::BadRequest(format!(
+                "propagationPolicy {other:?} is not supported: supported values: \"Background\", \"Foreground\", \"Orphan\""
+            ))),
+        }
+    }
+}
+
+/// What a delete does to the stored object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeletePlan {
+    /// Nothing holds it: remove the key.
+    DeleteNow,
+    /// Finalizers or a grace period hold it: write it back marked (deletionTimestamp,
+    /// deletionGracePeriodSeconds, the policy's finalizer).
+    Mark(Box<Object>),
+    /// Already marked and this delete changes nothing.
+    AlreadyMarked,
+}
+
+/// The finalizers after a delete with `policy`, as Kubernetes computes them: an explicit
+/// policy sets exactly its garbage-collector finalizer (Background: neither), removing the
+/// other one; no policy keeps what is there.
+pub fn gc_finalizers(finalizers: &[String], policy: Option<Propagation>) -> Vec<String> {
+    let Some(policy) = policy else {
+        return finalizers.to_vec();
+    };
+    let mut out: Vec<String> = finalizers
+        .iter()
+        .filter(|f| *f != FOREGROUND_FINALIZER && *f != ORPHAN_FINALIZER)
+        .cloned()
+        .collect();
+    match policy {
+        Propagation::Background => {}
+        Propagation::Foreground => out.push(FOREGROUND_FINALIZER.to_string()),
+        Propagation::Orphan => out.push(ORPHAN_FINALIZER.to_string()),
+    }
+    out
+}
+
+/// The grace period a first delete gives an object: for a pod the request's
+/// `gracePeriodSeconds`, else its `terminationGracePeriodSeconds` (default 30), but 0 when
+/// the pod is not bound to a node or has already finished (nobody has anything to stop) and
+/// at least 1 when negative; 0 for every other kind. Kubernetes' pod strategy, exactly.
+pub fn grace_period(stored: &Object, requested: Option<i64>) -> i64 {
+    let Some(pod) = stored.as_pod() else {
+        return 0;
+    };
+    let spec = pod.spec.as_ref();
+    let bound = spec.is_some_and(|s| !s.node_name.is_empty());
+    let phase = pod.status.as_ref().map_or("", |s| s.phase.as_str());
+    if !bound || phase == "Succeeded" || phase == "Failed" {
+        return 0;
+    }
+    let period = requested
+        .or_else(|| spec.and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30);
+    if period < 0 { 1 } else { period }
+}
+
+/// Decides a delete, following Kubernetes:
+/// - a first delete sets the policy's finalizer and, when anything holds the object
+///   (finalizers, or a bound pod's grace period), marks it with deletionTimestamp = now +
+///   grace period; otherwise the object goes at once;
+/// - a second delete of an object whose graceful termination is pending may only shorten the
+///   grace period (to 0 with no finalizers: gone at once, the node agent's last word);
+/// - a second delete of an object held only by finalizers may change the garbage-collector
+///   finalizer (Foreground, Orphan) like a first one.
+pub fn plan_delete(
+    stored: &Object,
+    policy: Option<Propagation>,
+    grace_period_seconds: Option<i64>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> DeletePlan {
+    let meta = stored.meta().cloned().unwrap_or_default();
+    let mut marked = stored.clone();
+    let m = marked.meta_mut();
+    if !meta.deletion_timestamp.is_empty() {
+        let pending = meta.deletion_grace_period_seconds.unwrap_or(0);
+        if pending > 0 {
+            // Graceful termination under way: finalizers cannot change, only the wait shrink.
+            let Some(shorter) = grace_period_seconds
+                .map(|g| g.max(0))
+                .filter(|g| *g < pending)
+            else {
+                return DeletePlan::AlreadyMarked;
+            };
+            if shorter == 0 && meta.finalizers.is_empty() {
+                return DeletePlan::DeleteNow;
+            }
+            let deadline = chrono::DateTime::parse_from_rfc3339(&meta.deletion_timestamp)
+                .map_or(now, |t| t.with_timezone(&chrono::Utc));
+            m.deletion_timestamp =
+                timestamp(deadline - chrono::Duration::seconds(pending - shorter));
+            m.deletion_grace_period_seconds = Some(shorter);
+            return DeletePlan::Mark(Box::new(marked));
+        }
+        m.finalizers = gc_finalizers(&meta.finalizers, policy);
+        if m.finalizers == meta.finalizers {
+            return DeletePlan::AlreadyMarked;
+        }
+        if m.finalizers.is_empty() {
+            return DeletePlan::DeleteNow;
+        }
+        return DeletePlan::Mark(Box::new(marked));
+    }
+    m.finalizers = gc_finalizers(&meta.finalizers, policy);
+    let grace = grace_period(stored, grace_period_seconds);
+    if m.finalizers.is_empty() && grace == 0 {
+        return DeletePlan::DeleteNow;
+    }
+    m.deletion_timestamp = timestamp(now + chrono::Duration::seconds(grace));
+    m.deletion_grace_period_seconds = Some(grace);
+    DeletePlan::Mark(Box::new(marked))
+}
+
+fn check_preconditions(
+    info: &KindInfo,
+    stored: &Object,
+    pre: Option<&bosun_api::v1::Preconditions>,
+) -> Result<()> {
+    let Some(pre) = pre else { return Ok(()) };
+    let fail = |reason: String| Error::Precondition {
+        resource: info.resource_word(),
+        name: stored.key(),
+        reason,
+    };
+    if !pre.uid.is_empty() && pre.uid != stored.uid() {
+        return Err(fail(format!(
+            "UID in precondition: {}, UID in object meta: {}",
+            pre.uid,
+            stored.uid()
+        )));
+    }
+    if !pre.resource_version.is_empty()
+        && pre.resource_version != stored.resource_version().to_string()
+    {
+        return Err(fail(format!(
+            "ResourceVersion in precondition: {}, ResourceVersion in object meta: {}",
+            pre.resource_version,
+            stored.resource_version()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bosun_api::v1;
+
+    fn pod(image: &str, phase: &str) -> Object {
+        v1::Pod {
+            metadata: Some(v1::ObjectMeta {
+                name: "p".into(),
+                namespace: "default".into(),
+                uid: "u1".into(),
+                creation_timestamp: "2026-01-01T00:00:00Z".into(),
+                generation: 3,
+                ..Default::default()
+            }),
+            spec: Some(v1::PodSpec {
+                containers: vec![v1::Container {
+                    name: "c".into(),
+                    image: image.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: Some(v1::PodStatus {
+                phase: phase.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .into()
+    }
+
+    #[test]
+    fn an_update_keeps_status_and_server_metadata_and_bumps_generation_on_spec_change_only() {
+        let stored = pod("busybox", "Running");
+        let mut req = pod("busybox", "Pending");
+        req.meta_mut().uid = "forged".into();
+        req.meta_mut().labels.insert("a".into(), "b".into());
+        let next = merge_update(&stored, &req);
+        assert_eq!(
+            next.as_pod().unwrap().status.as_ref().unwrap().phase,
+            "Running"
+        );
+        assert_eq!(next.uid(), "u1");
+        assert_eq!(next.meta().unwrap().generation, 3);
+        assert_eq!(
+            next.meta().unwrap().labels.get("a").map(String::as_str),
+            Some("b")
+        );
+
+        let next = merge_update(&stored, &pod("nginx", ""));
+        assert_eq!(next.meta().unwrap().generation, 4);
+    }
+
+    #[test]
+    fn an_update_status_keeps_the_stored_spec() {
+        let stored = pod("busybox", "Running");
+        let next = merge_status(&stored, &pod("nginx", "Succeeded"));
+        let p = next.as_pod().unwrap();
+        assert_eq!(p.spec.as_ref().unwrap().containers[0].image, "busybox");
+        assert_eq!(p.status.as_ref().unwrap().phase, "Succeeded");
+    }
+
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    }
+
+    fn marked(plan: DeletePlan) -> v1::ObjectMeta {
+        match plan {
+            DeletePlan::Mark(o) => o.meta().cloned().unwrap(),
+            other => panic!("expected a mark, got {other:?}"),
+        }
+    }
+
+    fn bound_pod(node: &str, grace: Option<i64>, phase: &str) -> Object {
+        let mut p = pod("busybox", phase);
+        if let Some(v1::object::Object::Pod(pod)) = &mut p.object {
+            let spec = pod.spec.as_mut().unwrap();
+            spec.node_name = node.into();
+            spec.termination_grace_period_seconds = grace;
+        }
+        p
+    }
+
+    #[test]
+    fn deletes_follow_finalizers_and_propagation_policy() {
+        let now = at("2026-01-01T00:00:00Z");
+        let plain = pod("busybox", "");
+        for policy in [None, Some(Propagation::Background)] {
+            assert_eq!(
+                plan_delete(&plain, policy, None, now),
+                DeletePlan::DeleteNow
+            );
+        }
+        let m = marked(plan_delete(
+            &plain,
+            Some(Propagation::Foreground),
+            Some(30),
+            now,
+        ));
+        assert_eq!(m.finalizers, vec![FOREGROUND_FINALIZER]);
+        // An unbound pod has nothing to stop: no grace period, marked now.
+        assert_eq!(m.deletion_timestamp, "2026-01-01T00:00:00Z");
+        assert_eq!(m.deletion_grace_period_seconds, Some(0));
+        let m = marked(plan_delete(&plain, Some(Propagation::Orphan), None, now));
+        assert_eq!(m.finalizers, vec![ORPHAN_FINALIZER]);
+        let mut held = pod("busybox", "");
+        held.meta_mut().finalizers.push("x/y".into());
+        let m = marked(plan_delete(&held, None, None, now));
+        assert_eq!(m.finalizers, vec!["x/y"]);
+        assert!(Propagation::parse("Sideways").is_err());
+        assert!(matches!(Propagation::parse(""), Ok(None)));
+    }
+
+    #[test]
+    fn a_second_delete_of_an_object_held_by_finalizers_may_change_its_gc_finalizer() {
+        let now = at("2026-01-01T00:00:00Z");
+        let later = at("2026-01-01T00:05:00Z");
+        let mut first = pod("busybox", "");
+        first.meta_mut().finalizers.push("x/y".into());
+        let DeletePlan::Mark(first) = plan_delete(&first, None, None, now) else {
+            panic!("held by x/y");
+        };
+        let table: [(Option<Propagation>, Option<Vec<&str>>); 4] = [
+            (None, None),
+            (Some(Propagation::Background), None),
+            (
+                Some(Propagation::Foreground),
+                Some(vec!["x/y", FOREGROUND_FINALIZER]),
+            ),
+            (
+                Some(Propagation::Orphan),
+                Some(vec!["x/y", ORPHAN_FINALIZER]),
+            ),
+        ];
+        for (policy, want) in table {
+            match (plan_delete(&first, policy, None, later), want) {
+                (DeletePlan::AlreadyMarked, None) => {}
+                (DeletePlan::Mark(o), Some(want)) => {
+                    let m = o.meta().unwrap();
+                    assert_eq!(m.finalizers, want, "{policy:?}");
+                    // The first delete's mark stands.
+                    assert_eq!(m.deletion_timestamp, "2026-01-01T00:00:00Z");
+                }
+                (got, want) => panic!("{policy:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        // Orphan switches to Foreground, as in Kubernetes.
+        let DeletePlan::Mark(orphaned) =
+            plan_delete(&first, Some(Propagation::Orphan), None, later)
+        else {
+            panic!("orphan marks");
+        };
+        let m = marked(plan_delete(
+            &orphaned,
+            Some(Propagation::Foreground),
+            None,
+            later,
+        ));
+        assert_eq!(m.finalizers, vec!["x/y", FOREGROUND_FINALIZER]);
+        // An explicit Background drops the GC finalizer; when it was the last, the object goes.
+        let only_fg = marked(plan_delete(
+            &pod("busybox", ""),
+            Some(Propagation::Foreground),
+            None,
+            now,
+        ));
+        let mut only_fg_obj = pod("busybox", "");
+        *only_fg_obj.meta_mut() = only_fg;
+        assert_eq!(
+            plan_delete(&only_fg_obj, Some(Propagation::Background), None, later),
+            DeletePlan::DeleteNow
+        );
+        assert_eq!(
+            plan_delete(&only_fg_obj, None, None, later),
+            DeletePlan::AlreadyMarked
+        );
+    }
+
+    #[test]
+    fn pod_grace_periods_follow_the_kubernetes_pod_strategy() {
+        let job: Object = v1::Job::default().into();
+        let table = [
+            // (pod, requested, want)
+            (bound_pod("n1", None, "Running"), None, 30),
+            (bound_pod("n1", Some(5), "Running"), None, 5),
+            (bound_pod("n1", Some(5), "Running"), Some(12), 12),
+            (bound_pod("n1", Some(5), "Running"), Some(0), 0),
+            (bound_pod("n1", Some(5), "Running"), Some(-3), 1),
+            (bound_pod("", Some(5), "Pending"), Some(12), 0),
+            (bound_pod("n1", Some(5), "Succeeded"), None, 0),
+            (bound_pod("n1", Some(5), "Failed"), Some(9), 0),
+            (job, Some(30), 0),
+        ];
+        for (obj, requested, want) in table {
+            assert_eq!(grace_period(&obj, requested), want, "{obj:?} {requested:?}");
+        }
+    }
+
+    #[test]
+    fn a_bound_pod_is_marked_for_its_grace_period_and_an_unbound_one_goes_at_once() {
+        let now = at("2026-01-01T00:00:00Z");
+        let running = bound_pod("n1", Some(20), "Running");
+        let m = marked(plan_delete(&running, None, None, now));
+        assert_eq!(m.deletion_timestamp, "2026-01-01T00:00:20Z");
+        assert_eq!(m.deletion_grace_period_seconds, Some(20));
+        assert!(m.finalizers.is_empty());
+        assert_eq!(
+            plan_delete(&running, None, Some(0), now),
+            DeletePlan::DeleteNow
+        );
+        assert_eq!(
+            plan_delete(&bound_pod("", Some(20), "Pending"), None, None, now),
+            DeletePlan::DeleteNow
+        );
+    }
+
+    #[test]
+    fn a_pending_graceful_delete_may_only_be_shortened() {
+        let now = at("2026-01-01T00:00:00Z");
+        let later = at("2026-01-01T00:00:05Z");
+        let mut obj = bound_pod("n1", Some(30), "Running");
+        *obj.meta_mut() = marked(plan_delete(&obj, None, None, now));
+        // Longer, equal or unset: nothing changes, not even the GC finalizers.
+        for (policy, grace) in [
+            (None, None),
+            (None, Some(30)),
+            (None, Some(60)),
+            (Some(Propagation::Foreground), None),
+        ] {
+            assert_eq!(
+                plan_delete(&obj, policy, grace, later),
+                DeletePlan::AlreadyMarked,
+                "{policy:?} {grace:?}"
+            );
+        }
+        let m = marked(plan_delete(&obj, None, Some(10), later));
+        assert_eq!(m.deletion_timestamp, "2026-01-01T00:00:10Z");
+        assert_eq!(m.deletion_grace_period_seconds, Some(10));
+        assert_eq!(
+            plan_delete(&obj, None, Some(0), later),
+            DeletePlan::DeleteNow
+        );
+        // With a finalizer left, grace 0 marks instead; the update removing it then deletes.
+        let mut held = obj.clone();
+        held.meta_mut().finalizers.push("x/y".into());
+        let m = marked(plan_delete(&held, None, Some(0), later));
+        assert_eq!(m.deletion_grace_period_seconds, Some(0));
+        assert_eq!(m.deletion_timestamp, "2026-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_marked_object_without_finalizers_is_finalized() {
+        let mut o = pod("busybox", "");
+        assert!(!finalized(&o));
+        o.meta_mut().deletion_timestamp = "2026-01-01T00:00:00Z".into();
+        assert!(finalized(&o));
+        o.meta_mut().finalizers.push("f".into());
+        assert!(!finalized(&o));
+        // A pod in its grace period waits for its node agent even without finalizers.
+        o.meta_mut().finalizers.clear();
+        o.meta_mut().deletion_grace_period_seconds = Some(30);
+        assert!(!finalized(&o));
+        o.meta_mut().deletion_grace_period_seconds = Some(0);
+        assert!(finalized(&o));
+    }
+}

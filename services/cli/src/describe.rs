@@ -1,0 +1,1084 @@
+//! `bosun describe`: kubectl's layout (Name, Namespace, Labels, Annotations, Controlled By,
+//! a per-kind summary, the pod template) followed by the object's Events.
+
+use std::collections::BTreeMap;
+
+use bosun_api::v1::{self, GetRequest, Kind, ListRequest, Object, object::Object as O};
+use chrono::{DateTime, Utc};
+use clap::Args;
+
+use crate::Ctx;
+use crate::format::{
+    age, describe_time, format_selector, human_duration, parse_time, render_table,
+};
+use crate::printers;
+
+/// `bosun describe` flags.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// `KIND [NAME...]` or `KIND/NAME...`; without names, every object of the kind.
+    pub resource: Vec<String>,
+    /// Only objects matching this label selector.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+}
+
+/// Runs `bosun describe`.
+pub async fn describe(ctx: &mut Ctx<'_>, args: DescribeArgs) -> anyhow::Result<i32> {
+    let groups = crate::parse_targets(&args.resource)?;
+    let mut client = ctx.client().await?;
+    let mut objects = Vec::new();
+    let mut code = 0;
+    for (info, names) in groups {
+        if names.is_empty() {
+            let list = client
+                .list(ListRequest {
+                    kind: info.kind as i32,
+                    namespace: ctx.list_namespace(info),
+                    label_selector: args.selector.clone().unwrap_or_default(),
+                    field_selector: String::new(),
+                })
+                .await
+                .map_err(|s| ctx.status_error(&s, Some(info), ""))?
+                .into_inner();
+            objects.extend(list.items);
+            continue;
+        }
+        for name in names {
+            let r = client
+                .get(GetRequest {
+                    kind: info.kind as i32,
+                    namespace: if info.namespaced {
+                        ctx.namespace()
+                    } else {
+                        String::new()
+                    },
+                    name: name.clone(),
+                })
+                .await;
+            match r {
+                Ok(r) => objects.extend(r.into_inner().object),
+                Err(s) => {
+                    code = 1;
+                    let e = ctx.status_error(&s, Some(info), &name);
+                    crate::report(&mut *ctx.err, &e);
+                }
+            }
+        }
+    }
+    let now = Utc::now();
+    for (i, obj) in objects.iter().enumerate() {
+        // Events are listed per namespace and matched here: by uid, else by kind and name.
+        let events = client
+            .list(ListRequest {
+                kind: Kind::Event as i32,
+                namespace: obj.namespace().to_string(),
+                label_selector: String::new(),
+                field_selector: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().items)
+            .unwrap_or_default();
+        let mine: Vec<v1::Event> = events
+            .into_iter()
+            .filter_map(Object::into_event)
+            .filter(|e| is_about(e, obj))
+            .collect();
+        let mut related = NodeRelated::default();
+        if obj.kind() == Kind::Node {
+            related.lease = client
+                .get(GetRequest {
+                    kind: Kind::Lease as i32,
+                    namespace: "kube-node-lease".into(),
+                    name: obj.name().to_string(),
+                })
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().object)
+                .and_then(Object::into_lease);
+            related.pods = client
+                .list(ListRequest {
+                    kind: Kind::Pod as i32,
+                    namespace: String::new(),
+                    label_selector: String::new(),
+                    field_selector: format!("spec.nodeName={}", obj.name()),
+                })
+                .await
+                .map(|r| r.into_inner().items)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(Object::into_pod)
+                .collect();
+        }
+        if i > 0 {
+            writeln!(ctx.out, "\n")?;
+        }
+        write!(ctx.out, "{}", render_with(obj, &related, &mine, now))?;
+    }
+    Ok(code)
+}
+
+/// Whether event `e` is about `obj`.
+pub fn is_about(e: &v1::Event, obj: &Object) -> bool {
+    let Some(r) = &e.involved_object else {
+        return false;
+    };
+    if !r.uid.is_empty() && !obj.uid().is_empty() {
+        return r.uid == obj.uid();
+    }
+    let kind = obj.info().map_or("", |i| i.name);
+    r.kind == kind && r.name == obj.name() && r.namespace == obj.namespace()
+}
+
+/// Lines of `key: value` at an indent level, aligned per level like kubectl's tabwriter.
+#[derive(Default)]
+struct Doc {
+    lines: Vec<(usize, Option<String>, String)>,
+}
+
+impl Doc {
+    fn field(&mut self, level: usize, key: &str, value: impl Into<String>) {
+        self.lines
+            .push((level, Some(format!("{key}:")), value.into()));
+    }
+    fn text(&mut self, level: usize, text: impl Into<String>) {
+        self.lines.push((level, None, text.into()));
+    }
+    /// `key:` followed by one value per line (the first on the key's line).
+    fn multi(&mut self, level: usize, key: &str, values: Vec<String>) {
+        let mut it = values.into_iter();
+        self.field(level, key, it.next().unwrap_or_else(|| "<none>".into()));
+        for v in it {
+            self.lines.push((level, Some(String::new()), v));
+        }
+    }
+    fn render(&self) -> String {
+        let mut width: BTreeMap<usize, usize> = BTreeMap::new();
+        for (lvl, key, _) in &self.lines {
+            if let Some(k) = key {
+                let w = width.entry(*lvl).or_default();
+                *w = (*w).max(k.len());
+            }
+        }
+        let mut out = String::new();
+        for (lvl, key, value) in &self.lines {
+            let indent = "  ".repeat(*lvl);
+            match key {
+                Some(k) => {
+                    let w = width.get(lvl).copied().unwrap_or(0) + 2;
+                    let line = if value.is_empty() {
+                        format!("{indent}{k}")
+                    } else {
+                        format!("{indent}{k:<w$}{value}")
+                    };
+                    out.push_str(line.trim_end());
+                }
+                None => out.push_str(&format!("{indent}{value}")),
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn kv_lines(m: &BTreeMap<String, String>) -> Vec<String> {
+    m.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+fn kv_annotations(m: &BTreeMap<String, String>) -> Vec<String> {
+    m.iter().map(|(k, v)| format!("{k}: {v}")).collect()
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or("<unset>".to_string(), |v| v.to_string())
+}
+
+fn or_none(s: &str) -> String {
+    if s.is_empty() {
+        "<none>".into()
+    } else {
+        s.into()
+    }
+}
+
+/// What `describe node` shows beside the node itself: its heartbeat Lease and its pods.
+#[derive(Debug, Default, Clone)]
+pub struct NodeRelated {
+    pub lease: Option<v1::Lease>,
+    /// Every pod bound to the node (finished ones are left out when printing).
+    pub pods: Vec<v1::Pod>,
+}
+
+/// The whole describe text for `obj` with its `events`, at time `now`.
+pub fn render(obj: &Object, events: &[v1::Event], now: DateTime<Utc>) -> String {
+    render_with(obj, &NodeRelated::default(), events, now)
+}
+
+/// [`render`], with a node's Lease and pods.
+pub fn render_with(
+    obj: &Object,
+    related: &NodeRelated,
+    events: &[v1::Event],
+    now: DateTime<Utc>,
+) -> String {
+    let meta = obj.meta().cloned().unwrap_or_default();
+    let mut d = Doc::default();
+    d.field(0, "Name", meta.name.clone());
+    if obj.info().is_some_and(|i| i.namespaced) {
+        d.field(0, "Namespace", meta.namespace.clone());
+    }
+    match &obj.object {
+        Some(O::Job(j)) => {
+            let spec = j.spec.clone().unwrap_or_default();
+            d.field(0, "Selector", format_selector(spec.selector.as_ref()));
+        }
+        Some(O::DaemonSet(ds)) => {
+            let spec = ds.spec.clone().unwrap_or_default();
+            d.field(0, "Selector", format_selector(spec.selector.as_ref()));
+        }
+        _ => {}
+    }
+    d.multi(0, "Labels", kv_lines(&meta.labels));
+    d.multi(0, "Annotations", kv_annotations(&meta.annotations));
+    if let Some(r) = obj.controller_ref() {
+        d.field(0, "Controlled By", format!("{}/{}", r.kind, r.name));
+    }
+    if !meta.creation_timestamp.is_empty() {
+        d.field(
+            0,
+            "CreationTimestamp",
+            describe_time(&meta.creation_timestamp),
+        );
+    }
+    if !meta.deletion_timestamp.is_empty() {
+        d.field(
+            0,
+            "Terminating Since",
+            describe_time(&meta.deletion_timestamp),
+        );
+    }
+    if !meta.finalizers.is_empty() {
+        d.field(0, "Finalizers", format!("[{}]", meta.finalizers.join(" ")));
+    }
+    match &obj.object {
+        Some(O::Job(j)) => job(&mut d, j, now),
+        Some(O::CronJob(c)) => cronjob(&mut d, c, now),
+        Some(O::DaemonSet(ds)) => daemonset(&mut d, ds),
+        Some(O::Pod(p)) => pod(&mut d, p),
+        Some(O::Node(n)) => node(&mut d, n, related, now),
+        Some(O::ControllerRevision(r)) => {
+            d.field(0, "Revision", r.revision.to_string());
+            if let Some(t) = r.data.as_ref().and_then(|x| x.template.as_ref()) {
+                pod_template(&mut d, 0, "Pod Template", t);
+            }
+        }
+        Some(O::Event(e)) => {
+            let inv = e.involved_object.clone().unwrap_or_default();
+            d.field(0, "Involved Object", format!("{}/{}", inv.kind, inv.name));
+            d.field(0, "Type", e.r#type.clone());
+            d.field(0, "Reason", e.reason.clone());
+            d.field(0, "Message", e.message.clone());
+            d.field(0, "Count", e.count.to_string());
+        }
+        Some(O::Lease(l)) => {
+            let spec = l.spec.clone().unwrap_or_default();
+            d.field(
+                0,
+                "Holder Identity",
+                spec.holder_identity.unwrap_or_default(),
+            );
+            let duration = spec.lease_duration_seconds.map(|s| format!("{s}s"));
+            d.field(0, "Lease Duration", duration.unwrap_or_default());
+            d.field(0, "Renew Time", spec.renew_time);
+        }
+        None => {}
+    }
+    let mut out = d.render();
+    out.push_str(&events_section(events, now));
+    out
+}
+
+fn job(d: &mut Doc, j: &v1::Job, now: DateTime<Utc>) {
+    let spec = j.spec.clone().unwrap_or_default();
+    let st = j.status.clone().unwrap_or_default();
+    d.field(0, "Parallelism", opt(spec.parallelism));
+    d.field(0, "Completions", opt(spec.completions));
+    d.field(0, "Completion Mode", or_none(&spec.completion_mode));
+    d.field(0, "Suspend", opt(spec.suspend));
+    d.field(0, "Backoff Limit", opt(spec.backoff_limit));
+    if let Some(ttl) = spec.ttl_seconds_after_finished {
+        d.field(0, "TTL Seconds After Finished", ttl.to_string());
+    }
+    if !st.start_time.is_empty() {
+        d.field(0, "Start Time", describe_time(&st.start_time));
+    }
+    if !st.completion_time.is_empty() {
+        d.field(0, "Completed At", describe_time(&st.completion_time));
+    }
+    let duration = printers::job_duration(j, now);
+    if !duration.is_empty() {
+        d.field(0, "Duration", duration);
+    }
+    if let Some(ads) = spec.active_deadline_seconds {
+        d.field(0, "Active Deadline Seconds", format!("{ads}s"));
+    }
+    d.field(
+        0,
+        "Pods Statuses",
+        format!(
+            "{} Active ({} Ready) / {} Succeeded / {} Failed",
+            st.active,
+            st.ready.unwrap_or(0),
+            st.succeeded,
+            st.failed
+        ),
+    );
+    if spec.completion_mode == "Indexed" {
+        let mut idx = st.completed_indexes.clone();
+        // kubectl caps the list so one line stays readable.
+        if idx.len() > 50 {
+            idx.truncate(47);
+            idx.push_str("...");
+        }
+        d.field(0, "Completed Indexes", or_none(&idx));
+    }
+    if let Some(t) = &spec.template {
+        pod_template(d, 0, "Pod Template", t);
+    }
+}
+
+fn cronjob(d: &mut Doc, c: &v1::CronJob, now: DateTime<Utc>) {
+    let spec = c.spec.clone().unwrap_or_default();
+    let st = c.status.clone().unwrap_or_default();
+    d.field(0, "Schedule", spec.schedule.clone());
+    d.field(
+        0,
+        "Time Zone",
+        spec.time_zone.clone().unwrap_or_else(|| "<unset>".into()),
+    );
+    d.field(0, "Concurrency Policy", or_none(&spec.concurrency_policy));
+    d.field(0, "Suspend", opt(spec.suspend));
+    d.field(
+        0,
+        "Successful Job History Limit",
+        opt(spec.successful_jobs_history_limit),
+    );
+    d.field(
+        0,
+        "Failed Job History Limit",
+        opt(spec.failed_jobs_history_limit),
+    );
+    d.field(
+        0,
+        "Starting Deadline Seconds",
+        spec.starting_deadline_seconds
+            .map_or("<unset>".into(), |s| format!("{s}s")),
+    );
+    if let Some(jt) = &spec.job_template {
+        let js = jt.spec.clone().unwrap_or_default();
+        d.field(0, "Selector", format_selector(js.selector.as_ref()));
+        d.field(0, "Parallelism", opt(js.parallelism));
+        d.field(0, "Completions", opt(js.completions));
+        if let Some(ads) = js.active_deadline_seconds {
+            d.field(0, "Active Deadline Seconds", format!("{ads}s"));
+        }
+        if let Some(t) = &js.template {
+            pod_template(d, 0, "Pod Template", t);
+        }
+    }
+    d.field(
+        0,
+        "Last Schedule Time",
+        if st.last_schedule_time.is_empty() {
+            "<unset>".to_string()
+        } else {
+            format!(
+                "{} ({} ago)",
+                describe_time(&st.last_schedule_time),
+                age(&st.last_schedule_time, now)
+            )
+        },
+    );
+    let active: Vec<String> = st.active.iter().map(|r| r.name.clone()).collect();
+    d.field(
+        0,
+        "Active Jobs",
+        if active.is_empty() {
+            "<none>".into()
+        } else {
+            active.join(", ")
+        },
+    );
+}
+
+fn daemonset(d: &mut Doc, ds: &v1::DaemonSet) {
+    let spec = ds.spec.clone().unwrap_or_default();
+    let st = ds.status.clone().unwrap_or_default();
+    let node_selector = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.spec.as_ref())
+        .map(|s| crate::format::format_labels(&s.node_selector))
+        .unwrap_or_else(|| "<none>".into());
+    d.field(0, "Node-Selector", node_selector);
+    d.field(
+        0,
+        "Desired Number of Nodes Scheduled",
+        st.desired_number_scheduled.to_string(),
+    );
+    d.field(
+        0,
+        "Current Number of Nodes Scheduled",
+        st.current_number_scheduled.to_string(),
+    );
+    d.field(
+        0,
+        "Number of Nodes Scheduled with Up-to-date Pods",
+        st.updated_number_scheduled.to_string(),
+    );
+    d.field(
+        0,
+        "Number of Nodes Scheduled with Available Pods",
+        st.number_available.to_string(),
+    );
+    d.field(
+        0,
+        "Number of Nodes Misscheduled",
+        st.number_misscheduled.to_string(),
+    );
+    d.field(0, "Pods Status", format!("{} Ready", st.number_ready));
+    if let Some(u) = &spec.update_strategy {
+        d.field(0, "Update Strategy", or_none(&u.r#type));
+    }
+    if let Some(t) = &spec.template {
+        pod_template(d, 0, "Pod Template", t);
+    }
+}
+
+fn pod(d: &mut Doc, p: &v1::Pod) {
+    let spec = p.spec.clone().unwrap_or_default();
+    let st = p.status.clone().unwrap_or_default();
+    d.field(0, "Node", or_none(&spec.node_name));
+    if !st.start_time.is_empty() {
+        d.field(0, "Start Time", describe_time(&st.start_time));
+    }
+    d.field(0, "Status", printers::pod_summary(p).status);
+    if !st.reason.is_empty() {
+        d.field(0, "Reason", st.reason.clone());
+    }
+    if !st.message.is_empty() {
+        d.field(0, "Message", st.message.clone());
+    }
+    d.field(0, "IP", st.pod_ip.clone());
+    if !spec.restart_policy.is_empty() {
+        d.field(0, "Restart Policy", spec.restart_policy.clone());
+    }
+    containers(d, 0, "Containers", &spec.containers, &st.container_statuses);
+    if !st.conditions.is_empty() {
+        d.text(0, "Conditions:");
+        d.text(1, "Type    Status");
+        for c in &st.conditions {
+            d.text(1, format!("{}    {}", c.r#type, c.status));
+        }
+    }
+    d.multi(0, "Node-Selectors", kv_lines(&spec.node_selector));
+    let tolerations: Vec<String> = spec
+        .tolerations
+        .iter()
+        .map(|t| {
+            let mut s = t.key.clone();
+            if !t.value.is_empty() {
+                s.push_str(&format!("={}", t.value));
+            } else if t.operator == "Exists" && !t.key.is_empty() {
+                s.push_str(" op=Exists");
+            }
+            if !t.effect.is_empty() {
+                s.push_str(&format!(":{}", t.effect));
+            }
+            if let Some(secs) = t.toleration_seconds {
+                s.push_str(&format!(" for {secs}s"));
+            }
+            s
+        })
+        .collect();
+    d.multi(0, "Tolerations", tolerations);
+}
+
+fn node(d: &mut Doc, n: &v1::Node, related: &NodeRelated, now: DateTime<Utc>) {
+    let spec = n.spec.clone().unwrap_or_default();
+    let st = n.status.clone().unwrap_or_default();
+    d.field(0, "Roles", printers::node_roles(n));
+    let taints: Vec<String> = spec
+        .taints
+        .iter()
+        .map(|t| {
+            if t.value.is_empty() {
+                format!("{}:{}", t.key, t.effect)
+            } else {
+                format!("{}={}:{}", t.key, t.value, t.effect)
+            }
+        })
+        .collect();
+    d.multi(0, "Taints", taints);
+    d.field(0, "Unschedulable", spec.unschedulable.to_string());
+    d.text(0, "Lease:");
+    let lease = related
+        .lease
+        .as_ref()
+        .and_then(|l| l.spec.clone())
+        .unwrap_or_default();
+    d.field(
+        1,
+        "HolderIdentity",
+        or_unset(lease.holder_identity.as_deref()),
+    );
+    d.field(1, "AcquireTime", or_unset(non_empty(&lease.acquire_time)));
+    d.field(1, "RenewTime", or_unset(non_empty(&lease.renew_time)));
+    d.text(0, "Conditions:");
+    let mut rows = vec![vec![
+        "Type".to_string(),
+        "Status".into(),
+        "LastHeartbeatTime".into(),
+        "Reason".into(),
+        "Message".into(),
+    ]];
+    for c in &st.conditions {
+        rows.push(vec![
+            c.r#type.clone(),
+            c.status.clone(),
+            describe_time(&c.last_heartbeat_time),
+            c.reason.clone(),
+            c.message.clone(),
+        ]);
+    }
+    for l in render_table(&rows).lines() {
+        d.text(1, l);
+    }
+    d.text(0, "Addresses:");
+    for a in &st.addresses {
+        d.field(1, &a.r#type, a.address.clone());
+    }
+    d.text(0, "Capacity:");
+    for (k, v) in &st.capacity {
+        d.field(1, k, v.clone());
+    }
+    d.text(0, "Allocatable:");
+    for (k, v) in &st.allocatable {
+        d.field(1, k, v.clone());
+    }
+    if let Some(info) = &st.node_info {
+        d.text(0, "System Info:");
+        d.field(1, "Kernel Version", info.kernel_version.clone());
+        d.field(1, "OS Image", info.os_image.clone());
+        d.field(1, "Operating System", info.operating_system.clone());
+        d.field(1, "Architecture", info.architecture.clone());
+        d.field(
+            1,
+            "Container Runtime Version",
+            info.container_runtime_version.clone(),
+        );
+        d.field(1, "Kubelet Version", info.kubelet_version.clone());
+    }
+    node_pods(d, &st, related, now);
+}
+
+fn or_unset(s: Option<&str>) -> String {
+    s.map_or("<unset>".to_string(), str::to_string)
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// The sum of the containers' requests (`cpu` in millicores, `memory` in bytes) and limits.
+fn pod_resources(p: &v1::Pod) -> [i64; 4] {
+    let mut sums = [0i64; 4];
+    for c in p.spec.iter().flat_map(|s| s.containers.iter()) {
+        let r = c.resources.clone().unwrap_or_default();
+        let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).map_or(0, |v| quantity(k, v));
+        sums[0] += get(&r.requests, "cpu");
+        sums[1] += get(&r.limits, "cpu");
+        sums[2] += get(&r.requests, "memory");
+        sums[3] += get(&r.limits, "memory");
+    }
+    sums
+}
+
+/// A cpu quantity in millicores, or a memory quantity in bytes (0 when unreadable).
+pub fn quantity(resource: &str, v: &str) -> i64 {
+    let v = v.trim();
+    if resource == "cpu" {
+        return match v.strip_suffix('m') {
+            Some(m) => m.parse().unwrap_or(0),
+            None => v.parse::<f64>().map_or(0, |c| (c * 1000.0).round() as i64),
+        };
+    }
+    const UNITS: &[(&str, i64)] = &[
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ];
+    for (suffix, mult) in UNITS {
+        if let Some(n) = v.strip_suffix(suffix) {
+            return n.parse::<f64>().map_or(0, |x| (x * *mult as f64) as i64);
+        }
+    }
+    v.parse().unwrap_or(0)
+}
+
+/// `100m (5%)`: a cpu (millicores) or memory (bytes) amount and its share of `total`.
+fn share(resource: &str, amount: i64, total: i64) -> String {
+    let pct = if total > 0 { amount * 100 / total } else { 0 };
+    let shown = if resource == "cpu" {
+        if amount % 1000 == 0 {
+            (amount / 1000).to_string()
+        } else {
+            format!("{amount}m")
+        }
+    } else if amount != 0 && amount % (1 << 20) == 0 {
+        format!("{}Mi", amount >> 20)
+    } else {
+        amount.to_string()
+    };
+    format!("{shown} ({pct}%)")
+}
+
+/// kubectl's "Non-terminated Pods" table and "Allocated resources".
+fn node_pods(d: &mut Doc, st: &v1::NodeStatus, related: &NodeRelated, now: DateTime<Utc>) {
+    let running: Vec<&v1::Pod> = related
+        .pods
+        .iter()
+        .filter(|p| {
+            let phase = p.status.as_ref().map_or("", |s| s.phase.as_str());
+            phase != "Succeeded" && phase != "Failed"
+        })
+        .collect();
+    let alloc = |k: &str| st.allocatable.get(k).map_or(0, |v| quantity(k, v));
+    let (cpu, mem) = (alloc("cpu"), alloc("memory"));
+    d.text(
+        0,
+        format!("Non-terminated Pods:          ({} in total)", running.len()),
+    );
+    let mut rows = vec![
+        [
+            "Namespace",
+            "Name",
+            "CPU Requests",
+            "CPU Limits",
+            "Memory Requests",
+            "Memory Limits",
+            "Age",
+        ]
+        .map(String::from)
+        .to_vec(),
+        [
+            "---------",
+            "----",
+            "------------",
+            "----------",
+            "---------------",
+            "-------------",
+            "---",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    let mut total = [0i64; 4];
+    for p in &running {
+        let m = p.metadata.clone().unwrap_or_default();
+        let r = pod_resources(p);
+        for i in 0..4 {
+            total[i] += r[i];
+        }
+        rows.push(vec![
+            m.namespace.clone(),
+            m.name.clone(),
+            share("cpu", r[0], cpu),
+            share("cpu", r[1], cpu),
+            share("memory", r[2], mem),
+            share("memory", r[3], mem),
+            crate::format::age(&m.creation_timestamp, now),
+        ]);
+    }
+    for l in render_table(&rows).lines() {
+        d.text(1, l);
+    }
+    d.text(0, "Allocated resources:");
+    d.text(
+        1,
+        "(Total limits may be over 100 percent, i.e., overcommitted.)",
+    );
+    let rows = vec![
+        ["Resource", "Requests", "Limits"]
+            .map(String::from)
+            .to_vec(),
+        ["--------", "--------", "------"]
+            .map(String::from)
+            .to_vec(),
+        vec![
+            "cpu".into(),
+            share("cpu", total[0], cpu),
+            share("cpu", total[1], cpu),
+        ],
+        vec![
+            "memory".into(),
+            share("memory", total[2], mem),
+            share("memory", total[3], mem),
+        ],
+    ];
+    for l in render_table(&rows).lines() {
+        d.text(1, l);
+    }
+}
+
+fn pod_template(d: &mut Doc, level: usize, title: &str, t: &v1::PodTemplateSpec) {
+    let meta = t.metadata.clone().unwrap_or_default();
+    let spec = t.spec.clone().unwrap_or_default();
+    d.text(level, format!("{title}:"));
+    d.multi(level + 1, "Labels", kv_lines(&meta.labels));
+    if !meta.annotations.is_empty() {
+        d.multi(level + 1, "Annotations", kv_annotations(&meta.annotations));
+    }
+    if !spec.init_containers.is_empty() {
+        containers(d, level + 1, "Init Containers", &spec.init_containers, &[]);
+    }
+    containers(d, level + 1, "Containers", &spec.containers, &[]);
+    let volumes: Vec<String> = spec
+        .volumes
+        .iter()
+        .map(|v| match &v.host_path {
+            Some(h) => format!("{}: HostPath {}", v.name, h.path),
+            None if v.empty_dir.is_some() => format!("{}: EmptyDir", v.name),
+            None => v.name.clone(),
+        })
+        .collect();
+    d.multi(level + 1, "Volumes", volumes);
+    if !spec.node_selector.is_empty() {
+        d.multi(level + 1, "Node-Selectors", kv_lines(&spec.node_selector));
+    }
+}
+
+fn containers(
+    d: &mut Doc,
+    level: usize,
+    title: &str,
+    cs: &[v1::Container],
+    statuses: &[v1::ContainerStatus],
+) {
+    d.text(level, format!("{title}:"));
+    for c in cs {
+        d.text(level + 1, format!("{}:", c.name));
+        let l = level + 2;
+        d.field(l, "Image", c.image.clone());
+        if let Some(s) = statuses.iter().find(|s| s.name == c.name) {
+            let state = s.state.clone().unwrap_or_default();
+            let text = if let Some(w) = &state.waiting {
+                format!("Waiting ({})", w.reason)
+            } else if let Some(r) = &state.running {
+                format!("Running (since {})", describe_time(&r.started_at))
+            } else if let Some(t) = &state.terminated {
+                format!("Terminated ({}, exit code {})", t.reason, t.exit_code)
+            } else {
+                "<unknown>".to_string()
+            };
+            d.field(l, "State", text);
+            d.field(l, "Ready", s.ready.to_string());
+            d.field(l, "Restart Count", s.restart_count.to_string());
+        }
+        if !c.command.is_empty() {
+            d.text(l, "Command:");
+            for a in &c.command {
+                d.text(l + 1, a.clone());
+            }
+        }
+        if !c.args.is_empty() {
+            d.text(l, "Args:");
+            for a in &c.args {
+                d.text(l + 1, a.clone());
+            }
+        }
+        let env: Vec<String> = c
+            .env
+            .iter()
+            .map(|e| {
+                if e.value_from.is_some() {
+                    format!("{}:  (from a reference)", e.name)
+                } else {
+                    format!("{}:  {}", e.name, e.value)
+                }
+            })
+            .collect();
+        if env.is_empty() {
+            d.field(l, "Environment", "<none>");
+        } else {
+            d.text(l, "Environment:");
+            for e in env {
+                d.text(l + 1, e);
+            }
+        }
+        let mounts: Vec<String> = c
+            .volume_mounts
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} from {} ({})",
+                    m.mount_path,
+                    m.name,
+                    if m.read_only { "ro" } else { "rw" }
+                )
+            })
+            .collect();
+        d.multi(l, "Mounts", mounts);
+    }
+}
+
+/// kubectl's Events table for `describe`, oldest first; `Events:  <none>` when empty.
+pub fn events_section(events: &[v1::Event], now: DateTime<Utc>) -> String {
+    if events.is_empty() {
+        return "Events:  <none>\n".to_string();
+    }
+    let mut sorted: Vec<&v1::Event> = events.iter().collect();
+    let when =
+        |e: &v1::Event| parse_time(&e.last_timestamp).or_else(|| parse_time(&e.first_timestamp));
+    sorted.sort_by_key(|e| when(e));
+    let mut rows = vec![
+        ["Type", "Reason", "Age", "From", "Message"]
+            .map(String::from)
+            .to_vec(),
+        ["----", "------", "----", "----", "-------"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for e in sorted {
+        let age = match (parse_time(&e.first_timestamp), e.count) {
+            (Some(first), c) if c > 1 => format!(
+                "{} (x{c} over {})",
+                crate::format::age(&e.last_timestamp, now),
+                human_duration(now - first)
+            ),
+            _ => printers::event_last_seen(e, now),
+        };
+        let from = e
+            .source
+            .as_ref()
+            .map_or(String::new(), |s| s.component.clone());
+        rows.push(vec![
+            e.r#type.clone(),
+            e.reason.clone(),
+            age,
+            from,
+            e.message.clone(),
+        ]);
+    }
+    let mut out = "Events:\n".to_string();
+    for l in render_table(&rows).lines() {
+        out.push_str("  ");
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use v1::ObjectMeta;
+
+    fn now() -> DateTime<Utc> {
+        parse_time("2024-01-01T01:00:00Z").unwrap()
+    }
+
+    fn pi() -> Object {
+        v1::Job {
+            metadata: Some(ObjectMeta {
+                name: "pi".into(),
+                namespace: "default".into(),
+                uid: "u1".into(),
+                labels: [
+                    ("a".to_string(), "1".to_string()),
+                    ("b".to_string(), "2".to_string()),
+                ]
+                .into(),
+                owner_references: vec![v1::OwnerReference {
+                    kind: "CronJob".into(),
+                    name: "hourly".into(),
+                    controller: Some(true),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            spec: Some(v1::JobSpec {
+                parallelism: Some(1),
+                completions: Some(1),
+                backoff_limit: Some(4),
+                completion_mode: "NonIndexed".into(),
+                suspend: Some(false),
+                template: Some(v1::PodTemplateSpec {
+                    metadata: None,
+                    spec: Some(v1::PodSpec {
+                        containers: vec![v1::Container {
+                            name: "pi".into(),
+                            image: "perl:5.34".into(),
+                            command: vec!["perl".into(), "-Mbignum=bpi".into()],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            }),
+            status: Some(v1::JobStatus {
+                start_time: "2024-01-01T00:59:00Z".into(),
+                completion_time: "2024-01-01T00:59:20Z".into(),
+                succeeded: 1,
+                ready: Some(0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .into()
+    }
+
+    #[test]
+    fn a_job_describes_with_kubectls_fields_and_its_events() {
+        let ev = v1::Event {
+            involved_object: Some(v1::ObjectReference {
+                kind: "Job".into(),
+                name: "pi".into(),
+                uid: "u1".into(),
+                ..Default::default()
+            }),
+            r#type: "Normal".into(),
+            reason: "SuccessfulCreate".into(),
+            message: "Created pod: pi-abcde".into(),
+            source: Some(v1::EventSource {
+                component: "job-controller".into(),
+                ..Default::default()
+            }),
+            first_timestamp: "2024-01-01T00:59:00Z".into(),
+            last_timestamp: "2024-01-01T00:59:00Z".into(),
+            count: 1,
+            ..Default::default()
+        };
+        assert!(is_about(&ev, &pi()));
+        let text = render(&pi(), &[ev], now());
+        for want in [
+            "Name:             pi\n",
+            "Namespace:        default\n",
+            "Labels:           a=1\n                  b=2\n",
+            "Controlled By:    CronJob/hourly\n",
+            "Completion Mode:  NonIndexed\n",
+            "Duration:         20s\n",
+            "Pods Statuses:    0 Active (0 Ready) / 1 Succeeded / 0 Failed\n",
+            "Pod Template:\n  Labels:   <none>\n  Containers:\n    pi:\n      Image:        perl:5.34\n      Command:\n        perl\n",
+            "Events:\n  Type     Reason             Age    From             Message\n",
+            "  Normal   SuccessfulCreate   60s    job-controller   Created pod: pi-abcde\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn events_of_other_objects_are_not_shown() {
+        let other = v1::Event {
+            involved_object: Some(v1::ObjectReference {
+                kind: "Job".into(),
+                name: "pi".into(),
+                uid: "someone-else".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(!is_about(&other, &pi()));
+        assert_eq!(events_section(&[], now()), "Events:  <none>\n");
+    }
+
+    #[test]
+    fn quantities_read_as_millicores_and_bytes() {
+        for (res, v, want) in [
+            ("cpu", "100m", 100),
+            ("cpu", "2", 2000),
+            ("cpu", "0.5", 500),
+            ("memory", "128Mi", 128 << 20),
+            ("memory", "1Gi", 1 << 30),
+            ("memory", "1000", 1000),
+            ("memory", "junk", 0),
+        ] {
+            assert_eq!(quantity(res, v), want, "{res} {v}");
+        }
+    }
+
+    #[test]
+    fn a_node_describes_its_lease_pods_and_allocated_resources() {
+        let node: Object = v1::Node {
+            metadata: Some(v1::ObjectMeta {
+                name: "n1".into(),
+                ..Default::default()
+            }),
+            status: Some(v1::NodeStatus {
+                allocatable: [
+                    ("cpu".to_string(), "2".to_string()),
+                    ("memory".to_string(), "1Gi".to_string()),
+                ]
+                .into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .into();
+        let pod = |name: &str, phase: &str| v1::Pod {
+            metadata: Some(v1::ObjectMeta {
+                name: name.into(),
+                namespace: "default".into(),
+                ..Default::default()
+            }),
+            spec: Some(v1::PodSpec {
+                containers: vec![v1::Container {
+                    name: "c".into(),
+                    resources: Some(v1::ResourceRequirements {
+                        requests: [
+                            ("cpu".to_string(), "500m".to_string()),
+                            ("memory".to_string(), "256Mi".to_string()),
+                        ]
+                        .into(),
+                        limits: Default::default(),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: Some(v1::PodStatus {
+                phase: phase.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let related = NodeRelated {
+            lease: Some(v1::Lease {
+                spec: Some(v1::LeaseSpec {
+                    holder_identity: Some("n1".into()),
+                    renew_time: "2026-01-01T00:00:00.000000Z".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            pods: vec![pod("web", "Running"), pod("done", "Succeeded")],
+        };
+        let text = render_with(&node, &related, &[], now());
+        for want in [
+            "Lease:\n  HolderIdentity:  n1\n  AcquireTime:     <unset>\n  RenewTime:       2026-01-01T00:00:00.000000Z\n",
+            "Non-terminated Pods:          (1 in total)\n",
+            "  default     web    500m (25%)     0 (0%)       256Mi (25%)       0 (0%)",
+            "  cpu        500m (25%)    0 (0%)\n",
+            "  memory     256Mi (25%)   0 (0%)\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        assert!(!text.contains("done"), "{text}");
+    }
+}

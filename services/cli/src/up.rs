@@ -1,0 +1,651 @@
+//! `bosun up`: etcd as a child process, then the broker and every other service in this
+//! process, until Ctrl-C (SIGINT) or SIGTERM; etcd is stopped on the way out. With `-f` the
+//! manifests are decoded before anything starts (a bad one stops `up` at once) and applied
+//! once the broker answers. Beside the broker run the garbage collector, the scheduler (with
+//! the node lifecycle controller) and `--nodes` local node agents (`node-1`..), each with its
+//! data under `<data-dir>/nodes/<name>` and its own logs port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bosun_api::codec::Manifest;
+use bosun_api::v1::{Kind, ListRequest};
+use bosun_runtime::etcd_process::{EtcdConfig, EtcdProcess};
+use clap::Args;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::Ctx;
+use crate::apply::{self, DryRun, Mode};
+
+/// `bosun up` flags.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where etcd keeps its data.
+    #[arg(long, env = "BOSUN_DATA_DIR", default_value = ".bosun")]
+    pub data_dir: PathBuf,
+    /// The broker's gRPC address.
+    #[arg(long, env = "BOSUN_LISTEN", default_value = "127.0.0.1:7440")]
+    pub listen: SocketAddr,
+    /// etcd's client address.
+    #[arg(long, env = "BOSUN_ETCD_CLIENT", default_value = "127.0.0.1:2379")]
+    pub etcd_client: SocketAddr,
+    /// etcd's peer address.
+    #[arg(long, env = "BOSUN_ETCD_PEER", default_value = "127.0.0.1:2380")]
+    pub etcd_peer: SocketAddr,
+    /// Where the broker serves Prometheus metrics.
+    #[arg(long, env = "BOSUN_METRICS_LISTEN", default_value = "127.0.0.1:9440")]
+    pub metrics_listen: SocketAddr,
+    /// The etcd binary (default: BOSUN_ETCD_BIN, `etcd` on PATH, /usr/bin/etcd).
+    #[arg(long)]
+    pub etcd_bin: Option<PathBuf>,
+    /// Manifests to apply once the plane is up: files or folders, as for `bosun apply -f`
+    /// (repeatable).
+    #[arg(short = 'f', long = "filename")]
+    pub filenames: Vec<String>,
+    /// Descend into subfolders of folders given with -f.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// How many local node agents to run (`node-1`..`node-N`); 0 for none.
+    #[arg(long, env = "BOSUN_UP_NODES", default_value_t = 3)]
+    pub nodes: u32,
+    /// The container runtime of the local nodes.
+    #[arg(
+        long,
+        env = "BOSUN_UP_NODE_RUNTIME",
+        value_enum,
+        default_value = "process"
+    )]
+    pub node_runtime: bosun_node_agent::RuntimeKind,
+}
+
+/// How long the local nodes may take to register once the broker answers.
+const NODES_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the broker may take to answer its first call after it was started.
+const BROKER_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Says what to do when a port `up` needs is taken.
+pub fn check_port_free(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<()> {
+    std::net::TcpListener::bind(addr).map(drop).map_err(|e| {
+        anyhow::anyhow!(
+            "{addr} ({what}) is not free: {e}; stop whatever listens there (another `bosun up`?) or choose another address with {flag}"
+        )
+    })
+}
+
+/// Where the plane listens, for the banner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub etcd: String,
+    pub data_dir: PathBuf,
+    pub broker: String,
+    pub metrics: SocketAddr,
+    /// The local nodes' names (empty: none).
+    pub nodes: Vec<String>,
+    /// Their container runtime, as `--node-runtime` spells it.
+    pub node_runtime: String,
+}
+
+/// The names of the `count` local nodes.
+pub fn node_names(count: u32) -> Vec<String> {
+    (1..=count).map(|i| format!("node-{i}")).collect()
+}
+
+/// The lines `up` prints once everything answers: where each part listens and how to use it.
+pub fn banner(e: &Endpoints) -> String {
+    let data = e.data_dir.display();
+    format!(
+        "etcd      {etcd}   (data in {data}/etcd, log in {data}/etcd.log)\n\
+         broker    {broker}\n\
+         metrics   http://{metrics}/metrics\n\
+         scheduler running (with the node lifecycle controller)\n\
+         {nodes}\
+         \n\
+         bosun is up. From another terminal:\n\
+         \x20 export BOSUN_SERVER={broker}\n\
+         \x20 bosun get jobs\n\
+         \x20 bosun apply -f my-job.yaml\n\
+         Ctrl-C stops everything.\n",
+        etcd = e.etcd,
+        broker = e.broker,
+        metrics = e.metrics,
+        nodes = if e.nodes.is_empty() {
+            "nodes     none (--nodes 0); start bosun-node-agent to run pods\n".to_string()
+        } else {
+            format!(
+                "nodes     {} ({} runtime, data in {data}/nodes/<name>)\n",
+                e.nodes.join(", "),
+                e.node_runtime
+            )
+        },
+    )
+}
+
+/// Runs `bosun up` until SIGINT or SIGTERM.
+pub async fn up(ctx: &mut Ctx<'_>, args: UpArgs) -> anyhow::Result<i32> {
+    let shutdown = bosun_runtime::shutdown::shutdown_signal();
+    up_until(ctx, args, shutdown).await
+}
+
+/// Runs `bosun up` until `shutdown` is cancelled (what tests call).
+pub async fn up_until(
+    ctx: &mut Ctx<'_>,
+    args: UpArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<i32> {
+    // Everything that can be checked before a process starts is checked first.
+    let manifests = if args.filenames.is_empty() {
+        Vec::new()
+    } else {
+        apply::read_manifests(ctx, &args.filenames, args.recursive, Mode::Apply)
+            .await
+            .context("bosun up -f: nothing was started")?
+    };
+    check_port_free(args.listen, "the broker", "--listen")?;
+    check_port_free(args.etcd_client, "etcd clients", "--etcd-client")?;
+    check_port_free(args.etcd_peer, "etcd peers", "--etcd-peer")?;
+    check_port_free(args.metrics_listen, "metrics", "--metrics-listen")?;
+
+    let mut config = EtcdConfig::new(args.data_dir.join("etcd"), args.etcd_client, args.etcd_peer);
+    config.binary = args.etcd_bin.clone();
+    config.log_file = Some(args.data_dir.join("etcd.log"));
+    let etcd = EtcdProcess::start(config)
+        .await
+        .context("cannot start etcd")?;
+    let result = serve(ctx, &args, &etcd, manifests, shutdown.clone()).await;
+    // Whatever happened, nothing outlives `up`.
+    shutdown.cancel();
+    etcd.stop().await;
+    let code = result?;
+    writeln!(ctx.err, "stopped: broker and etcd are down")?;
+    Ok(code)
+}
+
+/// Starts the broker on a running etcd, applies `manifests`, prints the banner, and waits
+/// for `shutdown` (or the broker failing).
+async fn serve(
+    ctx: &mut Ctx<'_>,
+    args: &UpArgs,
+    etcd: &EtcdProcess,
+    manifests: Vec<Manifest>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<i32> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (the broker); choose another address with --listen",
+                args.listen
+            )
+        })?;
+    let broker_url = format!("http://{}", listener.local_addr()?);
+    let mut broker_config = bosun_broker::Config::for_etcd(&etcd.endpoint());
+    broker_config.listen = args.listen;
+    broker_config.metrics_listen = Some(args.metrics_listen);
+    let mut broker = tokio::spawn(bosun_broker::run_with_listener(
+        broker_config,
+        listener,
+        shutdown.clone(),
+    ));
+
+    // The broker answering is what "up" means; it may also fail first (metrics port, etcd).
+    tokio::select! {
+        ready = wait_for_broker(&broker_url) => ready?,
+        ended = &mut broker => return broker_ended(ended),
+        () = shutdown.cancelled() => return broker_ended(broker.await),
+    }
+
+    // The garbage collector runs beside the broker, stopping with it.
+    let gc_shutdown = shutdown.child_token();
+    let gc = tokio::spawn(bosun_gc::run(
+        bosun_gc::Config::for_server(&broker_url),
+        gc_shutdown.clone(),
+    ));
+    let _stop_gc = gc_shutdown.drop_guard();
+    tokio::spawn(async move {
+        match gc.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(%err, "the garbage collector stopped"),
+            Err(err) => tracing::error!(%err, "the garbage collector task failed"),
+        }
+    });
+
+    // The scheduler (and node lifecycle controller), then the local nodes.
+    spawn_service(
+        "the scheduler",
+        bosun_scheduler::run(
+            bosun_scheduler::Config::for_server(&broker_url),
+            shutdown.child_token(),
+        ),
+    );
+    let nodes = node_names(args.nodes);
+    for name in &nodes {
+        let mut config = bosun_node_agent::Config::new(&broker_url, name);
+        config.runtime = args.node_runtime;
+        config.data_dir = Some(args.data_dir.join("nodes").join(name));
+        spawn_service(
+            "a node agent",
+            bosun_node_agent::run(config, shutdown.child_token()),
+        );
+    }
+    wait_for_nodes(&broker_url, &nodes).await?;
+
+    let applied = if manifests.is_empty() {
+        0
+    } else {
+        writeln!(
+            ctx.out,
+            "applying {} object(s) from {}:",
+            manifests.len(),
+            args.filenames.join(", ")
+        )?;
+        ctx.server.clone_from(&broker_url);
+        ctx.client = None;
+        match apply::apply_manifests(ctx, manifests, Mode::Apply, DryRun::None).await {
+            Ok(code) => code,
+            Err(e) => {
+                crate::report(&mut *ctx.err, &e);
+                1
+            }
+        }
+    };
+    if applied != 0 {
+        writeln!(
+            ctx.err,
+            "some manifests were not applied (see above); the plane keeps running"
+        )?;
+    }
+    let endpoints = Endpoints {
+        etcd: etcd.endpoint(),
+        data_dir: args.data_dir.clone(),
+        broker: broker_url,
+        metrics: args.metrics_listen,
+        nodes,
+        node_runtime: format!("{:?}", args.node_runtime).to_lowercase(),
+    };
+    write!(ctx.out, "\n{}", banner(&endpoints))?;
+    ctx.out.flush()?;
+
+    // The broker returns when the shutdown fires, or early when it fails.
+    broker_ended(broker.await)
+}
+
+/// Runs one of the plane's services beside the broker; its failure is logged (the plane
+/// keeps running), and it stops with `up`'s shutdown.
+fn spawn_service<F, E>(what: &'static str, service: F)
+where
+    F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(err) = service.await {
+            tracing::error!(%err, service = what, "a service of the plane stopped");
+        }
+    });
+}
+
+/// Waits until every local node is registered, up to [`NODES_READY_TIMEOUT`].
+async fn wait_for_nodes(url: &str, nodes: &[String]) -> anyhow::Result<()> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let broker = bosun_runtime::client::Broker::connect(url).await?;
+    let deadline = Instant::now() + NODES_READY_TIMEOUT;
+    loop {
+        let mut missing = Vec::new();
+        for name in nodes {
+            if broker.get_opt(Kind::Node, "", name).await?.is_none() {
+                missing.push(name.as_str());
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "the local nodes {} did not register within {NODES_READY_TIMEOUT:?}",
+                missing.join(", ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Turns the broker task's end into `up`'s result.
+fn broker_ended(
+    ended: Result<bosun_broker::Result<()>, tokio::task::JoinError>,
+) -> anyhow::Result<i32> {
+    match ended {
+        Ok(Ok(())) => Ok(0),
+        Ok(Err(e)) => Err(anyhow::Error::new(e).context("the broker stopped")),
+        Err(e) => anyhow::bail!("the broker task failed: {e}"),
+    }
+}
+
+/// Waits until the broker at `url` answers a list, up to [`BROKER_READY_TIMEOUT`].
+async fn wait_for_broker(url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + BROKER_READY_TIMEOUT;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let attempt = async {
+            let mut c = bosun_runtime::client::connect(url).await?;
+            c.list(ListRequest {
+                kind: Kind::Node as i32,
+                ..Default::default()
+            })
+            .await?;
+            anyhow::Ok(())
+        };
+        match attempt.await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e.context(format!(
+                    "the broker at {url} did not answer within {BROKER_READY_TIMEOUT:?}"
+                )));
+            }
+            Err(e) => tracing::debug!(err = %e, "broker not ready yet"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn a_taken_port_is_a_clear_error_naming_the_flag() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = check_port_free(addr, "the broker", "--listen").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("not free") && msg.contains("--listen"),
+            "{msg}"
+        );
+        drop(taken);
+        assert!(check_port_free(addr, "the broker", "--listen").is_ok());
+    }
+
+    #[test]
+    fn the_banner_says_where_everything_listens_and_how_to_use_it() {
+        let text = banner(&Endpoints {
+            etcd: "http://127.0.0.1:2379".into(),
+            data_dir: ".bosun".into(),
+            broker: "http://127.0.0.1:7440".into(),
+            metrics: "127.0.0.1:9440".parse().unwrap(),
+            nodes: node_names(3),
+            node_runtime: "process".into(),
+        });
+        for want in [
+            "etcd      http://127.0.0.1:2379",
+            ".bosun/etcd.log",
+            "broker    http://127.0.0.1:7440",
+            "metrics   http://127.0.0.1:9440/metrics",
+            "export BOSUN_SERVER=http://127.0.0.1:7440",
+            "bosun get jobs",
+            "nodes     node-1, node-2, node-3 (process runtime",
+            "scheduler",
+            "Ctrl-C",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    /// A writer the test can read while `up` still holds it.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    fn free_addr() -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bosun-up-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn args(data_dir: &std::path::Path, extra: &[&str]) -> UpArgs {
+        let mut argv = vec![
+            "bosun".to_string(),
+            "up".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--listen".into(),
+            free_addr().to_string(),
+            "--etcd-client".into(),
+            free_addr().to_string(),
+            "--etcd-peer".into(),
+            free_addr().to_string(),
+            "--metrics-listen".into(),
+            free_addr().to_string(),
+        ];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        match <crate::Cli as clap::Parser>::try_parse_from(argv)
+            .unwrap()
+            .command
+        {
+            crate::Command::Up(a) => a,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    async fn run_up(
+        args: UpArgs,
+        shutdown: CancellationToken,
+    ) -> (anyhow::Result<i32>, Shared, Shared) {
+        let (out, err) = (Shared::default(), Shared::default());
+        let (mut o, mut e) = (out.clone(), err.clone());
+        let mut ctx = Ctx {
+            server: "http://127.0.0.1:1".into(),
+            namespace_flag: None,
+            all_namespaces: false,
+            out: &mut o,
+            err: &mut e,
+            client: None,
+        };
+        let result = up_until(&mut ctx, args, shutdown).await;
+        (result, out, err)
+    }
+
+    #[tokio::test]
+    async fn a_missing_etcd_binary_says_how_to_install_it() {
+        let dir = temp_dir("noetcd");
+        let a = args(&dir, &["--etcd-bin", "/nonexistent/etcd"]);
+        let (result, _, _) = run_up(a, CancellationToken::new()).await;
+        let msg = format!("{:#}", result.unwrap_err());
+        assert!(
+            msg.contains("etcd not found") && msg.contains("apt-get install etcd-server"),
+            "{msg}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_bad_manifest_stops_up_before_anything_starts() {
+        let dir = temp_dir("badmanifest");
+        let bad = dir.join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: x}\nspec: {bogus: 1}\n",
+        )
+        .unwrap();
+        // The etcd binary is missing too: the manifest error must come first.
+        let a = args(
+            &dir,
+            &[
+                "--etcd-bin",
+                "/nonexistent/etcd",
+                "-f",
+                &bad.display().to_string(),
+            ],
+        );
+        let (result, _, err) = run_up(a, CancellationToken::new()).await;
+        let msg = format!("{:#}", result.unwrap_err());
+        assert!(msg.contains("nothing was started"), "{msg}");
+        assert!(err.text().contains("bad.yaml"), "{}", err.text());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Whether the machine lacks etcd (the test then says so and passes).
+    fn etcd_missing() -> bool {
+        let missing = !std::path::Path::new("/usr/bin/etcd").exists()
+            && std::env::var_os("BOSUN_ETCD_BIN").is_none();
+        if missing {
+            eprintln!("etcd not installed; skipping");
+        }
+        missing
+    }
+
+    /// Runs `up` with `a` in a task until `shutdown`, capturing what it prints.
+    fn spawn_up(
+        a: UpArgs,
+        shutdown: CancellationToken,
+    ) -> (tokio::task::JoinHandle<anyhow::Result<i32>>, Shared, Shared) {
+        let (out, err) = (Shared::default(), Shared::default());
+        let (mut o, mut e) = (out.clone(), err.clone());
+        let task = tokio::spawn(async move {
+            let mut ctx = Ctx {
+                server: "http://127.0.0.1:1".into(),
+                namespace_flag: None,
+                all_namespaces: false,
+                out: &mut o,
+                err: &mut e,
+                client: None,
+            };
+            up_until(&mut ctx, a, shutdown).await
+        });
+        (task, out, err)
+    }
+
+    #[tokio::test]
+    async fn up_applies_the_examples_prints_how_to_use_it_and_stops_cleanly() {
+        if etcd_missing() {
+            return;
+        }
+        let dir = temp_dir("examples");
+        let examples = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/manifests/examples"
+        );
+        let a = args(&dir, &["-f", examples]);
+        let broker = format!("http://{}", a.listen);
+        let shutdown = CancellationToken::new();
+        let (task, out, err) = spawn_up(a, shutdown.clone());
+
+        // The banner comes last, after every manifest was applied.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !out.text().contains("Ctrl-C stops") {
+            assert!(
+                Instant::now() < deadline && !task.is_finished(),
+                "up never came up; out:\n{}\nerr:\n{}",
+                out.text(),
+                err.text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut c = bosun_runtime::client::connect(&broker).await.unwrap();
+        let job = c
+            .get(bosun_api::v1::GetRequest {
+                kind: Kind::Job as i32,
+                namespace: "default".into(),
+                name: "pi".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .object
+            .unwrap();
+        assert_eq!(job.name(), "pi");
+        shutdown.cancel();
+        let result = task.await.unwrap();
+        assert_eq!(result.unwrap(), 0, "{}", err.text());
+        let out = out.text();
+        assert!(out.contains("job.batch/pi created"), "{out}");
+        assert!(
+            out.contains(&format!("export BOSUN_SERVER={broker}")),
+            "{out}"
+        );
+        assert!(err.text().contains("stopped"), "{}", err.text());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn up_runs_the_example_pod_to_success_on_one_of_its_local_nodes() {
+        if etcd_missing() {
+            return;
+        }
+        let dir = temp_dir("pod");
+        let pod_file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/manifests/examples/pod-hello.yaml"
+        );
+        let a = args(&dir, &["-f", pod_file]);
+        let broker = format!("http://{}", a.listen);
+        let shutdown = CancellationToken::new();
+        let (task, out, err) = spawn_up(a, shutdown.clone());
+
+        // The pod is scheduled onto a local node, runs `echo hello` and succeeds.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let pod = loop {
+            assert!(
+                Instant::now() < deadline && !task.is_finished(),
+                "the pod never succeeded; out:\n{}\nerr:\n{}",
+                out.text(),
+                err.text()
+            );
+            if out.text().contains("Ctrl-C stops") {
+                let c = bosun_runtime::client::Broker::connect(&broker)
+                    .await
+                    .unwrap();
+                let pod = c
+                    .get_opt(Kind::Pod, "default", "hello")
+                    .await
+                    .unwrap()
+                    .and_then(|o| o.into_pod());
+                if let Some(p) =
+                    pod.filter(|p| p.status.as_ref().is_some_and(|s| s.phase == "Succeeded"))
+                {
+                    break p;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let node = pod.spec.unwrap().node_name;
+        assert!(node_names(3).contains(&node), "ran on {node:?}");
+        assert!(
+            out.text().contains("nodes     node-1, node-2, node-3"),
+            "{}",
+            out.text()
+        );
+        assert!(dir.join("nodes").join(&node).exists());
+        shutdown.cancel();
+        assert_eq!(task.await.unwrap().unwrap(), 0, "{}", err.text());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,549 @@
+//! bosun's garbage collector (Kubernetes' `garbagecollector` controller, KUBERNETES.md D.4).
+//!
+//! Informers over every kind that can own or be owned keep an owner graph: which uid is
+//! which object, and (through each cache's owner index) who references whom. Every change
+//! enqueues the item, the owners it references and, when it is deleted, its dependents; one
+//! reconcile per item then looks at it twice:
+//!
+//! - as an **owner** marked for deletion with `foregroundDeletion`: delete the dependents,
+//!   and once no dependent with `blockOwnerDeletion` remains, drop the finalizer (the broker
+//!   then deletes the owner); with `orphan`: strip its ownerReference from every dependent,
+//!   then drop the finalizer;
+//! - as a **dependent**: when every owner is gone (verified with an uncached read, by uid,
+//!   since a new object may reuse an owner's name) delete it; when some are gone but one
+//!   still holds it, remove the dangling references.
+//!
+//! Decisions live in [`plan`]; this file gathers facts and acts.
+
+pub mod config;
+pub mod error;
+pub mod plan;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use bosun_api::v1::{Kind, OwnerReference};
+use bosun_api::{KindInfo, Object};
+use bosun_runtime::cache::{Change, ChangeKind, Store};
+use bosun_runtime::client::{Broker, DeleteOptions, Selector};
+use bosun_runtime::informer::Informer;
+use bosun_runtime::metrics::{Counter, Metrics};
+use bosun_runtime::queue::{Backoff, WorkQueue};
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use error::{Error, Result};
+use plan::{DependentAction, DependentRef, OwnerAction, OwnerState, Propagation};
+
+/// The kinds the collector watches: every kind that can own or be owned.
+pub const KINDS: &[Kind] = &[
+    Kind::Pod,
+    Kind::Job,
+    Kind::CronJob,
+    Kind::DaemonSet,
+    Kind::ControllerRevision,
+    Kind::Lease,
+    Kind::Node,
+];
+
+/// The work-queue key of an object: `Kind/namespace/name` (`Kind/name` if cluster-scoped).
+pub fn item_key(kind: &str, store_key: &str) -> String {
+    format!("{kind}/{store_key}")
+}
+
+/// The kind and cache key of a work-queue key.
+fn parse_key(key: &str) -> Option<(&'static KindInfo, &str)> {
+    let (kind, rest) = key.split_once('/')?;
+    Some((KindInfo::by_manifest_kind(kind)?, rest))
+}
+
+/// The collector's counters.
+#[derive(Clone)]
+struct GcMetrics {
+    deletes: Counter,
+    orphanings: Counter,
+    references_removed: Counter,
+    finalizers_removed: Counter,
+}
+
+impl GcMetrics {
+    fn new(m: &Metrics) -> GcMetrics {
+        GcMetrics {
+            deletes: m.counter(
+                "bosun_gc_deletes_total",
+                "Dependents deleted because their owners are gone or deleting.",
+                &[],
+            ),
+            orphanings: m.counter(
+                "bosun_gc_orphanings_total",
+                "Dependents released by an Orphan delete of their owner.",
+                &[],
+            ),
+            references_removed: m.counter(
+                "bosun_gc_references_removed_total",
+                "Dangling ownerReferences removed from dependents that another owner holds.",
+                &[],
+            ),
+            finalizers_removed: m.counter(
+                "bosun_gc_finalizers_removed_total",
+                "foregroundDeletion/orphan finalizers removed once their work was done.",
+                &[],
+            ),
+        }
+    }
+}
+
+/// What every reconcile shares: the broker, the caches, the uid graph, the queue.
+struct Gc {
+    broker: Broker,
+    stores: HashMap<Kind, Store>,
+    /// uid → work-queue key of every object the caches hold.
+    uids: Arc<RwLock<HashMap<String, String>>>,
+    queue: WorkQueue<String>,
+    metrics: GcMetrics,
+}
+
+/// Runs the garbage collector against `config.server` until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    let broker = Broker::connect_lazy(&config.server)?;
+    let registry = Metrics::new();
+    let metrics_task = match config.metrics_listen {
+        Some(addr) => {
+            let listener = bosun_runtime::metrics::bind(addr).await?;
+            tracing::info!(%addr, "metrics listening");
+            Some(tokio::spawn(bosun_runtime::metrics::serve(
+                listener,
+                registry.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+    let queue: WorkQueue<String> = WorkQueue::with_metrics(Backoff::default(), &registry, "gc");
+    let uids: Arc<RwLock<HashMap<String, String>>> = Arc::default();
+
+    let mut informers = Vec::new();
+    let mut stores = HashMap::new();
+    for kind in KINDS {
+        let informer =
+            Informer::for_broker(&broker, *kind, Selector::all()).with_metrics(&registry);
+        stores.insert(*kind, informer.store());
+        informers.push((*kind, informer));
+    }
+    let gc = Arc::new(Gc {
+        broker,
+        stores,
+        uids: uids.clone(),
+        queue: queue.clone(),
+        metrics: GcMetrics::new(&registry),
+    });
+
+    let stop_informers = shutdown.child_token();
+    let mut tasks = Vec::new();
+    for (kind, mut informer) in informers {
+        let gc = gc.clone();
+        let name = KindInfo::of(kind).map_or("Unknown", |i| i.name);
+        informer.on_change(move |change| gc.observe(name, change));
+        let (_, task) = informer.spawn(stop_informers.clone());
+        tasks.push(task);
+    }
+    // No decision before every cache has its first list (a missing owner would look gone).
+    let synced = async {
+        for store in gc.stores.values() {
+            store.wait_until_ready().await;
+        }
+    };
+    let ready = tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = synced => true,
+    };
+    if ready {
+        tracing::info!(
+            workers = config.workers,
+            "caches synced; collecting garbage"
+        );
+        let mut workers = Vec::new();
+        for _ in 0..config.workers.max(1) {
+            let gc = gc.clone();
+            workers.push(tokio::spawn(async move { gc.work().await }));
+        }
+        shutdown.cancelled().await;
+        queue.shutdown();
+        for w in workers {
+            let _ = w.await;
+        }
+    }
+    queue.shutdown();
+    stop_informers.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+impl Gc {
+    /// An informer's change: keep the uid graph and enqueue whoever must look again.
+    fn observe(&self, kind: &str, change: &Change) {
+        let key = item_key(kind, &change.key);
+        let mut uids = self.uids.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = &change.old
+            && change.new.as_ref().is_none_or(|n| n.uid() != old.uid())
+            && uids.get(old.uid()) == Some(&key)
+        {
+            uids.remove(old.uid());
+        }
+        if let Some(new) = &change.new {
+            uids.insert(new.uid().to_string(), key.clone());
+        }
+        // The owners referenced before and after: a foreground owner waits on this item.
+        let mut owners = Vec::new();
+        for obj in [&change.old, &change.new].into_iter().flatten() {
+            for r in refs(obj) {
+                if let Some(owner) = uids.get(&r.uid) {
+                    owners.push(owner.clone());
+                }
+            }
+        }
+        drop(uids);
+        for owner in owners {
+            self.queue.add(owner);
+        }
+        match change.kind {
+            ChangeKind::Deleted => {
+                if let Some(old) = &change.old {
+                    for dep in self.dependents(old.uid()) {
+                        self.queue.add(dep.0);
+                    }
+                }
+            }
+            ChangeKind::Added | ChangeKind::Modified => self.queue.add(key),
+        }
+    }
+
+    /// The cached dependents of `uid`, with their work-queue keys.
+    fn dependents(&self, uid: &str) -> Vec<(String, Arc<Object>)> {
+        let mut out = Vec::new();
+        for (kind, store) in &self.stores {
+            let name = KindInfo::of(*kind).map_or("Unknown", |i| i.name);
+            for obj in store.by_owner(uid) {
+                out.push((item_key(name, &obj.key()), obj));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// One worker: items until the queue shuts down.
+    async fn work(&self) {
+        while let Some(key) = self.queue.next().await {
+            let span = tracing::info_span!("gc", key = %key);
+            let result = tracing::Instrument::instrument(self.reconcile(&key), span.clone()).await;
+            match result {
+                Ok(()) => self.queue.forget(&key),
+                Err(err) => {
+                    let delay = self.queue.requeue_with_backoff(key.clone());
+                    span.in_scope(|| tracing::warn!(%err, ?delay, "gc attempt failed; retrying"));
+                }
+            }
+            self.queue.done(&key);
+        }
+    }
+
+    /// Looks at one item as an owner, then as a dependent.
+    async fn reconcile(&self, key: &str) -> Result<()> {
+        let (info, store_key) = parse_key(key).ok_or_else(|| Error::BadKey(key.into()))?;
+        let Some(store) = self.stores.get(&info.kind) else {
+            return Err(Error::BadKey(key.into()));
+        };
+        let Some(item) = store.get(store_key) else {
+            return Ok(()); // gone: its dependents were enqueued by the delete.
+        };
+        let Some(meta) = item.meta() else {
+            return Ok(());
+        };
+        if plan::is_being_deleted(meta) {
+            let deps: Vec<DependentRef> = self
+                .dependents(item.uid())
+                .into_iter()
+                .map(|(key, dep)| DependentRef {
+                    blocks: refs(&dep)
+                        .iter()
+                        .any(|r| r.uid == item.uid() && r.block_owner_deletion == Some(true)),
+                    being_deleted: dep.meta().is_some_and(plan::is_being_deleted),
+                    key,
+                })
+                .collect();
+            match plan::plan_owner(meta, &deps) {
+                OwnerAction::None => {}
+                OwnerAction::DeleteDependents(keys) => {
+                    tracing::debug!(dependents = keys.len(), "foreground: deleting dependents");
+                    for k in keys {
+                        self.queue.add(k);
+                    }
+                    return Ok(());
+                }
+                OwnerAction::FinishForeground => {
+                    return self
+                        .remove_finalizer(&item, plan::FOREGROUND_FINALIZER)
+                        .await;
+                }
+                OwnerAction::Orphan(mut keys) => {
+                    // The caches may not have seen every dependent yet, and one the orphaning
+                    // missed would later be deleted as the dependent of a gone owner: read the
+                    // dependents from the broker before letting the owner go.
+                    keys.extend(self.uncached_dependents(&item).await?);
+                    keys.sort();
+                    keys.dedup();
+                    for k in keys {
+                        self.orphan(&k, item.uid()).await?;
+                    }
+                    return self.remove_finalizer(&item, plan::ORPHAN_FINALIZER).await;
+                }
+            }
+        }
+        if meta.owner_references.is_empty() {
+            return Ok(());
+        }
+        self.attempt_to_delete(&item).await
+    }
+
+    /// What became of the owner `r` of an object in `namespace`; `verify` reads the broker
+    /// (uncached) when the graph does not know the uid.
+    async fn owner_state(
+        &self,
+        r: &OwnerReference,
+        namespace: &str,
+        verify: bool,
+    ) -> Result<OwnerState> {
+        let Some(info) = KindInfo::by_manifest_kind(&r.kind) else {
+            return Ok(OwnerState::Unverifiable);
+        };
+        let cached = {
+            let uids = self.uids.read().unwrap_or_else(|e| e.into_inner());
+            uids.get(&r.uid).cloned()
+        };
+        let owner = match cached.as_deref().and_then(parse_key) {
+            Some((i, k)) => self.stores.get(&i.kind).and_then(|s| s.get(k)),
+            None => None,
+        };
+        let owner = match owner {
+            Some(o) => Some((*o).clone()),
+            None if verify => {
+                let ns = if info.namespaced { namespace } else { "" };
+                self.broker
+                    .get_opt(info.kind, ns, &r.name)
+                    .await?
+                    .filter(|o| o.uid() == r.uid)
+            }
+            None => None,
+        };
+        Ok(match owner {
+            None => OwnerState::Dangling,
+            Some(o) if o.meta().is_some_and(plan::is_deleting_dependents) => {
+                OwnerState::WaitingForDependents
+            }
+            Some(_) => OwnerState::Solid,
+        })
+    }
+
+    /// The owners of `item` and what became of them.
+    async fn owner_states(&self, item: &Object, verify: bool) -> Result<Vec<(String, OwnerState)>> {
+        let mut out = Vec::new();
+        for r in refs(item) {
+            out.push((
+                r.uid.clone(),
+                self.owner_state(r, item.namespace(), verify).await?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// `item` as a dependent: delete it, or drop dangling references, or leave it.
+    async fn attempt_to_delete(&self, cached: &Object) -> Result<()> {
+        let has_deps = !self.dependents(cached.uid()).is_empty();
+        let meta = cached.meta().cloned().unwrap_or_default();
+        // Cheap first look from the caches; only a would-be action is verified.
+        let guess = plan::plan_dependent(&meta, &self.owner_states(cached, false).await?, has_deps);
+        if guess == DependentAction::Keep {
+            return Ok(());
+        }
+        let info = cached.info().ok_or_else(|| Error::BadKey(cached.key()))?;
+        let Some(item) = self
+            .broker
+            .get_opt(info.kind, cached.namespace(), cached.name())
+            .await?
+            .filter(|o| o.uid() == cached.uid())
+        else {
+            return Ok(()); // already gone (or replaced by a namesake).
+        };
+        let owners = self.owner_states(&item, true).await?;
+        let meta = item.meta().cloned().unwrap_or_default();
+        match plan::plan_dependent(&meta, &owners, has_deps) {
+            DependentAction::Keep => Ok(()),
+            DependentAction::RemoveReferences(stale) => {
+                let mut updated = item.clone();
+                updated
+                    .meta_mut()
+                    .owner_references
+                    .retain(|r| !stale.contains(&r.uid));
+                match self.broker.update(updated).await {
+                    Ok(_) => {
+                        self.metrics.references_removed.add(stale.len() as u64);
+                        tracing::info!(
+                            kind = info.name,
+                            namespace = item.namespace(),
+                            name = item.name(),
+                            removed = ?stale,
+                            "removed references to owners that are gone"
+                        );
+                        Ok(())
+                    }
+                    Err(e) if e.is_not_found() => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            DependentAction::Delete(policy) => self.delete(&item, policy).await,
+        }
+    }
+
+    /// Deletes `item` (this uid only) with `policy`.
+    async fn delete(&self, item: &Object, policy: Propagation) -> Result<()> {
+        let info = item.info().ok_or_else(|| Error::BadKey(item.key()))?;
+        let options = DeleteOptions {
+            uid: Some(item.uid().to_string()),
+            propagation_policy: Some(policy.as_str().to_string()),
+            ..Default::default()
+        };
+        match self
+            .broker
+            .delete(info.kind, item.namespace(), item.name(), options)
+            .await
+        {
+            Ok(_) => {
+                self.metrics.deletes.inc();
+                tracing::info!(
+                    kind = info.name,
+                    namespace = item.namespace(),
+                    name = item.name(),
+                    propagation = policy.as_str(),
+                    "deleted a dependent whose owners are gone"
+                );
+                Ok(())
+            }
+            // Gone already, or the name now belongs to another object.
+            Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The work-queue keys of every object that names `owner` as an owner, read from the
+    /// broker (not the caches), in the owner's namespace (every namespace for a cluster-scoped
+    /// owner).
+    async fn uncached_dependents(&self, owner: &Object) -> Result<Vec<String>> {
+        let selector = bosun_runtime::client::Selector {
+            namespace: owner.namespace().to_string(),
+            ..Default::default()
+        };
+        let mut keys = Vec::new();
+        for kind in self.stores.keys() {
+            let Some(info) = KindInfo::of(*kind).filter(|i| i.namespaced) else {
+                continue;
+            };
+            for obj in self.broker.list(*kind, &selector).await?.items {
+                if refs(&obj).iter().any(|r| r.uid == owner.uid()) {
+                    keys.push(item_key(info.name, &obj.key()));
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Removes the reference to `owner_uid` from the dependent at work-queue key `key`.
+    async fn orphan(&self, key: &str, owner_uid: &str) -> Result<()> {
+        let (info, store_key) = parse_key(key).ok_or_else(|| Error::BadKey(key.into()))?;
+        let (namespace, name) = match store_key.split_once('/') {
+            Some((ns, n)) => (ns, n),
+            None => ("", store_key),
+        };
+        let Some(mut dep) = self.broker.get_opt(info.kind, namespace, name).await? else {
+            return Ok(());
+        };
+        let before = dep.meta().map_or(0, |m| m.owner_references.len());
+        dep.meta_mut()
+            .owner_references
+            .retain(|r| r.uid != owner_uid);
+        if dep.meta().map_or(0, |m| m.owner_references.len()) == before {
+            return Ok(());
+        }
+        match self.broker.update(dep).await {
+            Ok(_) => {
+                self.metrics.orphanings.inc();
+                tracing::info!(kind = info.name, namespace, name, "orphaned a dependent");
+                Ok(())
+            }
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes `finalizer` from the latest version of `owner` (same uid).
+    async fn remove_finalizer(&self, owner: &Object, finalizer: &str) -> Result<()> {
+        let info = owner.info().ok_or_else(|| Error::BadKey(owner.key()))?;
+        let latest = match self
+            .broker
+            .get_opt(info.kind, owner.namespace(), owner.name())
+            .await?
+        {
+            Some(o) if o.uid() == owner.uid() => o,
+            _ => return Ok(()),
+        };
+        let finalizers = latest
+            .meta()
+            .map(|m| m.finalizers.clone())
+            .unwrap_or_default();
+        if !finalizers.iter().any(|f| f == finalizer) {
+            return Ok(());
+        }
+        let mut updated = latest;
+        updated.meta_mut().finalizers = plan::without_finalizer(&finalizers, finalizer);
+        match self.broker.update(updated).await {
+            Ok(_) => {
+                self.metrics.finalizers_removed.inc();
+                tracing::info!(
+                    kind = info.name,
+                    namespace = owner.namespace(),
+                    name = owner.name(),
+                    finalizer,
+                    "dependents handled; finalizer removed"
+                );
+                Ok(())
+            }
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(Error::Client(e)),
+        }
+    }
+}
+
+/// The ownerReferences of `obj`.
+fn refs(obj: &Object) -> &[OwnerReference] {
+    obj.meta().map_or(&[], |m| m.owner_references.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_keys_name_the_kind_and_the_cache_key() {
+        assert_eq!(item_key("Pod", "default/a"), "Pod/default/a");
+        let (info, key) = parse_key("Pod/default/a").unwrap();
+        assert_eq!((info.kind, key), (Kind::Pod, "default/a"));
+        let (info, key) = parse_key("Node/n1").unwrap();
+        assert_eq!((info.kind, key), (Kind::Node, "n1"));
+        assert!(parse_key("Nope/x").is_none());
+        assert!(parse_key("Pod").is_none());
+    }
+}

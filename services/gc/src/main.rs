@@ -1,0 +1,14 @@
+//! `bosun-gc`: parses its config, sets up telemetry, and runs the garbage collector until
+//! SIGINT or SIGTERM.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = bosun_gc::Config::parse();
+    let telemetry = bosun_runtime::telemetry::init("bosun-gc")?;
+    let shutdown = bosun_runtime::shutdown::shutdown_signal();
+    let result = bosun_gc::run(config, shutdown).await;
+    telemetry.shutdown();
+    result.map_err(Into::into)
+}

@@ -1,0 +1,178 @@
+//! bosun's node agent (kubelet-like).
+//!
+//! [`run`] registers the Node ([`node`]), renews its Lease, watches only the pods bound to
+//! it (field selector `spec.nodeName`), runs each through a container runtime
+//! ([`runtime`]: `process`, `docker` or `sim`) in a per-pod worker ([`pods`]) whose
+//! decisions are pure functions ([`plan`]), and serves the containers' output over the
+//! `Logs` gRPC API ([`logs`]) on the port it advertises in the Node's daemon endpoints.
+//! In sim mode one agent plays many nodes, for tests and benchmarks.
+
+pub mod config;
+pub mod error;
+pub mod logs;
+pub mod node;
+pub mod plan;
+pub mod pods;
+pub mod probe;
+pub mod runtime;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use bosun_api::v1::Kind;
+use bosun_api::v1::logs_server::LogsServer;
+use bosun_runtime::client::{Broker, Selector};
+use bosun_runtime::informer::Informer;
+use bosun_runtime::queue::{Backoff, WorkQueue};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, RuntimeKind};
+pub use error::Error;
+
+/// Runs the agent until `shutdown` is cancelled. Containers keep running when it stops: a
+/// restarted agent re-adopts them.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let nodes = config.node_names();
+    let data_dir = std::path::absolute(config.data_dir()).map_err(|source| Error::DataDir {
+        path: config.data_dir().display().to_string(),
+        source,
+    })?;
+    if !config.is_sim() {
+        std::fs::create_dir_all(&data_dir).map_err(|source| Error::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let registry = bosun_runtime::metrics::Metrics::new();
+    let metrics_task = match config.metrics_listen {
+        Some(addr) => {
+            let l = bosun_runtime::metrics::bind(addr)
+                .await
+                .map_err(|source| Error::Listen { addr, source })?;
+            Some(tokio::spawn(bosun_runtime::metrics::serve(
+                l,
+                registry.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+    let broker = Broker::connect_lazy(&config.server)?;
+
+    // Register every node (sim: many at once).
+    let registrations = nodes.iter().map(|name| {
+        let broker = broker.clone();
+        let desired = node::desired_node(&config, name, port);
+        async move { node::register(&broker, desired?).await }
+    });
+    for r in futures::future::join_all(registrations).await {
+        r?;
+    }
+    tracing::info!(nodes = nodes.len(), first = %nodes[0], port, runtime = ?config.runtime, "node agent registered");
+
+    let runtime: Arc<dyn runtime::Runtime> = match (config.is_sim(), config.runtime) {
+        (true, _) => Arc::new(runtime::sim::SimRuntime),
+        (false, RuntimeKind::Docker) => Arc::new(runtime::docker::DockerRuntime::new(data_dir)),
+        (false, _) => Arc::new(runtime::process::ProcessRuntime::new(
+            data_dir,
+            config.log_max_bytes,
+        )),
+    };
+    let (service_host, service_port) = host_port(&config.server);
+    let host_ip = config.advertise_address.to_string();
+    let ctx = Arc::new(pods::Ctx {
+        broker: broker.clone(),
+        runtime: runtime.clone(),
+        place: runtime::PodPlace {
+            pod_ip: if config.runtime == RuntimeKind::Process && !config.is_sim() {
+                "127.0.0.1".to_string()
+            } else {
+                host_ip.clone()
+            },
+            host_ip,
+            service_host,
+            service_port,
+        },
+        backoff_base: config.backoff_base,
+        backoff_cap: config.backoff_cap,
+        metrics: pods::AgentMetrics::new(&registry),
+        running: Arc::new(Mutex::new(HashSet::new())),
+        shutdown: shutdown.clone(),
+    });
+
+    // Only this node's pods (sim: every pod, filtered to ours by the dispatcher).
+    let selector = match nodes.as_slice() {
+        [one] => Selector::all().fields(format!("spec.nodeName={one}")),
+        _ => Selector::all(),
+    };
+    let queue: WorkQueue<String> = WorkQueue::new(Backoff::default());
+    let mut informer = Informer::for_broker(&broker, Kind::Pod, selector).with_metrics(&registry);
+    informer.on_change(bosun_runtime::informer::enqueue_self(queue.clone()));
+    let (store, informer_task) = informer.spawn(shutdown.clone());
+
+    let heartbeat = tokio::spawn(node::heartbeat(
+        broker.clone(),
+        nodes.clone(),
+        config.heartbeat_interval,
+        config.lease_duration,
+        config.node_status_interval,
+        shutdown.clone(),
+    ));
+
+    let logs = LogsServer::new(logs::LogsService {
+        pods: store.clone(),
+        runtime,
+        running: ctx.running.clone(),
+    });
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(logs)
+            .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()),
+    );
+
+    // The dispatcher: each changed pod key goes to its worker.
+    store.wait_until_ready().await;
+    let mut dispatcher = pods::Dispatcher::new(ctx, &nodes);
+    let q = queue.clone();
+    let stop_queue = shutdown.clone();
+    tokio::spawn(async move {
+        stop_queue.cancelled().await;
+        q.shutdown();
+    });
+    while let Some(key) = queue.next().await {
+        let obj = store.get(&key);
+        dispatcher.dispatch(&key, obj.as_ref().and_then(|o| o.as_pod()));
+        queue.done(&key);
+    }
+
+    let _ = informer_task.await;
+    let _ = heartbeat.await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
+    let served = server.await;
+    tracing::info!("node agent stopped");
+    match served {
+        Ok(r) => r.map_err(Error::from),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The host and port of a `http://host:port` URL (defaults 127.0.0.1, 7440).
+fn host_port(url: &str) -> (String, String) {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.rsplit_once(':') {
+        Some((h, p)) => (h.to_string(), p.to_string()),
+        None => (authority.to_string(), "7440".to_string()),
+    }
+}

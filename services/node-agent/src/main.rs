@@ -1,0 +1,14 @@
+//! `bosun-node-agent`: parses its config, sets up telemetry, and runs the agent until SIGINT
+//! or SIGTERM (its containers keep running; a restarted agent re-adopts them).
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = bosun_node_agent::Config::parse();
+    let telemetry = bosun_runtime::telemetry::init("bosun-node-agent")?;
+    let shutdown = bosun_runtime::shutdown::shutdown_signal();
+    let result = bosun_node_agent::run(config, shutdown).await;
+    telemetry.shutdown();
+    result.map_err(Into::into)
+}

@@ -1,0 +1,970 @@
+//! Running the pods bound to this agent's node(s): a dispatcher turns informer changes into
+//! one worker task per pod; the worker starts the containers (init containers first, in
+//! order), restarts them per restartPolicy with CrashLoopBackOff, runs readiness probes,
+//! enforces activeDeadlineSeconds, kills and finally deletes a pod marked for deletion, and
+//! writes the pod status (only when it changed). The decisions are in [`crate::plan`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bosun_api::v1::{self, Kind, Object};
+use bosun_runtime::client::{Broker, DeleteOptions};
+use bosun_runtime::events::{EventRecorder, EventType};
+use bosun_runtime::metrics::{Counter, Gauge, Metrics};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::now;
+use crate::plan::{self, CtrState};
+use crate::probe;
+use crate::runtime::{self, ContainerSpec, Instance, PodPlace, Runtime};
+
+/// The grace period when neither the deletion nor the pod gives one (Kubernetes' default).
+const DEFAULT_GRACE_SECONDS: i64 = 30;
+
+/// The agent's metrics.
+#[derive(Clone)]
+pub struct AgentMetrics {
+    pub pods_running: Gauge,
+    pub status_writes: Counter,
+    pub container_starts: Counter,
+    pub container_restarts: Counter,
+}
+
+impl AgentMetrics {
+    /// Registers the agent's metrics in `registry`.
+    pub fn new(registry: &Metrics) -> AgentMetrics {
+        AgentMetrics {
+            pods_running: registry.gauge(
+                "bosun_node_agent_pods_running",
+                "Pods in phase Running on this agent's nodes.",
+                &[],
+            ),
+            status_writes: registry.counter(
+                "bosun_node_agent_status_writes_total",
+                "Pod status updates written.",
+                &[],
+            ),
+            container_starts: registry.counter(
+                "bosun_node_agent_container_starts_total",
+                "Container instances started.",
+                &[],
+            ),
+            container_restarts: registry.counter(
+                "bosun_node_agent_container_restarts_total",
+                "Container restarts (restartPolicy Always / OnFailure).",
+                &[],
+            ),
+        }
+    }
+}
+
+/// What every pod worker shares.
+pub struct Ctx {
+    pub broker: Broker,
+    pub runtime: Arc<dyn Runtime>,
+    /// hostIP (= podIP for process pods) and the broker's address for the pod env.
+    pub place: PodPlace,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    pub metrics: AgentMetrics,
+    /// `uid/container` of every running container instance (the Logs server follows these).
+    pub running: Arc<Mutex<HashSet<String>>>,
+    /// Agent shutdown: workers stop watching but leave their containers running.
+    pub shutdown: CancellationToken,
+}
+
+impl Ctx {
+    fn set_running(&self, uid: &str, container: &str, running: bool) {
+        if let Ok(mut set) = self.running.lock() {
+            let key = format!("{uid}/{container}");
+            if running {
+                set.insert(key);
+            } else {
+                set.remove(&key);
+            }
+        }
+    }
+}
+
+/// One worker per pod, keyed by `namespace/name`, told the pod's latest state.
+pub struct Dispatcher {
+    ctx: Arc<Ctx>,
+    nodes: HashSet<String>,
+    workers: BTreeMap<String, (String, watch::Sender<Arc<v1::Pod>>)>,
+}
+
+impl Dispatcher {
+    /// A dispatcher for the pods bound to any of `nodes`.
+    pub fn new(ctx: Arc<Ctx>, nodes: &[String]) -> Dispatcher {
+        Dispatcher {
+            ctx,
+            nodes: nodes.iter().cloned().collect(),
+            workers: BTreeMap::new(),
+        }
+    }
+
+    /// Hands `pod` (the stored state of `key`, `None` when gone) to its worker.
+    pub fn dispatch(&mut self, key: &str, pod: Option<&v1::Pod>) {
+        let pod = pod.filter(|p| {
+            p.spec
+                .as_ref()
+                .is_some_and(|s| self.nodes.contains(&s.node_name))
+        });
+        let Some(pod) = pod else {
+            // Gone (or no longer ours): dropping the sender tells the worker.
+            self.workers.remove(key);
+            return;
+        };
+        let uid = pod
+            .metadata
+            .as_ref()
+            .map(|m| m.uid.clone())
+            .unwrap_or_default();
+        if let Some((wuid, tx)) = self.workers.get(key)
+            && *wuid == uid
+            && !tx.is_closed()
+        {
+            let _ = tx.send(Arc::new(pod.clone()));
+            return;
+        }
+        let (tx, rx) = watch::channel(Arc::new(pod.clone()));
+        self.workers.insert(key.to_string(), (uid, tx));
+        let ctx = self.ctx.clone();
+        let span = tracing::info_span!("pod", pod = %key);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move { Worker::new(ctx, rx).run().await },
+            span,
+        ));
+    }
+}
+
+/// A message from a container's waiter or prober.
+enum Msg {
+    Exited {
+        init: bool,
+        idx: usize,
+        id: String,
+        code: i32,
+        at: String,
+    },
+    Ready {
+        idx: usize,
+        id: String,
+        ready: bool,
+    },
+}
+
+/// One container of the pod.
+struct Ctr {
+    spec: v1::Container,
+    run: ContainerSpec,
+    status: v1::ContainerStatus,
+    state: CtrState,
+    instance: Option<Arc<dyn Instance>>,
+    restart_at: Option<Instant>,
+    prober: Option<tokio::task::JoinHandle<()>>,
+}
+
+enum End {
+    /// The pod was deleted or handed away; nothing more to do.
+    Gone,
+    /// The agent is shutting down: leave the containers running.
+    Shutdown,
+    /// The pod reached a terminal phase: wait for its deletion.
+    Finished,
+}
+
+struct Worker {
+    ctx: Arc<Ctx>,
+    rx: watch::Receiver<Arc<v1::Pod>>,
+    pod: Arc<v1::Pod>,
+    key: String,
+    uid: String,
+    node: String,
+    policy: String,
+    init: Vec<Ctr>,
+    main: Vec<Ctr>,
+    initialized: bool,
+    start_time: String,
+    started: Instant,
+    reason: String,
+    message: String,
+    /// A pod-level failure (refusal, deadline) overriding the computed phase.
+    failed: bool,
+    last_written: Option<v1::PodStatus>,
+    recorder: EventRecorder,
+    tx: mpsc::Sender<Msg>,
+    msgs: mpsc::Receiver<Msg>,
+    counted_running: bool,
+}
+
+fn meta(pod: &v1::Pod) -> v1::ObjectMeta {
+    pod.metadata.clone().unwrap_or_default()
+}
+
+fn sim_of(pod: &v1::Pod) -> (Duration, i32) {
+    let ann = meta(pod).annotations;
+    let d = ann
+        .get(runtime::sim::SIM_DURATION)
+        .and_then(|s| plan::parse_sim_duration(s))
+        .unwrap_or(Duration::ZERO);
+    let code = ann
+        .get(runtime::sim::SIM_EXIT_CODE)
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    (d, code)
+}
+
+impl Worker {
+    fn new(ctx: Arc<Ctx>, rx: watch::Receiver<Arc<v1::Pod>>) -> Worker {
+        let pod = rx.borrow().clone();
+        let m = meta(&pod);
+        let spec = pod.spec.clone().unwrap_or_default();
+        let key = format!("{}/{}", m.namespace, m.name);
+        let old = pod.status.clone().unwrap_or_default();
+        let mk = |c: &v1::Container, old_statuses: &[v1::ContainerStatus]| {
+            let env = runtime::container_env(&pod, c, &ctx.place);
+            let run = ContainerSpec {
+                pod_uid: m.uid.clone(),
+                pod_key: key.clone(),
+                name: c.name.clone(),
+                image: c.image.clone(),
+                command: c.command.clone(),
+                args: c.args.clone(),
+                env,
+                working_dir: c.working_dir.clone(),
+                binds: runtime::binds(&pod, c),
+                sim: Some(sim_of(&pod)),
+            };
+            let status = old_statuses
+                .iter()
+                .find(|s| s.name == c.name)
+                .cloned()
+                .unwrap_or_else(|| v1::ContainerStatus {
+                    name: c.name.clone(),
+                    image: c.image.clone(),
+                    state: Some(v1::ContainerState {
+                        waiting: Some(v1::ContainerStateWaiting {
+                            reason: "ContainerCreating".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    started: Some(false),
+                    ..Default::default()
+                });
+            Ctr {
+                spec: c.clone(),
+                run,
+                status,
+                state: CtrState::Waiting,
+                instance: None,
+                restart_at: None,
+                prober: None,
+            }
+        };
+        let init = spec
+            .init_containers
+            .iter()
+            .map(|c| mk(c, &old.init_container_statuses))
+            .collect();
+        let main = spec
+            .containers
+            .iter()
+            .map(|c| mk(c, &old.container_statuses))
+            .collect();
+        let (tx, msgs) = mpsc::channel(64);
+        let policy = if spec.restart_policy.is_empty() {
+            "Always".to_string()
+        } else {
+            spec.restart_policy.clone()
+        };
+        Worker {
+            recorder: EventRecorder::new(ctx.broker.clone(), "kubelet", &spec.node_name),
+            node: spec.node_name.clone(),
+            ctx,
+            rx,
+            uid: m.uid.clone(),
+            key,
+            policy,
+            init,
+            main,
+            initialized: false,
+            start_time: if old.start_time.is_empty() {
+                now()
+            } else {
+                old.start_time.clone()
+            },
+            started: Instant::now(),
+            reason: String::new(),
+            message: String::new(),
+            failed: false,
+            last_written: None,
+            tx,
+            msgs,
+            counted_running: false,
+            pod,
+        }
+    }
+
+    async fn run(mut self) {
+        let phase = self
+            .pod
+            .status
+            .as_ref()
+            .map(|s| s.phase.clone())
+            .unwrap_or_default();
+        let end = if phase == "Succeeded" || phase == "Failed" {
+            End::Finished
+        } else {
+            self.live().await
+        };
+        self.set_counted(false);
+        match end {
+            End::Finished => self.await_deletion().await,
+            End::Gone => {
+                self.stop_all(Duration::ZERO).await;
+                self.ctx.runtime.cleanup(&self.uid).await;
+            }
+            End::Shutdown => {}
+        }
+        tracing::debug!(node = %self.node, "pod worker done");
+    }
+
+    fn obj(&self) -> Object {
+        Object::from((*self.pod).clone())
+    }
+
+    async fn event(&self, ty: EventType, reason: &str, message: &str) {
+        self.recorder.record(&self.obj(), ty, reason, message).await;
+    }
+
+    /// The pod until it finishes, is deleted, or the agent stops.
+    async fn live(&mut self) -> End {
+        // Refuse what cannot run at all (no command, image missing).
+        for c in self.init.iter().chain(self.main.iter()) {
+            if let Err(refusal) = self.ctx.runtime.check(&c.run).await {
+                let name = c.spec.name.clone();
+                self.event(EventType::Warning, "Failed", &refusal.message)
+                    .await;
+                self.fail(&refusal.reason, &refusal.message);
+                for c in self.init.iter_mut().chain(self.main.iter_mut()) {
+                    if c.spec.name == name {
+                        c.status.state = Some(v1::ContainerState {
+                            waiting: Some(v1::ContainerStateWaiting {
+                                reason: refusal.reason.clone(),
+                                message: refusal.message.clone(),
+                            }),
+                            ..Default::default()
+                        });
+                    }
+                }
+                return match self.write().await {
+                    true => End::Finished,
+                    false => End::Gone,
+                };
+            }
+        }
+        // Init containers, one at a time, in order.
+        let already_init = self.pod.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.r#type == "Initialized" && c.status == "True")
+        });
+        if !already_init {
+            for idx in 0..self.init.len() {
+                if let Err(end) = self.start(true, idx).await {
+                    return end;
+                }
+                loop {
+                    if let Some(end) = self.step().await {
+                        return end;
+                    }
+                    if matches!(self.init[idx].state, CtrState::Terminated(0)) {
+                        break;
+                    }
+                    if matches!(self.init[idx].state, CtrState::Terminated(_)) {
+                        // An init container failed and will not be restarted.
+                        self.fail("Init:Error", "an init container failed");
+                        return if self.write().await {
+                            End::Finished
+                        } else {
+                            End::Gone
+                        };
+                    }
+                }
+            }
+        }
+        self.initialized = true;
+        for idx in 0..self.main.len() {
+            if let Err(end) = self.start(false, idx).await {
+                return end;
+            }
+        }
+        loop {
+            if let Some(end) = self.step().await {
+                return end;
+            }
+            if self.phase() == "Succeeded" || self.phase() == "Failed" {
+                // The exit that finished the pod may not be written yet.
+                return if self.write().await {
+                    End::Finished
+                } else {
+                    End::Gone
+                };
+            }
+        }
+    }
+
+    fn ctr(&mut self, init: bool, idx: usize) -> &mut Ctr {
+        if init {
+            &mut self.init[idx]
+        } else {
+            &mut self.main[idx]
+        }
+    }
+
+    /// Adopts the running instance a previous agent left, or starts a new one.
+    async fn start(&mut self, init: bool, idx: usize) -> Result<(), End> {
+        let runtime = self.ctx.runtime.clone();
+        let run = self.ctr(init, idx).run.clone();
+        let recorded = self.ctr(init, idx).status.clone();
+        let adopted = runtime.adopt(&run).await;
+        let mut restarted = false;
+        let inst = match adopted {
+            // The exit of this instance was already recorded: it is not ours to wait for.
+            Some(inst) if exit_recorded(&recorded, &inst.id()) => None,
+            Some(inst) => {
+                tracing::info!(container = %run.name, id = %inst.id(), "re-adopted a running container");
+                Some(inst)
+            }
+            None => None,
+        };
+        let inst = match inst {
+            Some(i) => i,
+            None => {
+                restarted = !recorded.container_id.is_empty();
+                match runtime.start(&run).await {
+                    Ok(i) => {
+                        self.ctx.metrics.container_starts.inc();
+                        self.event(
+                            EventType::Normal,
+                            "Created",
+                            &format!("Created container {}", run.name),
+                        )
+                        .await;
+                        self.event(
+                            EventType::Normal,
+                            "Started",
+                            &format!("Started container {}", run.name),
+                        )
+                        .await;
+                        i
+                    }
+                    Err(err) => {
+                        let msg = err.to_string();
+                        self.event(EventType::Warning, "Failed", &msg).await;
+                        let c = self.ctr(init, idx);
+                        c.state = CtrState::Terminated(128);
+                        c.status.state = Some(v1::ContainerState {
+                            terminated: Some(v1::ContainerStateTerminated {
+                                exit_code: 128,
+                                reason: "StartError".into(),
+                                message: msg,
+                                finished_at: now(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        });
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        if restarted {
+            self.ctx.metrics.container_restarts.inc();
+        }
+        let id = inst.id();
+        let has_probe = self.ctr(init, idx).spec.readiness_probe.is_some();
+        let uid = self.uid.clone();
+        self.ctx.set_running(&uid, &run.name, true);
+        let started_at = match &recorded.state {
+            Some(v1::ContainerState {
+                running: Some(r), ..
+            }) if recorded.container_id == id => r.started_at.clone(),
+            _ => now(),
+        };
+        let tx = self.tx.clone();
+        let probe_tx = self.tx.clone();
+        let host = self.ctx.place.pod_ip.clone();
+        let c = self.ctr(init, idx);
+        if restarted && c.status.container_id != id {
+            c.status.restart_count += 1;
+        }
+        c.state = CtrState::Running;
+        c.instance = Some(inst.clone());
+        c.restart_at = None;
+        c.status.container_id = id.clone();
+        c.status.started = Some(true);
+        c.status.ready = !has_probe && !init;
+        c.status.state = Some(v1::ContainerState {
+            running: Some(v1::ContainerStateRunning { started_at }),
+            ..Default::default()
+        });
+        // The waiter.
+        let wid = id.clone();
+        tokio::spawn(async move {
+            let code = inst.wait().await;
+            let _ = tx
+                .send(Msg::Exited {
+                    init,
+                    idx,
+                    id: wid,
+                    code,
+                    at: now(),
+                })
+                .await;
+        });
+        if let (false, Some(p)) = (init, c.spec.readiness_probe.clone()) {
+            let env = c.run.env.clone();
+            c.prober = Some(tokio::spawn(probe::run(p, host, env, move |ready| {
+                let tx = probe_tx.clone();
+                let id = id.clone();
+                async move {
+                    let _ = tx.send(Msg::Ready { idx, id, ready }).await;
+                }
+            })));
+        }
+        Ok(())
+    }
+
+    /// Waits for one thing to happen and handles it; `Some` when the worker must stop.
+    async fn step(&mut self) -> Option<End> {
+        // Coalesce what already happened (a sim pod with no duration) into one write.
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        while let Ok(msg) = self.msgs.try_recv() {
+            self.handle(msg).await;
+        }
+        if !self.write().await {
+            return Some(End::Gone);
+        }
+        if self.phase() == "Succeeded" || self.phase() == "Failed" {
+            return None;
+        }
+        let next_restart = self
+            .init
+            .iter()
+            .chain(self.main.iter())
+            .filter_map(|c| c.restart_at)
+            .min();
+        let deadline = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.active_deadline_seconds)
+            .filter(|d| *d >= 0)
+            .map(|d| self.started + Duration::from_secs(d as u64));
+        tokio::select! {
+            _ = self.ctx.shutdown.cancelled() => return Some(End::Shutdown),
+            msg = self.msgs.recv() => {
+                if let Some(msg) = msg {
+                    self.handle(msg).await;
+                }
+            }
+            changed = self.rx.changed() => {
+                if changed.is_err() {
+                    return Some(End::Gone);
+                }
+                self.pod = self.rx.borrow_and_update().clone();
+                if meta(&self.pod).deletion_timestamp.is_empty() {
+                    return None;
+                }
+                return Some(self.terminate().await);
+            }
+            _ = sleep_until_opt(next_restart) => self.restart_due().await,
+            _ = sleep_until_opt(deadline) => {
+                let grace = self.grace();
+                self.stop_all(grace).await;
+                self.fail("DeadlineExceeded", "Pod was active on the node longer than the specified deadline");
+                self.event(EventType::Normal, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline").await;
+                return Some(if self.write().await { End::Finished } else { End::Gone });
+            }
+        }
+        None
+    }
+
+    async fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Ready { idx, id, ready } => {
+                if let Some(c) = self.main.get_mut(idx)
+                    && c.status.container_id == id
+                    && c.state == CtrState::Running
+                {
+                    c.status.ready = ready;
+                }
+            }
+            Msg::Exited {
+                init,
+                idx,
+                id,
+                code,
+                at,
+            } => {
+                let policy = self.policy.clone();
+                let uid = self.uid.clone();
+                let (base, cap) = (self.ctx.backoff_base, self.ctx.backoff_cap);
+                let key = self.key.clone();
+                let c = self.ctr(init, idx);
+                if c.status.container_id != id || c.state != CtrState::Running {
+                    return;
+                }
+                if let Some(p) = c.prober.take() {
+                    p.abort();
+                }
+                c.instance = None;
+                let started_at = c
+                    .status
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.running.as_ref())
+                    .map(|r| r.started_at.clone())
+                    .unwrap_or_default();
+                let terminated = v1::ContainerState {
+                    terminated: Some(v1::ContainerStateTerminated {
+                        exit_code: code,
+                        reason: plan::terminated_reason(code).into(),
+                        started_at,
+                        finished_at: at,
+                        container_id: id,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                c.status.ready = false;
+                c.status.started = Some(false);
+                let name = c.spec.name.clone();
+                // Init containers restart on failure unless Never (Kubernetes).
+                let restart = if init {
+                    code != 0 && policy != "Never"
+                } else {
+                    plan::should_restart(&policy, code)
+                };
+                let mut backoff = None;
+                if restart {
+                    let delay = plan::backoff_delay(c.status.restart_count, base, cap);
+                    c.state = CtrState::BackOff;
+                    c.restart_at = Some(Instant::now() + delay);
+                    c.status.last_state = Some(terminated);
+                    c.status.state = Some(v1::ContainerState {
+                        waiting: Some(v1::ContainerStateWaiting {
+                            reason: "CrashLoopBackOff".into(),
+                            message: format!(
+                                "back-off {delay:?} restarting failed container={name} pod={key}"
+                            ),
+                        }),
+                        ..Default::default()
+                    });
+                    backoff = Some(name.clone());
+                } else {
+                    c.state = CtrState::Terminated(code);
+                    c.status.state = Some(terminated);
+                }
+                self.ctx.set_running(&uid, &name, false);
+                if let Some(name) = backoff {
+                    let m = meta(&self.pod);
+                    let msg = format!(
+                        "Back-off restarting failed container {name} in pod {}_{}({})",
+                        m.name, m.namespace, m.uid
+                    );
+                    self.event(EventType::Warning, "BackOff", &msg).await;
+                }
+            }
+        }
+    }
+
+    async fn restart_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(bool, usize)> = self
+            .init
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (true, i, c))
+            .chain(self.main.iter().enumerate().map(|(i, c)| (false, i, c)))
+            .filter(|(_, _, c)| c.restart_at.is_some_and(|t| t <= now))
+            .map(|(init, i, _)| (init, i))
+            .collect();
+        for (init, idx) in due {
+            let _ = self.start(init, idx).await;
+        }
+    }
+
+    fn grace(&self) -> Duration {
+        let m = meta(&self.pod);
+        let secs = m
+            .deletion_grace_period_seconds
+            .or_else(|| {
+                self.pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
+            .unwrap_or(DEFAULT_GRACE_SECONDS);
+        Duration::from_secs(secs.max(0) as u64)
+    }
+
+    /// Stops every running container with `grace`, waiting for them to exit.
+    async fn stop_all(&mut self, grace: Duration) {
+        let mut stops = Vec::new();
+        for c in self.init.iter_mut().chain(self.main.iter_mut()) {
+            c.restart_at = None;
+            if let Some(p) = c.prober.take() {
+                p.abort();
+            }
+            if let Some(inst) = c.instance.take() {
+                stops.push((c.spec.name.clone(), inst));
+            }
+        }
+        for (name, _) in &stops {
+            self.event(
+                EventType::Normal,
+                "Killing",
+                &format!("Stopping container {name}"),
+            )
+            .await;
+        }
+        futures::future::join_all(stops.iter().map(|(_, i)| async move {
+            i.stop(grace).await;
+        }))
+        .await;
+        // Their exits arrive as messages: record them.
+        let mut pending: usize = stops.len();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pending > 0 {
+            match tokio::time::timeout_at(deadline, self.msgs.recv()).await {
+                Ok(Some(Msg::Exited {
+                    init,
+                    idx,
+                    id,
+                    code,
+                    at,
+                })) => {
+                    pending -= 1;
+                    let c = self.ctr(init, idx);
+                    c.state = CtrState::Terminated(code);
+                    c.status.ready = false;
+                    c.status.started = Some(false);
+                    let started_at = c
+                        .status
+                        .state
+                        .as_ref()
+                        .and_then(|s| s.running.as_ref())
+                        .map(|r| r.started_at.clone())
+                        .unwrap_or_default();
+                    c.status.state = Some(v1::ContainerState {
+                        terminated: Some(v1::ContainerStateTerminated {
+                            exit_code: code,
+                            reason: plan::terminated_reason(code).into(),
+                            started_at,
+                            finished_at: at,
+                            container_id: id,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    });
+                    let name = c.spec.name.clone();
+                    let uid = self.uid.clone();
+                    self.ctx.set_running(&uid, &name, false);
+                }
+                Ok(Some(Msg::Ready { .. })) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        for c in self.init.iter_mut().chain(self.main.iter_mut()) {
+            if c.state != CtrState::Running && !matches!(c.state, CtrState::Terminated(_)) {
+                c.state = CtrState::Terminated(0);
+            }
+        }
+    }
+
+    /// The pod is marked for deletion: stop its containers, then finish the delete.
+    async fn terminate(&mut self) -> End {
+        let grace = self.grace();
+        tracing::info!(grace = ?grace, "pod marked for deletion: stopping its containers");
+        self.stop_all(grace).await;
+        self.finish_delete().await;
+        End::Gone
+    }
+
+    async fn finish_delete(&self) {
+        self.ctx.runtime.cleanup(&self.uid).await;
+        let m = meta(&self.pod);
+        let opts = DeleteOptions {
+            uid: Some(self.uid.clone()),
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        match self
+            .ctx
+            .broker
+            .delete(Kind::Pod, &m.namespace, &m.name, opts)
+            .await
+        {
+            Ok(_) => tracing::info!("pod deleted"),
+            Err(e) if e.is_not_found() || e.is_conflict() => {}
+            Err(err) => tracing::warn!(%err, "final pod delete failed"),
+        }
+    }
+
+    /// A finished pod waits for its deletion mark, then finishes the delete.
+    async fn await_deletion(&mut self) {
+        loop {
+            if !meta(&self.pod).deletion_timestamp.is_empty() {
+                self.finish_delete().await;
+                return;
+            }
+            tokio::select! {
+                _ = self.ctx.shutdown.cancelled() => return,
+                changed = self.rx.changed() => {
+                    if changed.is_err() {
+                        self.ctx.runtime.cleanup(&self.uid).await;
+                        return;
+                    }
+                    self.pod = self.rx.borrow_and_update().clone();
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, reason: &str, message: &str) {
+        self.failed = true;
+        self.reason = reason.to_string();
+        self.message = message.to_string();
+    }
+
+    fn phase(&self) -> &'static str {
+        if self.failed {
+            return "Failed";
+        }
+        let states: Vec<CtrState> = self.main.iter().map(|c| c.state).collect();
+        plan::pod_phase(&states, self.initialized)
+    }
+
+    fn set_counted(&mut self, running: bool) {
+        if running != self.counted_running {
+            self.counted_running = running;
+            if running {
+                self.ctx.metrics.pods_running.inc();
+            } else {
+                self.ctx.metrics.pods_running.dec();
+            }
+        }
+    }
+
+    /// The status this worker reports now (conditions not yet merged with the stored ones).
+    fn status(&self) -> v1::PodStatus {
+        let phase = self.phase();
+        let ready = !self.main.is_empty() && self.main.iter().all(|c| c.status.ready);
+        v1::PodStatus {
+            phase: phase.to_string(),
+            conditions: plan::conditions(self.initialized, ready, phase, &now()),
+            message: self.message.clone(),
+            reason: self.reason.clone(),
+            host_ip: self.ctx.place.host_ip.clone(),
+            pod_ip: self.ctx.place.pod_ip.clone(),
+            start_time: self.start_time.clone(),
+            init_container_statuses: self.init.iter().map(|c| c.status.clone()).collect(),
+            container_statuses: self.main.iter().map(|c| c.status.clone()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Writes the status if it changed; `false` when the pod is gone.
+    async fn write(&mut self) -> bool {
+        let mut status = self.status();
+        let same = self.last_written.as_ref().is_some_and(|last| {
+            let mut a = last.clone();
+            a.conditions.clear();
+            let mut b = status.clone();
+            b.conditions.clear();
+            a == b
+                && last
+                    .conditions
+                    .iter()
+                    .map(|c| &c.status)
+                    .eq(status.conditions.iter().map(|c| &c.status))
+        });
+        if same {
+            return true;
+        }
+        let running = status.phase == "Running";
+        self.set_counted(running);
+        let mut pod = (*self.pod).clone();
+        for _ in 0..10 {
+            let stored = pod.status.clone().unwrap_or_default();
+            let mut s = status.clone();
+            s.conditions = plan::merge_conditions(&stored.conditions, s.conditions.clone());
+            s.nominated_node_name = stored.nominated_node_name.clone();
+            s.qos_class = stored.qos_class.clone();
+            pod.status = Some(s.clone());
+            match self
+                .ctx
+                .broker
+                .update_status(Object::from(pod.clone()))
+                .await
+            {
+                Ok(_) => {
+                    self.ctx.metrics.status_writes.inc();
+                    status.conditions = s.conditions;
+                    self.last_written = Some(status);
+                    return true;
+                }
+                Err(e) if e.is_not_found() => return false,
+                Err(e) if e.is_conflict() || e.is_transient() => {
+                    match self
+                        .ctx
+                        .broker
+                        .get_opt(Kind::Pod, &meta(&pod).namespace, &meta(&pod).name)
+                        .await
+                    {
+                        Ok(Some(o)) => match o.into_pod() {
+                            Some(p) if meta(&p).uid == self.uid => pod = p,
+                            _ => return false,
+                        },
+                        Ok(None) => return false,
+                        Err(err) => {
+                            tracing::warn!(%err, "re-reading the pod failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "pod status update failed");
+                    return true;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Whether `status` already records the exit of instance `id`.
+fn exit_recorded(status: &v1::ContainerStatus, id: &str) -> bool {
+    let term = |s: &Option<v1::ContainerState>| {
+        s.as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .is_some_and(|t| t.container_id == id)
+    };
+    term(&status.state) || term(&status.last_state)
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,582 @@
+//! The broker client: a tonic channel whose every call carries the caller's trace context,
+//! and [`Broker`], typed helpers over it that speak [`Object`]s and a [`ClientError`] which
+//! tells "not found", "already exists", "conflict" and "expired, relist" apart.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bosun_api::v1::objects_client::ObjectsClient;
+use bosun_api::v1::{
+    CreateRequest, DeleteRequest, EventType, GetRequest, ListRequest, Preconditions, UpdateRequest,
+    WatchRequest, WatchResponse,
+};
+use bosun_api::{Kind, Object};
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::telemetry::TraceInterceptor;
+
+/// The client type every service uses to reach the broker.
+pub type BrokerClient = ObjectsClient<InterceptedService<Channel, TraceInterceptor>>;
+
+/// How long establishing the connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default deadline of one unary call (watches have none).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Large lists (thousands of pods) exceed tonic's 4 MiB default.
+const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+/// Reads (get, list) are retried this many times when the broker is unavailable.
+const READ_ATTEMPTS: u32 = 3;
+
+/// Everything a broker call can fail with. The variants a controller branches on are the
+/// Kubernetes ones: [`ClientError::NotFound`], [`ClientError::AlreadyExists`],
+/// [`ClientError::Conflict`] (stale resourceVersion: re-read and retry),
+/// [`ClientError::Expired`] (watch revision too old: relist).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid broker address {addr:?}: {source}")]
+    Address {
+        addr: String,
+        source: tonic::codegen::http::uri::InvalidUri,
+    },
+    #[error(
+        "cannot reach the broker at {addr}: {source}; is it running (`bosun up`), and is --server / BOSUN_SERVER right?"
+    )]
+    Connect {
+        addr: String,
+        source: tonic::transport::Error,
+    },
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The object changed since it was read (ABORTED / FAILED_PRECONDITION).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The watch revision is older than the broker's window (OUT_OF_RANGE "expired").
+    #[error("expired: {0}")]
+    Expired(String),
+    /// The request was rejected as invalid (INVALID_ARGUMENT).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The broker (or etcd behind it) is unreachable or timed out: retry later.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// Any other gRPC failure.
+    #[error("broker call failed: {0}")]
+    Rpc(tonic::Status),
+    /// The broker answered with bytes that are not an `Object`.
+    #[error("cannot decode an object from the broker: {0}")]
+    Decode(#[from] prost::DecodeError),
+    /// The broker answered without the object it should have sent.
+    #[error("the broker's answer carried no object")]
+    MissingObject,
+}
+
+impl ClientError {
+    /// A NOT_FOUND answer.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::NotFound(_))
+    }
+    /// An ALREADY_EXISTS answer.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, ClientError::AlreadyExists(_))
+    }
+    /// A resourceVersion conflict: re-read, re-decide, retry.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ClientError::Conflict(_))
+    }
+    /// The watch must relist.
+    pub fn is_expired(&self) -> bool {
+        matches!(self, ClientError::Expired(_))
+    }
+    /// Worth retrying the same call later unchanged.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Unavailable(_) | ClientError::Connect { .. }
+        )
+    }
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        let msg = status.message().to_string();
+        match status.code() {
+            Code::NotFound => ClientError::NotFound(msg),
+            Code::AlreadyExists => ClientError::AlreadyExists(msg),
+            Code::Aborted | Code::FailedPrecondition => ClientError::Conflict(msg),
+            Code::OutOfRange if msg.starts_with("expired") => ClientError::Expired(msg),
+            Code::InvalidArgument => ClientError::Invalid(msg),
+            Code::Unavailable | Code::DeadlineExceeded => ClientError::Unavailable(msg),
+            _ => ClientError::Rpc(status),
+        }
+    }
+}
+
+fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
+    let endpoint =
+        Channel::from_shared(addr.to_string()).map_err(|source| ClientError::Address {
+            addr: addr.to_string(),
+            source,
+        })?;
+    Ok(endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true))
+}
+
+fn wrap(channel: Channel) -> BrokerClient {
+    ObjectsClient::with_interceptor(channel, TraceInterceptor)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
+}
+
+/// Connects to the broker at `addr` (`http://127.0.0.1:7440`); fails within a few seconds
+/// with a clear error when nothing answers.
+pub async fn connect(addr: &str) -> Result<BrokerClient, ClientError> {
+    let channel = endpoint(addr)?
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    Ok(wrap(channel))
+}
+
+/// A client that connects on first use (and reconnects after failures): services start
+/// before the broker is up this way. Fails only on a malformed address.
+pub fn connect_lazy(addr: &str) -> Result<BrokerClient, ClientError> {
+    Ok(wrap(endpoint(addr)?.connect_lazy()))
+}
+
+/// A list's items and the revision it was read at (watch from there to miss nothing).
+#[derive(Debug, Clone, Default)]
+pub struct ObjectList {
+    pub items: Vec<Object>,
+    pub revision: i64,
+}
+
+/// Which objects a list or watch covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// Empty: every namespace.
+    pub namespace: String,
+    /// Kubernetes label selector syntax (`app=x,tier!=db`).
+    pub labels: String,
+    /// Field selector (`spec.nodeName=node-1`).
+    pub fields: String,
+}
+
+impl Selector {
+    /// Everything of a kind.
+    pub fn all() -> Selector {
+        Selector::default()
+    }
+    /// One namespace.
+    pub fn namespace(ns: impl Into<String>) -> Selector {
+        Selector {
+            namespace: ns.into(),
+            ..Default::default()
+        }
+    }
+    /// With a label selector.
+    pub fn labels(mut self, labels: impl Into<String>) -> Selector {
+        self.labels = labels.into();
+        self
+    }
+    /// With a field selector.
+    pub fn fields(mut self, fields: impl Into<String>) -> Selector {
+        self.fields = fields.into();
+        self
+    }
+}
+
+/// How to delete.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Delete only if the object still has this uid.
+    pub uid: Option<String>,
+    /// Delete only if the object is still at this resourceVersion.
+    pub resource_version: Option<String>,
+    /// `Background` (default), `Foreground` or `Orphan`.
+    pub propagation_policy: Option<String>,
+    pub grace_period_seconds: Option<i64>,
+}
+
+/// A delete's outcome: the object as last stored, and whether it is gone (`false`: it is
+/// marked for deletion and waits for its finalizers).
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    pub object: Object,
+    pub deleted: bool,
+}
+
+/// One decoded watch event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchEvent {
+    Added(Object),
+    Modified(Object),
+    /// The object's last stored state.
+    Deleted(Object),
+    /// Nothing changed for this watch up to `revision`: resume from here.
+    Bookmark(i64),
+}
+
+impl WatchEvent {
+    /// The revision this event brings the watcher to.
+    pub fn revision(&self) -> i64 {
+        match self {
+            WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
+                o.resource_version()
+            }
+            WatchEvent::Bookmark(rev) => *rev,
+        }
+    }
+
+    /// Decodes a wire event (its `object` bytes are an `Object` as stored); `None` for an
+    /// event type this client does not know (skipped, like Kubernetes clients do).
+    pub fn decode(ev: &bosun_api::v1::WatchEvent) -> Result<Option<WatchEvent>, ClientError> {
+        let obj = || Object::decode_stored(&ev.object, ev.revision);
+        Ok(Some(match EventType::try_from(ev.r#type) {
+            Ok(EventType::Added) => WatchEvent::Added(obj()?),
+            Ok(EventType::Modified) => WatchEvent::Modified(obj()?),
+            Ok(EventType::Deleted) => WatchEvent::Deleted(obj()?),
+            Ok(EventType::Bookmark) => WatchEvent::Bookmark(ev.revision),
+            Ok(EventType::Unspecified) | Err(_) => return Ok(None),
+        }))
+    }
+}
+
+/// A running watch, yielding events one at a time.
+pub struct WatchStream {
+    inner: tonic::Streaming<WatchResponse>,
+    pending: VecDeque<WatchEvent>,
+}
+
+impl WatchStream {
+    /// The next event; `Ok(None)` when the broker ended the stream (resume from the last
+    /// revision seen), `Err(Expired)` when the caller must relist.
+    pub async fn next(&mut self) -> Result<Option<WatchEvent>, ClientError> {
+        loop {
+            if let Some(ev) = self.pending.pop_front() {
+                return Ok(Some(ev));
+            }
+            let Some(resp) = self.inner.message().await? else {
+                return Ok(None);
+            };
+            for ev in &resp.events {
+                if let Some(ev) = WatchEvent::decode(ev)? {
+                    self.pending.push_back(ev);
+                }
+            }
+        }
+    }
+}
+
+/// Typed access to the broker's object API. Cheap to clone; share one per service.
+#[derive(Clone)]
+pub struct Broker {
+    client: BrokerClient,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").finish_non_exhaustive()
+    }
+}
+
+fn object_of(resp: bosun_api::v1::ObjectResponse) -> Result<Object, ClientError> {
+    resp.object.ok_or(ClientError::MissingObject)
+}
+
+impl Broker {
+    /// Wraps a connected client.
+    pub fn new(client: BrokerClient) -> Broker {
+        Broker {
+            client,
+            timeout: CALL_TIMEOUT,
+        }
+    }
+
+    /// Connects now (see [`connect`]).
+    pub async fn connect(addr: &str) -> Result<Broker, ClientError> {
+        Ok(Broker::new(connect(addr).await?))
+    }
+
+    /// Connects on first use (see [`connect_lazy`]).
+    pub fn connect_lazy(addr: &str) -> Result<Broker, ClientError> {
+        Ok(Broker::new(connect_lazy(addr)?))
+    }
+
+    /// Sets the deadline of each unary call.
+    pub fn with_timeout(mut self, timeout: Duration) -> Broker {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The raw gRPC client, for options the helpers do not cover (dry runs, warnings).
+    pub fn raw(&self) -> BrokerClient {
+        self.client.clone()
+    }
+
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(self.timeout);
+        req
+    }
+
+    /// Runs a read, retrying a few times (50 ms, 100 ms) while the broker is unavailable.
+    async fn read<T, F, Fut>(&self, mut call: F) -> Result<T, ClientError>
+    where
+        F: FnMut(BrokerClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match call(self.client.clone()).await {
+                Err(err) if err.is_transient() && attempt < READ_ATTEMPTS => {
+                    tracing::debug!(%err, attempt, "broker read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 << (attempt - 1))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads one object (`namespace` empty for cluster-scoped kinds).
+    pub async fn get(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Object, ClientError> {
+        self.read(|mut c| {
+            let req = self.request(GetRequest {
+                kind: kind as i32,
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            });
+            async move { object_of(c.get(req).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Reads one object, `None` when it does not exist.
+    pub async fn get_opt(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Object>, ClientError> {
+        match self.get(kind, namespace, name).await {
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists the objects of `kind` that `selector` picks, with the revision read at.
+    pub async fn list(&self, kind: Kind, selector: &Selector) -> Result<ObjectList, ClientError> {
+        self.read(|mut c| {
+            let req = self.request(ListRequest {
+                kind: kind as i32,
+                namespace: selector.namespace.clone(),
+                label_selector: selector.labels.clone(),
+                field_selector: selector.fields.clone(),
+            });
+            async move {
+                let resp = c.list(req).await?.into_inner();
+                Ok(ObjectList {
+                    items: resp.items,
+                    revision: resp.revision,
+                })
+            }
+        })
+        .await
+    }
+
+    /// Creates `object`; returns it as stored (uid, resourceVersion, defaults filled).
+    pub async fn create(&self, object: Object) -> Result<Object, ClientError> {
+        let req = self.request(CreateRequest {
+            object: Some(object),
+            dry_run: false,
+        });
+        object_of(self.client.clone().create(req).await?.into_inner())
+    }
+
+    /// Replaces `object`'s spec and metadata (status is kept); conditional on its
+    /// resourceVersion when set ([`ClientError::Conflict`] if stale).
+    pub async fn update(&self, object: Object) -> Result<Object, ClientError> {
+        let req = self.request(UpdateRequest {
+            object: Some(object),
+            dry_run: false,
+        });
+        object_of(self.client.clone().update(req).await?.into_inner())
+    }
+
+    /// Replaces `object`'s status only; conditional on its resourceVersion when set.
+    pub async fn update_status(&self, object: Object) -> Result<Object, ClientError> {
+        let req = self.request(UpdateRequest {
+            object: Some(object),
+            dry_run: false,
+        });
+        object_of(self.client.clone().update_status(req).await?.into_inner())
+    }
+
+    /// Binds the pod `namespace/name` (uid `uid`, if given) to `node`: the scheduler's write.
+    /// A pod already bound elsewhere, or a different pod by that name, is a `Conflict`.
+    pub async fn bind(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        node: &str,
+    ) -> Result<Object, ClientError> {
+        let req = self.request(bosun_api::v1::BindRequest {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            uid: uid.to_string(),
+            node_name: node.to_string(),
+            resource_version: String::new(),
+        });
+        object_of(self.client.clone().bind(req).await?.into_inner())
+    }
+
+    /// Deletes an object.
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        options: DeleteOptions,
+    ) -> Result<Deleted, ClientError> {
+        let preconditions =
+            (options.uid.is_some() || options.resource_version.is_some()).then(|| Preconditions {
+                uid: options.uid.unwrap_or_default(),
+                resource_version: options.resource_version.unwrap_or_default(),
+            });
+        let req = self.request(DeleteRequest {
+            kind: kind as i32,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            preconditions,
+            propagation_policy: options.propagation_policy.unwrap_or_default(),
+            grace_period_seconds: options.grace_period_seconds,
+        });
+        let resp = self.client.clone().delete(req).await?.into_inner();
+        Ok(Deleted {
+            object: resp.object.ok_or(ClientError::MissingObject)?,
+            deleted: resp.deleted,
+        })
+    }
+
+    /// Watches `kind` from just after `revision` (0: from now), with bookmarks.
+    pub async fn watch(
+        &self,
+        kind: Kind,
+        selector: &Selector,
+        revision: i64,
+    ) -> Result<WatchStream, ClientError> {
+        let req = WatchRequest {
+            kind: kind as i32,
+            namespace: selector.namespace.clone(),
+            label_selector: selector.labels.clone(),
+            field_selector: selector.fields.clone(),
+            resource_version: revision,
+            allow_bookmarks: true,
+        };
+        let inner = self.client.clone().watch(req).await?.into_inner();
+        Ok(WatchStream {
+            inner,
+            pending: VecDeque::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bosun_api::v1;
+    use prost::Message as _;
+
+    #[test]
+    fn grpc_codes_map_to_the_errors_controllers_branch_on() {
+        type Check = fn(&ClientError) -> bool;
+        let cases: &[(Code, &str, Check)] = &[
+            (Code::NotFound, "pods x", ClientError::is_not_found),
+            (
+                Code::AlreadyExists,
+                "pods x",
+                ClientError::is_already_exists,
+            ),
+            (Code::Aborted, "stale", ClientError::is_conflict),
+            (Code::FailedPrecondition, "uid", ClientError::is_conflict),
+            (Code::OutOfRange, "expired: relist", ClientError::is_expired),
+            (Code::Unavailable, "down", ClientError::is_transient),
+            (Code::DeadlineExceeded, "slow", ClientError::is_transient),
+            (Code::InvalidArgument, "bad", |e| {
+                matches!(e, ClientError::Invalid(_))
+            }),
+            (Code::OutOfRange, "something else", |e| {
+                matches!(e, ClientError::Rpc(_))
+            }),
+            (Code::Internal, "boom", |e| matches!(e, ClientError::Rpc(_))),
+        ];
+        for (code, msg, check) in cases {
+            let err = ClientError::from(tonic::Status::new(*code, *msg));
+            assert!(check(&err), "{code:?} {msg:?} became {err:?}");
+        }
+    }
+
+    #[test]
+    fn watch_events_decode_with_their_revision() {
+        let pod: Object = v1::Pod {
+            metadata: Some(v1::ObjectMeta {
+                name: "a".into(),
+                namespace: "default".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .into();
+        let wire = |t: EventType, rev: i64, obj: &[u8]| v1::WatchEvent {
+            r#type: t as i32,
+            revision: rev,
+            object: bytes::Bytes::copy_from_slice(obj),
+        };
+        let bytes = pod.encode_to_vec();
+        let added = WatchEvent::decode(&wire(EventType::Added, 7, &bytes))
+            .unwrap()
+            .unwrap();
+        assert_eq!(added.revision(), 7);
+        assert!(matches!(&added, WatchEvent::Added(o) if o.key() == "default/a"));
+        let bm = WatchEvent::decode(&wire(EventType::Bookmark, 9, &[])).unwrap();
+        assert_eq!(bm, Some(WatchEvent::Bookmark(9)));
+        let unknown = WatchEvent::decode(&wire(EventType::Unspecified, 9, &[])).unwrap();
+        assert_eq!(unknown, None);
+    }
+
+    #[tokio::test]
+    async fn connecting_to_nothing_fails_with_a_clear_error() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot reach the broker"), "{err}");
+        assert!(matches!(
+            connect("not a uri").await,
+            Err(ClientError::Address { .. })
+        ));
+        assert!(connect_lazy(&format!("http://127.0.0.1:{port}")).is_ok());
+    }
+}

@@ -1,0 +1,478 @@
+//! The shape every bosun controller takes (kube-runtime's `Controller`): user code is two
+//! functions,
+//!
+//! - `reconcile(obj, ctx) -> Result<Action, E>`: look at the object and the caches, act,
+//!   and say when to look again ([`Action`]);
+//! - `error_policy(obj, &err, ctx) -> Action`: what to do after a failed reconcile
+//!   (usually [`Action::backoff`]: the queue's per-key exponential backoff).
+//!
+//! [`Controller`] wires informers → work queue → N workers: the primary informer enqueues
+//! each changed object's key, owned kinds enqueue their controller's key, workers start only
+//! once every cache is loaded, each reconcile runs in its own span, and metrics report
+//! queue depth, adds, retries, reconcile outcomes and latency. On shutdown the queue stops,
+//! workers finish the reconcile in hand, and `run` returns.
+//!
+//! A key whose object is gone from the primary cache is not reconciled: cleanup belongs
+//! to ownerReferences and the garbage collector, not to delete events.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bosun_api::Object;
+use futures::FutureExt as _;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::cache::{Change, Store};
+use crate::informer::{Informer, enqueue_controller_owner, enqueue_self};
+use crate::metrics::{Counter, Histogram, Metrics};
+use crate::queue::{Backoff, WorkQueue};
+use crate::telemetry::{TRACEPARENT_ANNOTATION, set_parent_from_traceparent};
+
+/// What to do with a key after reconciling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Reconcile again after this long (a timer: the next schedule, a deadline, a TTL),
+    /// unless a change brings it back earlier.
+    Requeue(Duration),
+    /// Nothing to do until the object or one of its dependents changes.
+    AwaitChange,
+    /// Retry after the key's exponential backoff (for error policies).
+    Backoff,
+}
+
+impl Action {
+    /// Reconcile again after `after`.
+    pub fn requeue(after: Duration) -> Action {
+        Action::Requeue(after)
+    }
+    /// Wait for the next change.
+    pub fn await_change() -> Action {
+        Action::AwaitChange
+    }
+    /// Retry with the key's backoff.
+    pub fn backoff() -> Action {
+        Action::Backoff
+    }
+}
+
+/// An error policy that retries every failure with the key's backoff.
+pub fn backoff_on_error<E, C>(_obj: Arc<Object>, _err: &E, _ctx: Arc<C>) -> Action {
+    Action::Backoff
+}
+
+/// Metrics of one controller's reconciles.
+#[derive(Clone)]
+struct ReconcileMetrics {
+    ok: Counter,
+    error: Counter,
+    latency: Histogram,
+}
+
+impl ReconcileMetrics {
+    fn new(metrics: &Metrics, name: &str) -> ReconcileMetrics {
+        let total = |result: &str| {
+            metrics.counter(
+                "bosun_reconcile_total",
+                "Reconciles run, by result.",
+                &[("controller", name), ("result", result)],
+            )
+        };
+        ReconcileMetrics {
+            ok: total("ok"),
+            error: total("error"),
+            latency: metrics.histogram(
+                "bosun_reconcile_duration_seconds",
+                "How long one reconcile took.",
+                &[("controller", name)],
+            ),
+        }
+    }
+}
+
+/// Informers, a work queue and workers for one primary kind.
+pub struct Controller {
+    name: String,
+    queue: WorkQueue<String>,
+    primary: Store,
+    informers: Vec<Informer>,
+    workers: usize,
+    metrics: ReconcileMetrics,
+}
+
+impl Controller {
+    /// A controller named `name` (metrics label, span field) reconciling the objects of
+    /// `primary`, with client-go's default per-key backoff (5 ms doubling to 1000 s).
+    pub fn new(name: &str, primary: Informer, metrics: &Metrics) -> Controller {
+        Controller::with_backoff(name, primary, metrics, Backoff::default())
+    }
+
+    /// [`Controller::new`] with another per-key backoff (the Job controller uses 1 s → 60 s).
+    pub fn with_backoff(
+        name: &str,
+        mut primary: Informer,
+        metrics: &Metrics,
+        backoff: Backoff,
+    ) -> Controller {
+        let queue = WorkQueue::with_metrics(backoff, metrics, name);
+        primary.on_change(enqueue_self(queue.clone()));
+        let store = primary.store();
+        Controller {
+            name: name.to_string(),
+            queue,
+            primary: store,
+            informers: vec![primary.with_metrics(metrics)],
+            workers: 1,
+            metrics: ReconcileMetrics::new(metrics, name),
+        }
+    }
+
+    /// Also watches dependents whose controller reference is of kind `owner_kind` (`"Job"`):
+    /// a change to one enqueues its owner.
+    pub fn owns(mut self, mut informer: Informer, owner_kind: &'static str) -> Controller {
+        informer.on_change(enqueue_controller_owner(self.queue.clone(), owner_kind));
+        self.informers.push(informer);
+        self
+    }
+
+    /// Also watches another kind, mapping each change to the keys to reconcile (a node
+    /// change to the DaemonSets that may now place a pod on it).
+    pub fn watches(
+        mut self,
+        mut informer: Informer,
+        map: impl Fn(&Change) -> Vec<String> + Send + Sync + 'static,
+    ) -> Controller {
+        let queue = self.queue.clone();
+        informer.on_change(move |change| {
+            for key in map(change) {
+                queue.add(key);
+            }
+        });
+        self.informers.push(informer);
+        self
+    }
+
+    /// How many keys are reconciled in parallel (default 1; never the same key twice).
+    pub fn workers(mut self, n: usize) -> Controller {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// The work queue, to enqueue keys from elsewhere (timers, other triggers).
+    pub fn queue(&self) -> WorkQueue<String> {
+        self.queue.clone()
+    }
+
+    /// The primary kind's cache.
+    pub fn store(&self) -> Store {
+        self.primary.clone()
+    }
+
+    /// Runs until `shutdown`: informers, then (once every cache is loaded) the workers.
+    pub async fn run<C, E, R, Fut, P>(
+        self,
+        reconcile: R,
+        error_policy: P,
+        ctx: Arc<C>,
+        shutdown: CancellationToken,
+    ) where
+        C: Send + Sync + 'static,
+        E: std::fmt::Display + Send + 'static,
+        R: Fn(Arc<Object>, Arc<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Action, E>> + Send + 'static,
+        P: Fn(Arc<Object>, &E, Arc<C>) -> Action + Send + Sync + 'static,
+    {
+        let Controller {
+            name,
+            queue,
+            primary,
+            informers,
+            workers,
+            metrics,
+        } = self;
+        let stop_informers = shutdown.child_token();
+        let mut stores = Vec::new();
+        let mut tasks = Vec::new();
+        for informer in informers {
+            let (store, task) = informer.spawn(stop_informers.clone());
+            stores.push(store);
+            tasks.push(task);
+        }
+
+        // sample-controller: no worker acts before every cache has its first list.
+        let synced = async {
+            for store in &stores {
+                store.wait_until_ready().await;
+            }
+        };
+        let ready = tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = synced => true,
+        };
+        if ready {
+            tracing::info!(controller = %name, workers, "caches synced; starting workers");
+            let worker = Arc::new(Worker {
+                name: name.clone(),
+                queue: queue.clone(),
+                primary,
+                reconcile,
+                error_policy,
+                ctx,
+                metrics,
+            });
+            let mut handles = Vec::new();
+            for _ in 0..workers {
+                let worker = worker.clone();
+                handles.push(tokio::spawn(async move { worker.run().await }));
+            }
+            shutdown.cancelled().await;
+            tracing::info!(controller = %name, "shutting down; finishing reconciles in hand");
+            queue.shutdown();
+            for handle in handles {
+                if let Err(err) = handle.await {
+                    tracing::error!(controller = %name, %err, "worker task failed");
+                }
+            }
+        }
+        queue.shutdown();
+        stop_informers.cancel();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// What every worker of one controller shares.
+struct Worker<C, R, P> {
+    name: String,
+    queue: WorkQueue<String>,
+    primary: Store,
+    reconcile: R,
+    error_policy: P,
+    ctx: Arc<C>,
+    metrics: ReconcileMetrics,
+}
+
+impl<C, E, R, Fut, P> Worker<C, R, P>
+where
+    C: Send + Sync + 'static,
+    E: std::fmt::Display + Send + 'static,
+    R: Fn(Arc<Object>, Arc<C>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, E>> + Send + 'static,
+    P: Fn(Arc<Object>, &E, Arc<C>) -> Action + Send + Sync + 'static,
+{
+    async fn run(&self) {
+        while let Some(key) = self.queue.next().await {
+            self.process(&key).await;
+            self.queue.done(&key);
+        }
+    }
+
+    /// Reconciles one key and schedules what comes next.
+    async fn process(&self, key: &String) {
+        let Some(obj) = self.primary.get(key) else {
+            // Gone from the cache: nothing to reconcile, nothing to retry.
+            tracing::debug!(controller = %self.name, key, "object gone; skipping");
+            self.queue.forget(key);
+            return;
+        };
+        let span = tracing::info_span!(
+            "reconcile",
+            controller = %self.name,
+            key = %key,
+            resource_version = obj.resource_version(),
+            retries = self.queue.retries(key),
+        );
+        if let Some(tp) = obj
+            .meta()
+            .and_then(|m| m.annotations.get(TRACEPARENT_ANNOTATION))
+        {
+            set_parent_from_traceparent(&span, tp);
+        }
+        let started = Instant::now();
+        let fut = (self.reconcile)(obj.clone(), self.ctx.clone());
+        let outcome = AssertUnwindSafe(fut)
+            .catch_unwind()
+            .instrument(span.clone())
+            .await;
+        self.metrics.latency.observe_since(started);
+        let action = match outcome {
+            Ok(Ok(action)) => {
+                self.metrics.ok.inc();
+                self.queue.forget(key);
+                action
+            }
+            Ok(Err(err)) => {
+                self.metrics.error.inc();
+                span.in_scope(|| tracing::warn!(%err, "reconcile failed"));
+                (self.error_policy)(obj, &err, self.ctx.clone())
+            }
+            Err(_) => {
+                // A bug in the reconciler; keep the worker alive and retry slowly.
+                self.metrics.error.inc();
+                span.in_scope(|| tracing::error!("reconcile panicked"));
+                Action::Backoff
+            }
+        };
+        match action {
+            Action::Requeue(after) => self.queue.add_after(key.clone(), after),
+            Action::AwaitChange => {}
+            Action::Backoff => {
+                let delay = self.queue.requeue_with_backoff(key.clone());
+                span.in_scope(|| tracing::debug!(?delay, "retrying after backoff"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::client::{Selector, WatchEvent};
+    use crate::informer::tests::{Fake, list, p};
+    use bosun_api::Kind;
+
+    /// Records each reconcile (key, time) and answers from a per-key script.
+    struct Recorder {
+        started: tokio::time::Instant,
+        seen: Mutex<Vec<(String, Duration)>>,
+        script: Mutex<Vec<(&'static str, Result<Action, &'static str>)>>,
+    }
+
+    async fn reconcile(obj: Arc<Object>, ctx: Arc<Recorder>) -> Result<Action, String> {
+        let key = obj.key();
+        ctx.seen
+            .lock()
+            .unwrap()
+            .push((key.clone(), ctx.started.elapsed()));
+        let mut script = ctx.script.lock().unwrap();
+        match script.iter().position(|(k, _)| format!("ns/{k}") == key) {
+            Some(i) => script.remove(i).1.map_err(String::from),
+            None => Ok(Action::AwaitChange),
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_runner_reconciles_changes_requeues_timers_and_backs_off_errors() {
+        let fake = Arc::new(Fake::default());
+        fake.lists
+            .lock()
+            .unwrap()
+            .push_back(list(vec![p("a", 1), p("b", 2)], 2));
+        fake.watches
+            .lock()
+            .unwrap()
+            .push_back(vec![Ok(WatchEvent::Added(p("c", 3)))]);
+        let metrics = Metrics::new();
+        let informer = Informer::new(fake.clone(), Kind::Pod, Selector::all());
+        let controller =
+            Controller::with_backoff("test", informer, &metrics, Backoff::new(ms(100), ms(1000)))
+                .workers(2);
+        let ctx = Arc::new(Recorder {
+            started: tokio::time::Instant::now(),
+            seen: Mutex::new(vec![]),
+            script: Mutex::new(vec![
+                ("a", Ok(Action::Requeue(ms(50)))),
+                ("b", Err("boom")),
+                ("b", Err("boom")),
+            ]),
+        });
+        let shutdown = CancellationToken::new();
+        let run = tokio::spawn(controller.run(
+            reconcile,
+            backoff_on_error,
+            ctx.clone(),
+            shutdown.clone(),
+        ));
+        tokio::time::sleep(ms(1000)).await;
+        shutdown.cancel();
+        run.await.unwrap();
+
+        let mut seen = ctx.seen.lock().unwrap().clone();
+        seen.sort_by_key(|(k, t)| (*t, k.clone()));
+        let want = [
+            ("ns/a", 0),
+            ("ns/b", 0),
+            ("ns/c", 0),
+            ("ns/a", 50),  // its timer
+            ("ns/b", 100), // first backoff
+            ("ns/b", 300), // second backoff: 100 + 200
+        ];
+        let want: Vec<(String, Duration)> =
+            want.iter().map(|(k, t)| (k.to_string(), ms(*t))).collect();
+        assert_eq!(seen, want);
+
+        let text = metrics.render();
+        for line in [
+            "bosun_reconcile_total{controller=\"test\",result=\"ok\"} 4",
+            "bosun_reconcile_total{controller=\"test\",result=\"error\"} 2",
+            "bosun_reconcile_duration_seconds_count{controller=\"test\"} 6",
+            "bosun_queue_retries_total{queue=\"test\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_reconcile_is_retried_and_the_worker_survives() {
+        let fake = Arc::new(Fake::default());
+        fake.lists
+            .lock()
+            .unwrap()
+            .push_back(list(vec![p("a", 1)], 1));
+        let metrics = Metrics::new();
+        let informer = Informer::new(fake, Kind::Pod, Selector::all());
+        let controller =
+            Controller::with_backoff("panics", informer, &metrics, Backoff::new(ms(10), ms(10)));
+        let calls = Arc::new(Mutex::new(0u32));
+        let shutdown = CancellationToken::new();
+        let run = tokio::spawn(controller.run(
+            |_obj: Arc<Object>, calls: Arc<Mutex<u32>>| async move {
+                let n = {
+                    let mut c = calls.lock().unwrap();
+                    *c += 1;
+                    *c
+                };
+                if n == 1 {
+                    panic!("reconciler bug");
+                }
+                Ok::<_, String>(Action::AwaitChange)
+            },
+            backoff_on_error,
+            calls.clone(),
+            shutdown.clone(),
+        ));
+        tokio::time::sleep(ms(100)).await;
+        shutdown.cancel();
+        run.await.unwrap();
+        assert_eq!(*calls.lock().unwrap(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_before_the_caches_sync_returns_without_reconciling() {
+        // No list ever succeeds.
+        let fake = Arc::new(Fake::default());
+        let metrics = Metrics::new();
+        let informer = Informer::new(fake, Kind::Pod, Selector::all());
+        let controller = Controller::new("never", informer, &metrics);
+        let shutdown = CancellationToken::new();
+        let run = tokio::spawn(controller.run(
+            |_obj: Arc<Object>, _: Arc<()>| async { Ok::<_, String>(Action::AwaitChange) },
+            backoff_on_error,
+            Arc::new(()),
+            shutdown.clone(),
+        ));
+        tokio::time::sleep(ms(500)).await;
+        shutdown.cancel();
+        run.await.unwrap();
+        assert!(!metrics.render().contains("result=\"ok\"} 1"));
+    }
+}

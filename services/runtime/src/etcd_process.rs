@@ -1,0 +1,314 @@
+//! etcd as a child process: what `bosun up` and the end-to-end tests run so that nobody has
+//! to start an etcd by hand.
+//!
+//! [`EtcdProcess::start`] finds the binary, launches it with its own data directory and
+//! ports, and waits (up to a deadline, polling `/health`) until it answers. The child is
+//! killed when the handle is dropped or [`EtcdProcess::stop`] is called: etcd's WAL makes a
+//! hard stop safe.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+/// How to run one single-member etcd.
+#[derive(Debug, Clone)]
+pub struct EtcdConfig {
+    /// The etcd binary; `None`: `BOSUN_ETCD_BIN`, then `etcd` on `PATH`, then `/usr/bin/etcd`.
+    pub binary: Option<PathBuf>,
+    /// Where etcd keeps its data (created if missing).
+    pub data_dir: PathBuf,
+    /// Client URL address (`127.0.0.1:2379`).
+    pub client_addr: SocketAddr,
+    /// Peer URL address (`127.0.0.1:2380`).
+    pub peer_addr: SocketAddr,
+    /// The member name.
+    pub name: String,
+    /// Where etcd's own log goes; `None`: discarded.
+    pub log_file: Option<PathBuf>,
+    /// How long to wait for etcd to answer before giving up.
+    pub startup_timeout: Duration,
+}
+
+impl EtcdConfig {
+    /// A config with the defaults: binary looked up, member `bosun`, no log, 20 s to start.
+    pub fn new(
+        data_dir: impl Into<PathBuf>,
+        client_addr: SocketAddr,
+        peer_addr: SocketAddr,
+    ) -> Self {
+        EtcdConfig {
+            binary: None,
+            data_dir: data_dir.into(),
+            client_addr,
+            peer_addr,
+            name: "bosun".into(),
+            log_file: None,
+            startup_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Why etcd could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    #[error(
+        "etcd not found (looked at {looked_at}); install it with `apt-get install etcd-server` \
+         (Debian/Ubuntu) or point BOSUN_ETCD_BIN at an etcd binary"
+    )]
+    NotFound { looked_at: String },
+    #[error("cannot create etcd's data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open etcd's log file {path}: {source}")]
+    LogFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot run {binary}: {source}")]
+    Spawn {
+        binary: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "etcd exited during startup ({status}); is {client} or {peer} already taken? {log_hint}"
+    )]
+    Exited {
+        status: String,
+        client: SocketAddr,
+        peer: SocketAddr,
+        log_hint: String,
+    },
+    #[error("etcd did not answer on {client} within {timeout:?}. {log_hint}")]
+    Timeout {
+        client: SocketAddr,
+        timeout: Duration,
+        log_hint: String,
+    },
+}
+
+/// A running etcd child process; killed on drop.
+#[derive(Debug)]
+pub struct EtcdProcess {
+    child: Option<Child>,
+    config: EtcdConfig,
+}
+
+impl EtcdProcess {
+    /// Starts etcd and waits until its `/health` answers `true`.
+    pub async fn start(config: EtcdConfig) -> Result<EtcdProcess, EtcdError> {
+        let binary = find_binary(config.binary.as_deref())?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| EtcdError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let client_url = format!("http://{}", config.client_addr);
+        let peer_url = format!("http://{}", config.peer_addr);
+        let mut cmd = Command::new(&binary);
+        cmd.arg("--name")
+            .arg(&config.name)
+            .arg("--data-dir")
+            .arg(&config.data_dir)
+            .arg("--listen-client-urls")
+            .arg(&client_url)
+            .arg("--advertise-client-urls")
+            .arg(&client_url)
+            .arg("--listen-peer-urls")
+            .arg(&peer_url)
+            .arg("--initial-advertise-peer-urls")
+            .arg(&peer_url)
+            .arg("--initial-cluster")
+            .arg(format!("{}={}", config.name, peer_url))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        match &config.log_file {
+            Some(path) => {
+                let open = || {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(|source| EtcdError::LogFile {
+                            path: path.clone(),
+                            source,
+                        })
+                };
+                cmd.stdout(open()?).stderr(open()?);
+            }
+            None => {
+                cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+        let child = cmd.spawn().map_err(|source| EtcdError::Spawn {
+            binary: binary.clone(),
+            source,
+        })?;
+        tracing::info!(binary = %binary.display(), client = %config.client_addr,
+            data_dir = %config.data_dir.display(), "etcd starting");
+        let mut process = EtcdProcess {
+            child: Some(child),
+            config,
+        };
+        process.wait_ready().await?;
+        Ok(process)
+    }
+
+    /// Polls `/health` until etcd says it is healthy, the child exits, or the deadline passes.
+    async fn wait_ready(&mut self) -> Result<(), EtcdError> {
+        let deadline = Instant::now() + self.config.startup_timeout;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(EtcdError::Exited {
+                    status: status.to_string(),
+                    client: self.config.client_addr,
+                    peer: self.config.peer_addr,
+                    log_hint: self.log_hint(),
+                });
+            }
+            if healthy(self.config.client_addr).await {
+                tracing::info!(client = %self.config.client_addr, "etcd ready");
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(EtcdError::Timeout {
+                    client: self.config.client_addr,
+                    timeout: self.config.startup_timeout,
+                    log_hint: self.log_hint(),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    fn log_hint(&self) -> String {
+        match &self.config.log_file {
+            Some(path) => {
+                let tail = std::fs::read_to_string(path)
+                    .map(|s| {
+                        let lines: Vec<&str> = s.lines().collect();
+                        lines[lines.len().saturating_sub(5)..].join("\n")
+                    })
+                    .unwrap_or_default();
+                format!("etcd's log ({}) ends with:\n{tail}", path.display())
+            }
+            None => "Set a log file to see etcd's own messages.".into(),
+        }
+    }
+
+    /// The client endpoint (`http://127.0.0.1:2379`) to hand to an etcd client.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.config.client_addr)
+    }
+
+    /// The child's process id (for CPU accounting in benchmarks); `None` once stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// The configuration this process was started with.
+    pub fn config(&self) -> &EtcdConfig {
+        &self.config
+    }
+
+    /// Kills etcd and waits for it to exit.
+    pub async fn stop(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+            tracing::info!(client = %self.config.client_addr, "etcd stopped");
+        }
+    }
+}
+
+/// One `GET /health` over plain HTTP/1.0: true when etcd reports itself healthy.
+async fn healthy(addr: SocketAddr) -> bool {
+    let probe = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        stream
+            .write_all(b"GET /health HTTP/1.0\r\nHost: etcd\r\n\r\n")
+            .await
+            .ok()?;
+        let mut body = Vec::new();
+        stream.read_to_end(&mut body).await.ok()?;
+        let text = String::from_utf8_lossy(&body);
+        Some(text.contains("\"health\":\"true\""))
+    };
+    tokio::time::timeout(Duration::from_secs(2), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Finds the etcd binary: explicit, `BOSUN_ETCD_BIN`, `etcd` on `PATH`, `/usr/bin/etcd`.
+fn find_binary(explicit: Option<&Path>) -> Result<PathBuf, EtcdError> {
+    let mut looked = Vec::new();
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = explicit {
+        candidates.push(p.to_path_buf());
+    } else {
+        if let Some(p) = std::env::var_os("BOSUN_ETCD_BIN") {
+            candidates.push(PathBuf::from(p));
+        }
+        if let Some(path) = std::env::var_os("PATH") {
+            candidates.extend(std::env::split_paths(&path).map(|d| d.join("etcd")));
+        }
+        candidates.push(PathBuf::from("/usr/bin/etcd"));
+    }
+    for c in candidates {
+        if c.is_file() {
+            return Ok(c);
+        }
+        looked.push(c.display().to_string());
+    }
+    Err(EtcdError::NotFound {
+        looked_at: looked.join(", "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free_addr() -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }
+
+    #[test]
+    fn a_missing_binary_says_how_to_install_etcd() {
+        let err = find_binary(Some(Path::new("/nonexistent/etcd"))).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("apt-get install etcd-server"), "{msg}");
+        assert!(msg.contains("/nonexistent/etcd"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn etcd_starts_answers_and_stops() {
+        if find_binary(None).is_err() {
+            eprintln!("etcd not installed; skipping");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("bosun-etcd-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut config = EtcdConfig::new(dir.join("data"), free_addr(), free_addr());
+        config.log_file = Some(dir.join("etcd.log"));
+        let etcd = EtcdProcess::start(config).await.expect("etcd starts");
+        let addr = etcd.config().client_addr;
+        assert!(healthy(addr).await);
+        assert_eq!(etcd.endpoint(), format!("http://{addr}"));
+        etcd.stop().await;
+        assert!(!healthy(addr).await);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

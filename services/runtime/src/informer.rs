@@ -1,0 +1,515 @@
+//! The informer: keeps a [`Store`] in step with the broker for one kind, as a small state
+//! machine (kube-runtime's watcher):
+//!
+//! ```text
+//!   Relist ──list ok──► Watch(rev) ──event──► Watch(event rev)      (bookmarks too)
+//!     ▲                    │  └──stream ended / transient error──► Watch(rev) (resume)
+//!     └──── expired ───────┘
+//! ```
+//!
+//! A relist replaces the store and reports the difference (including synthetic deletes for
+//! objects that vanished while the watch was down). Every change goes to the registered
+//! handlers, which only compute keys and enqueue them (sample-controller style); helpers
+//! for the two usual handlers are [`enqueue_self`] and [`enqueue_controller_owner`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bosun_api::Kind;
+use bosun_api::object::object_key;
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::cache::{self, Change, ChangeKind, Store, StoreWriter};
+use crate::client::{Broker, ClientError, ObjectList, Selector, WatchEvent};
+use crate::metrics::{Counter, Gauge, Metrics};
+use crate::queue::{Backoff, WorkQueue};
+
+/// A stream of decoded watch events; it ends when the server ends the watch.
+pub type EventStream = BoxStream<'static, Result<WatchEvent, ClientError>>;
+
+/// Where an informer lists and watches: the broker, or a fake in tests.
+pub trait ListWatch: Send + Sync + 'static {
+    /// Lists `kind` with the revision read at.
+    fn list<'a>(
+        &'a self,
+        kind: Kind,
+        selector: &'a Selector,
+    ) -> BoxFuture<'a, Result<ObjectList, ClientError>>;
+
+    /// Watches `kind` for events after `revision`.
+    fn watch<'a>(
+        &'a self,
+        kind: Kind,
+        selector: &'a Selector,
+        revision: i64,
+    ) -> BoxFuture<'a, Result<EventStream, ClientError>>;
+}
+
+impl ListWatch for Broker {
+    fn list<'a>(
+        &'a self,
+        kind: Kind,
+        selector: &'a Selector,
+    ) -> BoxFuture<'a, Result<ObjectList, ClientError>> {
+        Box::pin(Broker::list(self, kind, selector))
+    }
+
+    fn watch<'a>(
+        &'a self,
+        kind: Kind,
+        selector: &'a Selector,
+        revision: i64,
+    ) -> BoxFuture<'a, Result<EventStream, ClientError>> {
+        Box::pin(async move {
+            let stream = Broker::watch(self, kind, selector, revision).await?;
+            let events = futures::stream::unfold(Some(stream), |state| async move {
+                let mut stream = state?;
+                match stream.next().await {
+                    Ok(Some(ev)) => Some((Ok(ev), Some(stream))),
+                    Ok(None) => None,
+                    // Yield the error, then end.
+                    Err(err) => Some((Err(err), None)),
+                }
+            });
+            Ok(events.boxed())
+        })
+    }
+}
+
+/// A change handler: computes keys from a change and enqueues them. Must not block.
+pub type Handler = Box<dyn Fn(&Change) + Send + Sync>;
+
+struct InformerMetrics {
+    events: Counter,
+    relists: Counter,
+    objects: Gauge,
+    revision: Gauge,
+}
+
+/// Lists then watches one kind into a [`Store`]; see the module docs.
+pub struct Informer {
+    kind: Kind,
+    selector: Selector,
+    source: Arc<dyn ListWatch>,
+    writer: StoreWriter,
+    handlers: Vec<Handler>,
+    metrics: Option<InformerMetrics>,
+    /// Delay between failed list/watch attempts.
+    retry: Backoff,
+}
+
+/// Where the informer's state machine stands.
+enum Step {
+    Relist,
+    Watch(i64),
+}
+
+impl Informer {
+    /// An informer for `kind` objects that `selector` picks, from `source`.
+    pub fn new(source: Arc<dyn ListWatch>, kind: Kind, selector: Selector) -> Informer {
+        let (_, writer) = cache::store();
+        Informer {
+            kind,
+            selector,
+            source,
+            writer,
+            handlers: Vec::new(),
+            metrics: None,
+            retry: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
+        }
+    }
+
+    /// An informer over the broker.
+    pub fn for_broker(broker: &Broker, kind: Kind, selector: Selector) -> Informer {
+        Informer::new(Arc::new(broker.clone()), kind, selector)
+    }
+
+    /// The store this informer fills (ready after the first list).
+    pub fn store(&self) -> Store {
+        self.writer.reader()
+    }
+
+    /// Registers a change handler (before [`Informer::run`]).
+    pub fn on_change(&mut self, handler: impl Fn(&Change) + Send + Sync + 'static) -> &mut Self {
+        self.handlers.push(Box::new(handler));
+        self
+    }
+
+    /// Reports `bosun_informer_events_total`, `bosun_informer_relists_total`,
+    /// `bosun_informer_objects` and `bosun_informer_revision`, labelled `kind`.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Informer {
+        let name = format!("{:?}", self.kind);
+        let labels = [("kind", name.as_str())];
+        self.metrics = Some(InformerMetrics {
+            events: metrics.counter(
+                "bosun_informer_events_total",
+                "Watch events applied to the informer cache.",
+                &labels,
+            ),
+            relists: metrics.counter(
+                "bosun_informer_relists_total",
+                "Full lists loaded into the informer cache.",
+                &labels,
+            ),
+            objects: metrics.gauge(
+                "bosun_informer_objects",
+                "Objects in the informer cache.",
+                &labels,
+            ),
+            revision: metrics.gauge(
+                "bosun_informer_revision",
+                "The etcd revision the informer cache reflects.",
+                &labels,
+            ),
+        });
+        self
+    }
+
+    /// Sets the delay between failed attempts (default 100 ms doubling to 10 s).
+    pub fn with_retry(mut self, retry: Backoff) -> Informer {
+        self.retry = retry;
+        self
+    }
+
+    /// Runs in the background until `shutdown`; returns the store and the task.
+    pub fn spawn(self, shutdown: CancellationToken) -> (Store, tokio::task::JoinHandle<()>) {
+        let store = self.store();
+        (store, tokio::spawn(self.run(shutdown)))
+    }
+
+    fn emit(&self, change: &Change) {
+        for handler in &self.handlers {
+            handler(change);
+        }
+    }
+
+    fn report(&self) {
+        if let Some(m) = &self.metrics {
+            let store = self.writer.reader();
+            m.objects.set(store.len() as i64);
+            m.revision.set(self.writer.revision());
+        }
+    }
+
+    /// Keeps the store in step until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let span = tracing::info_span!("informer", kind = ?self.kind);
+        async move {
+            let mut step = Step::Relist;
+            let mut failures = 0u32;
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    next = self.step(step, &mut failures) => next,
+                };
+                step = match next {
+                    Ok(step) => step,
+                    Err((step, err)) => {
+                        failures = failures.saturating_add(1);
+                        let delay = self.retry.delay(failures);
+                        tracing::warn!(%err, ?delay, "list/watch failed; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                        step
+                    }
+                };
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// One step of the state machine; on failure, the step to retry after a delay.
+    async fn step(&self, step: Step, failures: &mut u32) -> Result<Step, (Step, ClientError)> {
+        match step {
+            Step::Relist => {
+                let list = self
+                    .source
+                    .list(self.kind, &self.selector)
+                    .await
+                    .map_err(|e| (Step::Relist, e))?;
+                *failures = 0;
+                let revision = list.revision;
+                let changes = self.writer.replace(list.items, revision);
+                tracing::debug!(revision, changes = changes.len(), "listed");
+                self.writer.mark_ready();
+                if let Some(m) = &self.metrics {
+                    m.relists.inc();
+                }
+                self.report();
+                for change in &changes {
+                    self.emit(change);
+                }
+                Ok(Step::Watch(revision))
+            }
+            Step::Watch(mut revision) => {
+                let mut events = match self.source.watch(self.kind, &self.selector, revision).await
+                {
+                    Ok(events) => events,
+                    Err(err) if err.is_expired() => return Ok(self.expired(revision)),
+                    Err(err) => return Err((Step::Watch(revision), err)),
+                };
+                let mut received = 0usize;
+                while let Some(event) = events.next().await {
+                    match event {
+                        Ok(event) => {
+                            received += 1;
+                            *failures = 0;
+                            revision = revision.max(event.revision());
+                            if let Some(change) = self.writer.apply(event) {
+                                self.emit(&change);
+                            }
+                            if let Some(m) = &self.metrics {
+                                m.events.inc();
+                            }
+                            self.report();
+                        }
+                        Err(err) if err.is_expired() => return Ok(self.expired(revision)),
+                        Err(err) => return Err((Step::Watch(revision), err)),
+                    }
+                }
+                if received == 0 {
+                    // A stream that ends at once, again and again, must not spin.
+                    return Err((
+                        Step::Watch(revision),
+                        ClientError::Unavailable("the watch ended without events".into()),
+                    ));
+                }
+                tracing::debug!(revision, "watch ended; resuming");
+                Ok(Step::Watch(revision))
+            }
+        }
+    }
+
+    fn expired(&self, revision: i64) -> Step {
+        tracing::info!(revision, "watch revision expired; relisting");
+        Step::Relist
+    }
+}
+
+/// A handler that enqueues the changed object's own key.
+pub fn enqueue_self(queue: WorkQueue<String>) -> impl Fn(&Change) + Send + Sync + 'static {
+    move |change| queue.add(change.key.clone())
+}
+
+/// A handler that enqueues the key of the changed object's controller (its ownerReference
+/// with `controller: true`) when that controller is of kind `owner_kind` (`"Job"`). When an
+/// update moved the object to another controller, both are enqueued.
+pub fn enqueue_controller_owner(
+    queue: WorkQueue<String>,
+    owner_kind: &'static str,
+) -> impl Fn(&Change) + Send + Sync + 'static {
+    move |change| {
+        let owner_key = |obj: &Option<Arc<bosun_api::Object>>| {
+            let obj = obj.as_ref()?;
+            let owner = obj.controller_ref()?;
+            (owner.kind == owner_kind).then(|| object_key(obj.namespace(), &owner.name))
+        };
+        let new = owner_key(&change.new);
+        let old = owner_key(&change.old);
+        if let Some(key) = &new {
+            queue.add(key.clone());
+        }
+        if change.kind != ChangeKind::Added
+            && let Some(key) = old
+            && Some(&key) != new.as_ref()
+        {
+            queue.add(key);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::cache::tests::pod;
+
+    type Script = Vec<Result<WatchEvent, ClientError>>;
+
+    /// A scripted source: lists and watch streams are handed out in order; once the watch
+    /// scripts run out, a watch stays open and silent. Every call is logged.
+    #[derive(Default)]
+    pub(crate) struct Fake {
+        pub(crate) lists: Mutex<VecDeque<Result<ObjectList, ClientError>>>,
+        pub(crate) watches: Mutex<VecDeque<Script>>,
+        pub(crate) calls: Mutex<Vec<String>>,
+    }
+
+    impl ListWatch for Fake {
+        fn list<'a>(
+            &'a self,
+            _: Kind,
+            _: &'a Selector,
+        ) -> BoxFuture<'a, Result<ObjectList, ClientError>> {
+            self.calls.lock().unwrap().push("list".into());
+            let next = self.lists.lock().unwrap().pop_front();
+            Box::pin(async move {
+                next.unwrap_or_else(|| Err(ClientError::Unavailable("no more lists".into())))
+            })
+        }
+
+        fn watch<'a>(
+            &'a self,
+            _: Kind,
+            _: &'a Selector,
+            revision: i64,
+        ) -> BoxFuture<'a, Result<EventStream, ClientError>> {
+            self.calls.lock().unwrap().push(format!("watch {revision}"));
+            let next = self.watches.lock().unwrap().pop_front();
+            Box::pin(async move {
+                Ok(match next {
+                    Some(script) => futures::stream::iter(script).boxed(),
+                    None => futures::stream::pending().boxed(),
+                })
+            })
+        }
+    }
+
+    pub(crate) fn list(
+        items: Vec<bosun_api::Object>,
+        revision: i64,
+    ) -> Result<ObjectList, ClientError> {
+        Ok(ObjectList { items, revision })
+    }
+
+    pub(crate) fn p(name: &str, rv: i64) -> bosun_api::Object {
+        pod(name, rv, &[], &[], "")
+    }
+
+    /// Waits (up to 5 s) until the fake has seen `n` calls.
+    async fn wait_for_calls(fake: &Fake, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while fake.calls.lock().unwrap().len() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "calls: {:?}",
+                fake.calls.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_informer_resumes_after_a_dropped_stream_and_relists_when_expired() {
+        let fake = Arc::new(Fake::default());
+        fake.lists.lock().unwrap().extend([
+            list(vec![p("a", 1), p("b", 2)], 5),
+            list(vec![p("a", 9), p("d", 12)], 12),
+        ]);
+        fake.watches.lock().unwrap().extend([
+            // Ends cleanly after a bookmark: resume from 8.
+            vec![
+                Ok(WatchEvent::Added(p("c", 6))),
+                Ok(WatchEvent::Bookmark(8)),
+            ],
+            // Then the broker says the revision is too old: relist.
+            vec![
+                Ok(WatchEvent::Modified(p("a", 9))),
+                Err(ClientError::Expired("expired: relist".into())),
+            ],
+        ]);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut informer = Informer::new(fake.clone(), Kind::Pod, Selector::all());
+        {
+            let seen = seen.clone();
+            informer.on_change(move |c| seen.lock().unwrap().push((c.kind, c.key.clone())));
+        }
+        let shutdown = CancellationToken::new();
+        let (store, task) = informer.spawn(shutdown.clone());
+        store.wait_until_ready().await;
+        wait_for_calls(&fake, 5).await;
+
+        assert_eq!(
+            *fake.calls.lock().unwrap(),
+            ["list", "watch 5", "watch 8", "list", "watch 12"]
+        );
+        use ChangeKind::*;
+        let k = |kind, key: &str| (kind, format!("ns/{key}"));
+        let mut relist: Vec<_> = seen.lock().unwrap()[4..].to_vec();
+        relist.sort_by(|x, y| x.1.cmp(&y.1));
+        assert_eq!(
+            seen.lock().unwrap()[..4],
+            [
+                k(Added, "a"),
+                k(Added, "b"),
+                k(Added, "c"),
+                k(Modified, "a")
+            ]
+        );
+        assert_eq!(
+            relist,
+            [k(Deleted, "b"), k(Deleted, "c"), k(Added, "d")],
+            "a is unchanged at rv 9"
+        );
+        assert_eq!(store.keys(), ["ns/a", "ns/d"]);
+        assert_eq!(store.revision(), 12);
+
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_list_is_retried_with_backoff_before_the_store_is_ready() {
+        let fake = Arc::new(Fake::default());
+        fake.lists.lock().unwrap().extend([
+            Err(ClientError::Unavailable("down".into())),
+            Err(ClientError::Unavailable("down".into())),
+            list(vec![p("a", 1)], 1),
+        ]);
+        let informer = Informer::new(fake.clone(), Kind::Pod, Selector::all());
+        let shutdown = CancellationToken::new();
+        let started = tokio::time::Instant::now();
+        let (store, task) = informer.spawn(shutdown.clone());
+        store.wait_until_ready().await;
+        // 100 ms, then 200 ms.
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        assert_eq!(store.keys(), ["ns/a"]);
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn owner_handlers_enqueue_the_controller_of_the_right_kind() {
+        let q: WorkQueue<String> = WorkQueue::default();
+        let handler = enqueue_controller_owner(q.clone(), "Job");
+        let owned = |uid: &str| {
+            let mut o = pod("x", 1, &[], &[uid], "");
+            o.meta_mut().owner_references[0].name = format!("job-{uid}");
+            Arc::new(o)
+        };
+        let change = |kind,
+                      old: Option<Arc<bosun_api::Object>>,
+                      new: Option<Arc<bosun_api::Object>>| Change {
+            kind,
+            key: "ns/x".into(),
+            old,
+            new,
+        };
+        handler(&change(ChangeKind::Added, None, Some(owned("1"))));
+        handler(&change(
+            ChangeKind::Modified,
+            Some(owned("1")),
+            Some(owned("2")),
+        ));
+        handler(&change(ChangeKind::Deleted, Some(owned("3")), None));
+        let mut other = (*owned("4")).clone();
+        other.meta_mut().owner_references[0].kind = "DaemonSet".into();
+        handler(&change(ChangeKind::Added, None, Some(Arc::new(other))));
+        let mut keys = vec![];
+        while !q.is_empty() {
+            let k = q.next().await.unwrap();
+            q.done(&k);
+            keys.push(k);
+        }
+        assert_eq!(keys, ["ns/job-1", "ns/job-2", "ns/job-3"]);
+    }
+}

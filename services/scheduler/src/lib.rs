@@ -1,0 +1,68 @@
+//! `bosun-scheduler`: two controllers in one process, over the broker.
+//!
+//! - the **scheduler** ([`scheduler`]) binds pending pods to nodes: filters and scores are
+//!   pure functions in [`placement`], the in-memory node cache with assumed pods is
+//!   [`cache`];
+//! - the **node lifecycle controller** ([`lifecycle`]) turns nodes whose lease went stale
+//!   Ready=Unknown, keeps the unreachable / not-ready / unschedulable taints in line, and
+//!   evicts pods that do not tolerate a NoExecute taint; its decisions are in
+//!   [`lifecycle_plan`].
+//!
+//! [`run`] is what the binary and `bosun up` call.
+
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod lifecycle;
+pub mod lifecycle_plan;
+pub mod placement;
+pub mod scheduler;
+
+use bosun_runtime::client::Broker;
+use bosun_runtime::metrics::Metrics;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use error::{Error, Result};
+
+/// Runs the scheduler and the node lifecycle controller until `shutdown` is cancelled. The
+/// broker may come up later (the client connects on first use); a malformed address or a
+/// taken metrics port fails at once.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    let broker = Broker::connect_lazy(&config.server).map_err(Error::Connect)?;
+    let metrics = Metrics::new();
+    let metrics_task = match config.metrics_listen {
+        Some(addr) => {
+            let listener = bosun_runtime::metrics::bind(addr)
+                .await
+                .map_err(Error::Metrics)?;
+            tracing::info!(%addr, "metrics listening");
+            Some(tokio::spawn(bosun_runtime::metrics::serve(
+                listener,
+                metrics.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+    tracing::info!(
+        server = %config.server,
+        workers = config.workers,
+        grace = ?config.node_monitor_grace_period,
+        "scheduler starting"
+    );
+    tokio::join!(
+        scheduler::run(broker.clone(), config.workers, &metrics, shutdown.clone()),
+        lifecycle::run(
+            broker,
+            config.node_monitor_grace_period,
+            &metrics,
+            shutdown.clone()
+        ),
+    );
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
+    tracing::info!("scheduler stopped");
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! `bosun-scheduler`: parses its config, sets up telemetry, and runs the scheduler and the
+//! node lifecycle controller until SIGINT or SIGTERM.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = bosun_scheduler::Config::parse();
+    let telemetry = bosun_runtime::telemetry::init("bosun-scheduler")?;
+    let shutdown = bosun_runtime::shutdown::shutdown_signal();
+    let result = bosun_scheduler::run(config, shutdown).await;
+    telemetry.shutdown();
+    result.map_err(Into::into)
+}

@@ -1,0 +1,558 @@
+//! The broker against a real etcd: the object API.
+
+use std::time::Duration;
+
+use bosun_api::kind::KINDS;
+use bosun_tests::{Broker, Etcd, create, object_of, pod, v1, with_label};
+use tonic::Code;
+
+fn get_req(kind: v1::Kind, ns: &str, name: &str) -> v1::GetRequest {
+    v1::GetRequest {
+        kind: kind as i32,
+        namespace: ns.into(),
+        name: name.into(),
+    }
+}
+
+fn update_req(obj: v1::Object) -> v1::UpdateRequest {
+    v1::UpdateRequest {
+        object: Some(obj),
+        dry_run: false,
+    }
+}
+
+fn delete_req(kind: v1::Kind, ns: &str, name: &str) -> v1::DeleteRequest {
+    v1::DeleteRequest {
+        kind: kind as i32,
+        namespace: ns.into(),
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn every_kind_round_trips_through_create_get_list_update_and_delete() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    for info in KINDS {
+        let kind = info.kind;
+        let created = create(&mut c, object_of(kind, "", "one")).await;
+        assert_eq!(created.kind(), kind);
+        assert_eq!(
+            created.namespace(),
+            if info.namespaced { "default" } else { "" }
+        );
+        assert!(!created.uid().is_empty(), "{}: uid", info.name);
+        assert!(created.resource_version() > 0);
+        let m = created.meta().unwrap();
+        assert_eq!(m.generation, 1);
+        assert!(!m.creation_timestamp.is_empty());
+        assert_eq!(created.type_meta(), (info.api_version, info.name));
+
+        let got = c
+            .get(get_req(kind, "", "one"))
+            .await
+            .unwrap()
+            .into_inner()
+            .object
+            .unwrap();
+        assert_eq!(
+            got, created,
+            "{}: get returns what create returned",
+            info.name
+        );
+
+        let list = c
+            .list(v1::ListRequest {
+                kind: kind as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(list.items, vec![created.clone()]);
+        assert!(list.revision >= created.resource_version());
+
+        let changed = with_label(got, "touched", "yes");
+        let updated = c
+            .update(update_req(changed))
+            .await
+            .unwrap()
+            .into_inner()
+            .object
+            .unwrap();
+        assert!(updated.resource_version() > created.resource_version());
+        assert_eq!(updated.meta().unwrap().labels["touched"], "yes");
+
+        let gone = c
+            .delete(delete_req(kind, "", "one"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(gone.deleted, "{}", info.name);
+        let err = c.get(get_req(kind, "", "one")).await.unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{}", info.name);
+    }
+}
+
+#[tokio::test]
+async fn creating_an_existing_name_is_already_exists_naming_the_object() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    create(&mut c, pod("default", "dup")).await;
+    let err = c
+        .create(v1::CreateRequest {
+            object: Some(pod("default", "dup")),
+            dry_run: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert!(err.message().contains("default/dup"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn generate_name_appends_five_random_lowercase_alphanumerics() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    let mut names = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        let mut p = pod("default", "");
+        p.meta_mut().generate_name = "pi-".into();
+        let created = create(&mut c, p).await;
+        let suffix = created.name().strip_prefix("pi-").expect("prefix kept");
+        assert_eq!(suffix.len(), 5);
+        assert!(
+            suffix
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+        );
+        names.insert(created.name().to_string());
+    }
+    assert_eq!(names.len(), 5);
+}
+
+#[tokio::test]
+async fn dry_run_create_writes_nothing() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    let out = c
+        .create(v1::CreateRequest {
+            object: Some(pod("default", "dry")),
+            dry_run: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(out.object.unwrap().name(), "dry");
+    let err = c
+        .get(get_req(v1::Kind::Pod, "default", "dry"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_stale_update_is_aborted_naming_both_versions() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    let first = create(&mut c, pod("default", "p")).await;
+    let second = c
+        .update(update_req(with_label(first.clone(), "a", "1")))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap();
+    let err = c
+        .update(update_req(with_label(first.clone(), "a", "2")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    let msg = err.message();
+    assert!(
+        msg.contains(&format!(
+            "you sent resourceVersion {}",
+            first.resource_version()
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("it is now {}", second.resource_version())),
+        "{msg}"
+    );
+    assert!(msg.contains("get it again and retry"), "{msg}");
+    // The write that won is intact.
+    let now = c
+        .get(get_req(v1::Kind::Pod, "default", "p"))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap();
+    assert_eq!(now.meta().unwrap().labels["a"], "1");
+}
+
+#[tokio::test]
+async fn generation_bumps_on_spec_changes_only() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    let p = create(&mut c, pod("default", "g")).await;
+    let labelled = c
+        .update(update_req(with_label(p, "x", "y")))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap();
+    assert_eq!(labelled.meta().unwrap().generation, 1);
+    let respecced = c
+        .update(update_req(set_image(labelled, "nginx")))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap();
+    assert_eq!(respecced.meta().unwrap().generation, 2);
+}
+
+fn set_phase(mut obj: v1::Object, phase: &str) -> v1::Object {
+    if let Some(v1::object::Object::Pod(pod)) = &mut obj.object {
+        pod.status = Some(v1::PodStatus {
+            phase: phase.into(),
+            ..Default::default()
+        });
+    }
+    obj
+}
+
+fn set_image(mut obj: v1::Object, image: &str) -> v1::Object {
+    if let Some(v1::object::Object::Pod(pod)) = &mut obj.object {
+        pod.spec.as_mut().unwrap().containers[0].image = image.into();
+    }
+    obj
+}
+
+#[tokio::test]
+async fn update_keeps_the_stored_status_and_update_status_keeps_the_stored_spec() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    let p = create(&mut c, pod("default", "s")).await;
+    let running = c
+        .update_status(update_req(set_image(set_phase(p, "Running"), "ignored")))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap();
+    let pod = running.as_pod().unwrap();
+    assert_eq!(pod.status.as_ref().unwrap().phase, "Running");
+    assert_eq!(pod.spec.as_ref().unwrap().containers[0].image, "busybox");
+
+    let updated = c
+        .update(update_req(set_image(set_phase(running, "Failed"), "nginx")))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap();
+    let pod = updated.as_pod().unwrap();
+    assert_eq!(pod.status.as_ref().unwrap().phase, "Running");
+    assert_eq!(pod.spec.as_ref().unwrap().containers[0].image, "nginx");
+}
+
+#[tokio::test]
+async fn finalizers_hold_a_deleted_object_until_the_last_one_is_removed() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    let mut p = pod("default", "f");
+    p.meta_mut().finalizers = vec!["example.com/a".into(), "example.com/b".into()];
+    create(&mut c, p).await;
+    let out = c
+        .delete(delete_req(v1::Kind::Pod, "default", "f"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!out.deleted);
+    let marked = c
+        .get(get_req(v1::Kind::Pod, "default", "f"))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap();
+    assert!(!marked.meta().unwrap().deletion_timestamp.is_empty());
+
+    let mut one_left = marked.clone();
+    one_left.meta_mut().finalizers = vec!["example.com/b".into()];
+    let one_left = c
+        .update(update_req(one_left))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap();
+    assert_eq!(
+        one_left.meta().unwrap().deletion_timestamp,
+        marked.meta().unwrap().deletion_timestamp
+    );
+    c.get(get_req(v1::Kind::Pod, "default", "f"))
+        .await
+        .expect("still there");
+
+    let mut none_left = one_left;
+    none_left.meta_mut().finalizers.clear();
+    c.update(update_req(none_left)).await.unwrap();
+    let err = c
+        .get(get_req(v1::Kind::Pod, "default", "f"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn foreground_and_orphan_deletes_record_their_finalizer() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    for (name, policy, finalizer) in [
+        ("fg", "Foreground", "foregroundDeletion"),
+        ("or", "Orphan", "orphan"),
+    ] {
+        create(&mut c, object_of(v1::Kind::Job, "default", name)).await;
+        let mut req = delete_req(v1::Kind::Job, "default", name);
+        req.propagation_policy = policy.into();
+        let out = c.delete(req).await.unwrap().into_inner();
+        assert!(!out.deleted);
+        let m = out.object.unwrap().meta().cloned().unwrap();
+        assert_eq!(m.finalizers, vec![finalizer.to_string()]);
+        assert!(!m.deletion_timestamp.is_empty());
+    }
+    let mut bad = delete_req(v1::Kind::Job, "default", "fg");
+    bad.propagation_policy = "Sideways".into();
+    assert_eq!(
+        c.delete(bad).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+}
+
+#[tokio::test]
+async fn delete_preconditions_on_uid_and_resource_version_are_enforced() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    let p = create(&mut c, pod("default", "pre")).await;
+    let mut wrong_uid = delete_req(v1::Kind::Pod, "default", "pre");
+    wrong_uid.preconditions = Some(v1::Preconditions {
+        uid: "nope".into(),
+        ..Default::default()
+    });
+    let err = c.delete(wrong_uid).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("UID"), "{}", err.message());
+    let mut wrong_rv = delete_req(v1::Kind::Pod, "default", "pre");
+    wrong_rv.preconditions = Some(v1::Preconditions {
+        resource_version: "1".into(),
+        ..Default::default()
+    });
+    assert_eq!(
+        c.delete(wrong_rv).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    let mut right = delete_req(v1::Kind::Pod, "default", "pre");
+    right.preconditions = Some(v1::Preconditions {
+        uid: p.uid().into(),
+        resource_version: p.resource_version().to_string(),
+    });
+    assert!(c.delete(right).await.unwrap().into_inner().deleted);
+}
+
+#[tokio::test]
+async fn objects_over_the_size_limit_are_invalid_argument() {
+    let etcd = Etcd::start().await;
+    let mut config = Broker::config(&etcd);
+    config.max_object_bytes = 4096;
+    let broker = Broker::start_with(config).await;
+    let mut c = broker.client().await;
+    let mut big = pod("default", "big");
+    big.meta_mut()
+        .annotations
+        .insert("blob".into(), "x".repeat(8192));
+    let err = c
+        .create(v1::CreateRequest {
+            object: Some(big),
+            dry_run: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("too large"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn list_filters_by_namespace_label_and_field_selectors_in_the_broker() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    create(&mut c, with_label(pod("a", "web-1"), "app", "web")).await;
+    create(&mut c, with_label(pod("a", "db-1"), "app", "db")).await;
+    create(&mut c, with_label(pod("b", "web-2"), "app", "web")).await;
+    let names = |items: Vec<v1::Object>| items.iter().map(|o| o.key()).collect::<Vec<_>>();
+    let list = |ns: &str, l: &str, f: &str| v1::ListRequest {
+        kind: v1::Kind::Pod as i32,
+        namespace: ns.into(),
+        label_selector: l.into(),
+        field_selector: f.into(),
+    };
+    let r = c.list(list("", "app=web", "")).await.unwrap().into_inner();
+    assert_eq!(names(r.items), vec!["a/web-1", "b/web-2"]);
+    let r = c.list(list("a", "", "")).await.unwrap().into_inner();
+    assert_eq!(names(r.items), vec!["a/db-1", "a/web-1"]);
+    let r = c
+        .list(list("", "app in (db,web)", "metadata.namespace=b"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(names(r.items), vec!["b/web-2"]);
+    let r = c
+        .list(list("", "", "metadata.name!=web-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(names(r.items), vec!["a/db-1", "b/web-2"]);
+    let err = c.list(list("", "app>1", "")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = c.list(list("", "", "spec.bogus=1")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("spec.nodeName"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn two_brokers_on_one_etcd_see_each_others_writes() {
+    let etcd = Etcd::start().await;
+    let one = Broker::start(&etcd).await;
+    let two = Broker::start(&etcd).await;
+    let (mut c1, mut c2) = (one.client().await, two.client().await);
+    let p = create(&mut c1, pod("default", "shared")).await;
+    let seen = c2
+        .get(get_req(v1::Kind::Pod, "default", "shared"))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap();
+    assert_eq!(seen, p);
+    c2.update(update_req(with_label(seen, "by", "two")))
+        .await
+        .unwrap();
+    let err = c1
+        .update(update_req(with_label(p, "by", "one")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+}
+
+#[tokio::test]
+async fn the_real_binary_serves_health_and_objects() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::spawn_process(&etcd).await;
+    let channel = tonic::transport::Channel::from_shared(broker.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "bosun.v1.Objects".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let mut c = broker.client().await;
+    create(&mut c, pod("default", "bin")).await;
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        c.get(get_req(v1::Kind::Pod, "default", "bin")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+#[tokio::test]
+async fn bind_sets_the_node_and_pod_scheduled_once_and_refuses_a_second_node() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    let created = create(&mut c, pod("default", "web")).await;
+    let bind = |node: &str, uid: &str| v1::BindRequest {
+        namespace: "default".into(),
+        name: "web".into(),
+        uid: uid.into(),
+        node_name: node.into(),
+        resource_version: String::new(),
+    };
+
+    let bound = c
+        .bind(bind("node-1", created.uid()))
+        .await
+        .expect("bind")
+        .into_inner()
+        .object
+        .expect("object");
+    let p = bound.as_pod().expect("a pod");
+    assert_eq!(p.spec.as_ref().unwrap().node_name, "node-1");
+    let cond = p
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "PodScheduled");
+    assert_eq!(cond.map(|c| c.status.as_str()), Some("True"));
+    assert!(bound.resource_version() > created.resource_version());
+
+    // The same node again is a no-op; another node is refused, as is a different pod's uid.
+    let again = c
+        .bind(bind("node-1", ""))
+        .await
+        .expect("rebind")
+        .into_inner();
+    assert_eq!(
+        again.object.unwrap().resource_version(),
+        bound.resource_version()
+    );
+    let other = c.bind(bind("node-2", "")).await.expect_err("second node");
+    assert_eq!(other.code(), Code::FailedPrecondition, "{other:?}");
+    assert!(
+        other.message().contains("already bound to node \"node-1\""),
+        "{}",
+        other.message()
+    );
+    let wrong = c
+        .bind(bind("node-2", "not-the-uid"))
+        .await
+        .expect_err("uid");
+    assert_eq!(wrong.code(), Code::FailedPrecondition);
+    let missing = c
+        .bind(v1::BindRequest {
+            name: "nope".into(),
+            ..bind("node-1", "")
+        })
+        .await
+        .expect_err("missing pod");
+    assert_eq!(missing.code(), Code::NotFound);
+}
