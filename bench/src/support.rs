@@ -1,26 +1,26 @@
 //! What every benchmark needs: a real etcd, real bosun processes found next to this
 //! executable, free ports, and CPU time read from /proc.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bosun_runtime::etcd_process::{EtcdConfig, EtcdProcess};
+use bosun_runtime::etcd_process::EtcdProcess;
 
-/// A free port on 127.0.0.1 (bound, then released for the child to take).
+/// A free port on 127.0.0.1, never handed out before in this process.
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?)
+    Ok(bosun_runtime::ports::free_loopback_addr()?)
 }
 
 /// Starts a throwaway etcd with its own data dir.
 pub async fn start_etcd(tag: &str) -> anyhow::Result<(EtcdProcess, PathBuf)> {
     let dir = std::env::temp_dir().join(format!("bosun-bench-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = EtcdConfig::new(dir.join("etcd"), free_addr()?, free_addr()?);
-    let etcd = EtcdProcess::start(config).await.context("starting etcd")?;
+    let etcd = EtcdProcess::start_on_free_ports(&dir.join("etcd"), None)
+        .await
+        .context("starting etcd")?;
     Ok((etcd, dir))
 }
 

@@ -11,17 +11,15 @@ use std::time::Duration;
 
 use bosun_broker::Config;
 use bosun_runtime::client::BrokerClient;
-use bosun_runtime::etcd_process::{EtcdConfig, EtcdProcess};
+use bosun_runtime::etcd_process::EtcdProcess;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use bosun_api::v1;
 
-/// A free loopback address (bound then released: good enough for child processes).
+/// A free loopback address, never handed out before in this process.
 pub fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
+    bosun_runtime::ports::free_loopback_addr().expect("a free loopback port")
 }
 
 /// A fresh, empty directory under the system temp dir.
@@ -47,11 +45,10 @@ impl Etcd {
     /// Starts etcd and waits until it answers.
     pub async fn start() -> Etcd {
         let dir = temp_dir("etcd");
-        let mut config = EtcdConfig::new(dir.join("data"), free_addr(), free_addr());
-        config.log_file = Some(dir.join("etcd.log"));
-        let process = EtcdProcess::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("etcd: {e}"));
+        let process =
+            EtcdProcess::start_on_free_ports(&dir.join("data"), Some(dir.join("etcd.log")))
+                .await
+                .unwrap_or_else(|e| panic!("etcd: {e}"));
         Etcd {
             process: Some(process),
             dir,

@@ -419,8 +419,7 @@ mod tests {
     }
 
     fn free_addr() -> SocketAddr {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
+        bosun_runtime::ports::free_loopback_addr().unwrap()
     }
 
     fn temp_dir(tag: &str) -> PathBuf {

@@ -565,10 +565,7 @@ mod tests {
 
     #[tokio::test]
     async fn connecting_to_nothing_fails_with_a_clear_error() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = crate::ports::free_loopback_addr().unwrap().port();
         let err = connect(&format!("http://127.0.0.1:{port}"))
             .await
             .unwrap_err();

@@ -86,6 +86,8 @@ pub enum EtcdError {
         peer: SocketAddr,
         log_hint: String,
     },
+    #[error("cannot find free loopback ports for etcd: {source}")]
+    Ports { source: std::io::Error },
     #[error("etcd did not answer on {client} within {timeout:?}. {log_hint}")]
     Timeout {
         client: SocketAddr,
@@ -102,6 +104,36 @@ pub struct EtcdProcess {
 }
 
 impl EtcdProcess {
+    /// Starts etcd on two fresh loopback ports, trying new ports up to three times if etcd
+    /// exits during startup (another process may grab a released port before etcd binds it).
+    pub async fn start_on_free_ports(
+        data_dir: &Path,
+        log_file: Option<PathBuf>,
+    ) -> Result<EtcdProcess, EtcdError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (client, peer) = match (
+                crate::ports::free_loopback_addr(),
+                crate::ports::free_loopback_addr(),
+            ) {
+                (Ok(c), Ok(p)) => (c, p),
+                (Err(source), _) | (_, Err(source)) => {
+                    return Err(EtcdError::Ports { source });
+                }
+            };
+            let mut config = EtcdConfig::new(data_dir, client, peer);
+            config.log_file = log_file.clone();
+            match EtcdProcess::start(config).await {
+                Err(EtcdError::Exited { .. }) if attempt < 3 => {
+                    tracing::warn!(attempt, %client, %peer, "etcd exited during startup; trying other ports");
+                    let _ = std::fs::remove_dir_all(data_dir);
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Starts etcd and waits until its `/health` answers `true`.
     pub async fn start(config: EtcdConfig) -> Result<EtcdProcess, EtcdError> {
         let binary = find_binary(config.binary.as_deref())?;
@@ -280,11 +312,6 @@ fn find_binary(explicit: Option<&Path>) -> Result<PathBuf, EtcdError> {
 mod tests {
     use super::*;
 
-    fn free_addr() -> SocketAddr {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    }
-
     #[test]
     fn a_missing_binary_says_how_to_install_etcd() {
         let err = find_binary(Some(Path::new("/nonexistent/etcd"))).unwrap_err();
@@ -301,9 +328,9 @@ mod tests {
         }
         let dir = std::env::temp_dir().join(format!("bosun-etcd-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut config = EtcdConfig::new(dir.join("data"), free_addr(), free_addr());
-        config.log_file = Some(dir.join("etcd.log"));
-        let etcd = EtcdProcess::start(config).await.expect("etcd starts");
+        let etcd = EtcdProcess::start_on_free_ports(&dir.join("data"), Some(dir.join("etcd.log")))
+            .await
+            .expect("etcd starts");
         let addr = etcd.config().client_addr;
         assert!(healthy(addr).await);
         assert_eq!(etcd.endpoint(), format!("http://{addr}"));

@@ -10,6 +10,7 @@ pub mod etcd_process;
 pub mod events;
 pub mod informer;
 pub mod metrics;
+pub mod ports;
 pub mod queue;
 pub mod shutdown;
 pub mod telemetry;

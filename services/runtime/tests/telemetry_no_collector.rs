@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_prompt_when_no_collector_listens() {
     // Bind then drop: a port that refuses connections.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = bosun_runtime::ports::free_loopback_addr().unwrap().port();
     let tel = bosun_runtime::telemetry::init_with_endpoint(
         "no-collector",
         Some(&format!("http://127.0.0.1:{port}")),
