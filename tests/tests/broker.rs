@@ -556,3 +556,59 @@ async fn bind_sets_the_node_and_pod_scheduled_once_and_refuses_a_second_node() {
         .expect_err("missing pod");
     assert_eq!(missing.code(), Code::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_writes_keep_each_compare_and_same_key_writes_never_share_a_txn() {
+    use bosun_broker::batch::Batcher;
+    use etcd_client::{Compare, CompareOp, TxnOp};
+
+    let etcd = Etcd::start().await;
+    let kv = etcd.client().await.kv_client();
+    let batcher = Batcher::start(kv.clone());
+    let create = |key: String| {
+        let b = batcher.clone();
+        tokio::spawn(async move {
+            let cmp = Compare::version(key.clone(), CompareOp::Equal, 0);
+            let op = TxnOp::put(key.clone(), "v", None);
+            b.write(key.into_bytes(), cmp, op).await.unwrap()
+        })
+    };
+    // 300 distinct keys plus 50 creates racing for one key, all at once.
+    let mut distinct = Vec::new();
+    for i in 0..300 {
+        distinct.push(create(format!("/t/k{i}")));
+    }
+    let racing: Vec<_> = (0..50).map(|_| create("/t/same".into())).collect();
+    let mut revisions = std::collections::BTreeSet::new();
+    for t in distinct {
+        let w = t.await.unwrap();
+        assert!(w.succeeded);
+        revisions.insert(w.revision);
+    }
+    let mut winners = 0;
+    for t in racing {
+        winners += usize::from(t.await.unwrap().succeeded);
+    }
+    assert_eq!(winners, 1, "exactly one create of the same key wins");
+    assert!(revisions.len() < 300, "nothing was batched");
+
+    // Reads batch too and each gets its own key back.
+    let reads: Vec<_> = (0..100)
+        .map(|i| {
+            let b = batcher.clone();
+            tokio::spawn(async move { (i, b.read(format!("/t/k{i}").into_bytes()).await) })
+        })
+        .collect();
+    for r in reads {
+        let (i, kv) = r.await.unwrap();
+        let kv = kv.unwrap().expect("the key exists");
+        assert_eq!(kv.key(), format!("/t/k{i}").as_bytes());
+    }
+    assert!(
+        batcher
+            .read(b"/t/missing".to_vec())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -385,3 +385,58 @@ async fn stopping_the_broker_ends_watches_with_unavailable_and_a_resume_revision
         status.message()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_share_revisions_and_every_event_reaches_a_resuming_watcher() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    let from = list_revision(&mut c).await;
+    let mut stream = watch(&mut c, watch_req(from)).await;
+
+    // 400 creates at once: the broker coalesces them into few etcd txns.
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let mut c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            create(&mut c, pod("batch", &format!("p{i:03}"))).await
+        }));
+    }
+    let mut revisions = Vec::new();
+    for t in tasks {
+        revisions.push(t.await.unwrap().resource_version());
+    }
+    let distinct: std::collections::BTreeSet<i64> = revisions.iter().copied().collect();
+    assert!(
+        distinct.len() < revisions.len(),
+        "400 concurrent creates took {} etcd revisions: nothing was batched",
+        distinct.len()
+    );
+
+    // The live watcher sees all 400, once each.
+    let events = collect_events(&mut stream, 400, Duration::from_secs(20)).await;
+    let mut seen = names(&events);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 400);
+
+    // Resuming from a revision that several creates share yields exactly the later ones.
+    let shared = *distinct
+        .iter()
+        .find(|r| revisions.iter().filter(|x| x == r).count() > 1)
+        .expect("a revision shared by several creates");
+    let later = revisions.iter().filter(|r| **r > shared).count();
+    let mut resumed = watch(&mut c, watch_req(shared)).await;
+    let events = collect_events(&mut resumed, later, Duration::from_secs(20)).await;
+    assert_eq!(events.len(), later);
+    assert!(events.iter().all(|e| e.revision > shared));
+    // Resuming from the revision before it includes every create made at it.
+    let at = revisions.iter().filter(|r| **r == shared).count();
+    let mut resumed = watch(&mut c, watch_req(shared - 1)).await;
+    let events = collect_events(&mut resumed, later + at, Duration::from_secs(20)).await;
+    assert_eq!(
+        events.iter().filter(|e| e.revision == shared).count(),
+        at,
+        "a revision's events arrive together"
+    );
+}

@@ -6,6 +6,7 @@
 //! subscribers from an in-memory window). It keeps no state of its own, so several brokers
 //! can serve one etcd. [`run`] is what `bosun-broker` and `bosun up` call.
 
+pub mod batch;
 pub mod config;
 pub mod error;
 pub mod logs;

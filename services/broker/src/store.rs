@@ -8,10 +8,11 @@ use bosun_api::kind::KindInfo;
 use bosun_api::selector::{FieldSelector, LabelSelector};
 use bosun_api::v1::{self, Kind, Object};
 use bosun_api::validation::FieldError;
-use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, GetOptions, KvClient, TxnOp};
 use prost::Message;
 use rand::Rng;
 
+use crate::batch::Batcher;
 use crate::error::{Error, Result};
 
 /// The finalizer a Foreground delete adds: the garbage collector removes it once the
@@ -38,13 +39,17 @@ pub struct Deleted {
 #[derive(Clone)]
 pub struct Store {
     kv: KvClient,
+    batcher: Batcher,
     max_object_bytes: usize,
 }
 
 impl Store {
     /// A store over `kv`, refusing objects larger than `max_object_bytes` once encoded.
+    /// Single-object reads and writes go through a [`Batcher`] (started here, so this must
+    /// run inside a tokio runtime).
     pub fn new(kv: KvClient, max_object_bytes: usize) -> Store {
         Store {
+            batcher: Batcher::start(kv.clone()),
             kv,
             max_object_bytes,
         }
@@ -74,13 +79,11 @@ impl Store {
                 return Ok(obj);
             }
             let key = info.etcd_key(obj.namespace(), obj.name());
-            let txn = Txn::new()
-                .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(key, bytes, None)]);
-            let resp = self.kv.clone().txn(txn).await?;
-            if resp.succeeded() {
-                let rev = resp.header().map_or(0, |h| h.revision());
-                obj.meta_mut().resource_version = rev.to_string();
+            let compare = Compare::version(key.clone(), CompareOp::Equal, 0);
+            let op = TxnOp::put(key.clone(), bytes, None);
+            let written = self.batcher.write(key.into_bytes(), compare, op).await?;
+            if written.succeeded {
+                obj.meta_mut().resource_version = written.revision.to_string();
                 return Ok(obj);
             }
             if !generated {
@@ -224,17 +227,13 @@ impl Store {
             } else {
                 TxnOp::put(key.clone(), bytes, None)
             };
-            let txn = Txn::new()
-                .when([Compare::mod_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    current,
-                )])
-                .and_then([op]);
-            let resp = self.kv.clone().txn(txn).await?;
-            if resp.succeeded() {
-                let rev = resp.header().map_or(0, |h| h.revision());
-                next.meta_mut().resource_version = rev.to_string();
+            let compare = Compare::mod_revision(key.clone(), CompareOp::Equal, current);
+            let written = self
+                .batcher
+                .write(key.clone().into_bytes(), compare, op)
+                .await?;
+            if written.succeeded {
+                next.meta_mut().resource_version = written.revision.to_string();
                 if finished {
                     tracing::debug!(key = %key, "last finalizer removed: deleted");
                 }
@@ -293,13 +292,12 @@ impl Store {
                     });
                 }
             };
-            let resp = self
-                .kv
-                .clone()
-                .txn(Txn::new().when([guard]).and_then([op]))
+            let written = self
+                .batcher
+                .write(key.clone().into_bytes(), guard, op)
                 .await?;
-            if resp.succeeded() {
-                let rev = resp.header().map_or(0, |h| h.revision());
+            if written.succeeded {
+                let rev = written.revision;
                 let mut object = match plan {
                     DeletePlan::Mark(marked) => *marked,
                     _ => stored,
@@ -337,8 +335,7 @@ impl Store {
         name: &str,
     ) -> Result<Option<(Object, Vec<u8>)>> {
         let key = info.etcd_key(namespace, name);
-        let resp = self.kv.clone().get(key, None).await?;
-        let Some(kv) = resp.kvs().first() else {
+        let Some(kv) = self.batcher.read(key.into_bytes()).await? else {
             return Ok(None);
         };
         let obj = decode(kv.key(), kv.value(), kv.mod_revision())?;

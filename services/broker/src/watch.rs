@@ -205,6 +205,7 @@ impl Hubs {
             allow_bookmarks,
             out,
             end: end.clone(),
+            start: from,
             last: from,
             delivered: from,
             pending: VecDeque::new(),
@@ -471,6 +472,8 @@ struct Subscriber {
     allow_bookmarks: bool,
     out: mpsc::Sender<WatchResponse>,
     end: Arc<Mutex<Option<tonic::Status>>>,
+    /// The revision the subscriber started from: it has every event up to it.
+    start: i64,
     /// The newest revision looked at.
     last: i64,
     /// The revision the client can resume from (everything up to it handed over).
@@ -509,7 +512,13 @@ impl Subscriber {
                 _ = out.closed() => break None,
                 permit = out.reserve(), if !self.pending.is_empty() => {
                     let Ok(permit) = permit else { break None };
-                    let n = self.pending.len().min(MAX_BATCH);
+                    let mut n = self.pending.len().min(MAX_BATCH);
+                    // One etcd txn can write several objects at one revision: never split a
+                    // revision across responses, or a client resuming from the last revision
+                    // it saw would miss the rest of it.
+                    while n < self.pending.len() && self.pending[n].revision == self.pending[n - 1].revision {
+                        n += 1;
+                    }
                     let events: Vec<WatchEvent> = self.pending.drain(..n).collect();
                     if let Some(e) = events.last() {
                         self.delivered = e.revision;
@@ -561,7 +570,9 @@ impl Subscriber {
     /// Queues the events after `last` that pass the filter.
     fn take_events(&mut self, events: &[Arc<StoredEvent>]) {
         for e in events {
-            if e.revision <= self.last {
+            // Several events can share a revision (one etcd txn); a subscriber has
+            // everything up to the revision it started from.
+            if e.revision <= self.start || e.revision < self.last {
                 continue;
             }
             self.last = e.revision;

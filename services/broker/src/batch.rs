@@ -1,0 +1,268 @@
+//! Coalesces the broker's single-key etcd requests into few etcd transactions.
+//!
+//! Every object write is one guarded operation (`compare` on one key, then one put or
+//! delete). Under load many such writes wait at the same time; sending each as its own txn
+//! makes etcd pay a raft round, a WAL append and an fsync per object. The [`Batcher`] takes
+//! whatever is waiting (up to [`MAX_WRITES`]) and sends it as one txn whose operations are
+//! nested txns, one per request: each keeps its own compare, so one conflict fails only its
+//! own write, and the whole batch costs etcd one raft round. Reads are batched the same way
+//! (one read-only txn of ranges). With one request waiting, it goes out alone, unchanged, so
+//! an idle broker adds no latency.
+//!
+//! All writes of one batch share one etcd revision, so several objects can carry the same
+//! resourceVersion; the watch path keeps a revision's events together (see `watch.rs`).
+//!
+//! etcd refuses a txn that writes one key twice, so a write whose key is already in the
+//! batch waits for the next one.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use etcd_client::{Compare, KeyValue, KvClient, Txn, TxnOp, TxnOpResponse};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::error::{Error, Result};
+
+/// Writes per etcd txn at most. etcd's default `--max-txn-ops` is 128 and a nested txn
+/// only gets what its parent leaves (128 − the parent's ops), so 127 is the hard ceiling.
+pub const MAX_WRITES: usize = 100;
+/// Reads per etcd txn at most (plain ranges: the full 128).
+pub const MAX_READS: usize = 128;
+/// Batches sent to etcd at once; the next batch forms while these are out.
+const IN_FLIGHT: usize = 8;
+
+/// What a guarded write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Whether the compare held (and the operation ran).
+    pub succeeded: bool,
+    /// etcd's revision after the txn: the new object's mod_revision when it succeeded.
+    pub revision: i64,
+}
+
+enum Request {
+    Write {
+        key: Vec<u8>,
+        compare: Compare,
+        op: TxnOp,
+        reply: oneshot::Sender<Result<Written>>,
+    },
+    Read {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<Option<KeyValue>>>,
+    },
+}
+
+/// The handle the store uses; cheap to clone.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl Batcher {
+    /// Starts the dispatcher task (it ends when every handle is dropped).
+    pub fn start(kv: KvClient) -> Batcher {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(dispatch(kv, rx));
+        Batcher { tx }
+    }
+
+    /// Runs `op` on `key` if `compare` holds.
+    pub async fn write(&self, key: Vec<u8>, compare: Compare, op: TxnOp) -> Result<Written> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Write {
+            key,
+            compare,
+            op,
+            reply,
+        })?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Reads one key.
+    pub async fn read(&self, key: Vec<u8>) -> Result<Option<KeyValue>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Read { key, reply })?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    fn send(&self, req: Request) -> Result<()> {
+        self.tx.send(req).map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> Error {
+    Error::Etcd(etcd_client::Error::Internal(
+        "the broker's etcd batcher stopped".into(),
+    ))
+}
+
+/// Gives each waiter of a failed batch its own copy of the error.
+fn share(err: &etcd_client::Error) -> Error {
+    Error::Etcd(match err {
+        etcd_client::Error::GRpcStatus(s) => etcd_client::Error::GRpcStatus(s.clone()),
+        other => etcd_client::Error::Internal(other.to_string()),
+    })
+}
+
+struct WriteBatch {
+    ops: Vec<(Compare, TxnOp)>,
+    replies: Vec<oneshot::Sender<Result<Written>>>,
+}
+
+struct ReadBatch {
+    keys: Vec<Vec<u8>>,
+    replies: Vec<oneshot::Sender<Result<Option<KeyValue>>>>,
+}
+
+async fn dispatch(kv: KvClient, mut rx: mpsc::UnboundedReceiver<Request>) {
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    // A write whose key was already in the batch being formed opens the next one.
+    let mut carried: Option<Request> = None;
+    loop {
+        // Wait for a free slot first, so requests pile up (and batch) while etcd is busy.
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let first = match carried.take() {
+            Some(r) => r,
+            None => match rx.recv().await {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        let mut writes = WriteBatch {
+            ops: Vec::new(),
+            replies: Vec::new(),
+        };
+        let mut reads = ReadBatch {
+            keys: Vec::new(),
+            replies: Vec::new(),
+        };
+        let mut keys: HashSet<Vec<u8>> = HashSet::new();
+        let mut next = Some(first);
+        while let Some(req) = next.take() {
+            match req {
+                Request::Write {
+                    key,
+                    compare,
+                    op,
+                    reply,
+                } => {
+                    if keys.contains(&key) {
+                        carried = Some(Request::Write {
+                            key,
+                            compare,
+                            op,
+                            reply,
+                        });
+                        break;
+                    }
+                    keys.insert(key);
+                    writes.ops.push((compare, op));
+                    writes.replies.push(reply);
+                }
+                Request::Read { key, reply } => {
+                    reads.keys.push(key);
+                    reads.replies.push(reply);
+                }
+            }
+            if writes.ops.len() >= MAX_WRITES || reads.keys.len() >= MAX_READS {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        let kv = kv.clone();
+        tokio::spawn(async move {
+            let both = futures::future::join(run_writes(&kv, writes), run_reads(&kv, reads));
+            both.await;
+            drop(permit);
+        });
+    }
+}
+
+async fn run_writes(kv: &KvClient, batch: WriteBatch) {
+    let WriteBatch { ops, replies } = batch;
+    match ops.len() {
+        0 => {}
+        1 => {
+            let (compare, op) = ops.into_iter().next().expect("one op");
+            let result = kv
+                .clone()
+                .txn(Txn::new().when([compare]).and_then([op]))
+                .await;
+            let written = result.map_err(Error::from).map(|resp| Written {
+                succeeded: resp.succeeded(),
+                revision: resp.header().map_or(0, |h| h.revision()),
+            });
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(written);
+            }
+        }
+        n => {
+            let nested: Vec<TxnOp> = ops
+                .into_iter()
+                .map(|(compare, op)| TxnOp::txn(Txn::new().when([compare]).and_then([op])))
+                .collect();
+            match kv.clone().txn(Txn::new().and_then(nested)).await {
+                Ok(resp) => {
+                    let revision = resp.header().map_or(0, |h| h.revision());
+                    let outcomes = resp.op_responses();
+                    debug_assert_eq!(outcomes.len(), n);
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        let succeeded = matches!(outcome, TxnOpResponse::Txn(t) if t.succeeded());
+                        let _ = reply.send(Ok(Written {
+                            succeeded,
+                            revision,
+                        }));
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, writes = n, "etcd refused a batch of writes");
+                    for reply in replies {
+                        let _ = reply.send(Err(share(&err)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn run_reads(kv: &KvClient, batch: ReadBatch) {
+    let ReadBatch { keys, replies } = batch;
+    match keys.len() {
+        0 => {}
+        1 => {
+            let key = keys.into_iter().next().expect("one key");
+            let result = kv.clone().get(key, None).await;
+            let read = result
+                .map_err(Error::from)
+                .map(|mut resp| resp.take_kvs().into_iter().next());
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(read);
+            }
+        }
+        n => {
+            let ops: Vec<TxnOp> = keys.into_iter().map(|k| TxnOp::get(k, None)).collect();
+            match kv.clone().txn(Txn::new().and_then(ops)).await {
+                Ok(resp) => {
+                    let outcomes = resp.op_responses();
+                    debug_assert_eq!(outcomes.len(), n);
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        let kv = match outcome {
+                            TxnOpResponse::Get(mut g) => g.take_kvs().into_iter().next(),
+                            _ => None,
+                        };
+                        let _ = reply.send(Ok(kv));
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, reads = n, "etcd refused a batch of reads");
+                    for reply in replies {
+                        let _ = reply.send(Err(share(&err)));
+                    }
+                }
+            }
+        }
+    }
+}
