@@ -473,3 +473,32 @@ async fn the_docker_runtime_fails_a_pod_whose_image_is_not_present_with_err_imag
     assert!(s.message.contains("is not present"), "{}", s.message);
     agent.stop().await;
 }
+
+#[tokio::test]
+async fn a_log_past_its_cap_is_rotated_and_logs_still_show_the_latest_output() {
+    let plane = plane().await;
+    let dir = temp_dir("agent");
+    let mut c = config(&plane, "n1", &dir);
+    c.log_max_bytes = 1000;
+    let agent = start(c);
+    // ≈ 2.7 KB at once, then quiet long enough for the agent's cap check (once a second).
+    let script = "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done; \
+                  sleep 2.5; echo line-end";
+    plane
+        .client
+        .create(pod("chatty", "n1", Some(script), "Never"))
+        .await
+        .expect("create");
+    wait_phase(&plane.client, "chatty", "Succeeded").await;
+    let logs = broker_logs(&plane, "chatty").await.expect("logs");
+    assert!(
+        logs.ends_with("line-299\nline-end\n"),
+        "the output before and after the rotation is kept: {logs:?}"
+    );
+    let rotated = std::fs::read_dir(dir.join("pods"))
+        .unwrap()
+        .flatten()
+        .any(|pod| pod.path().join("main/current.log.1").exists());
+    assert!(rotated, "the log passed its cap and was rotated");
+    agent.stop().await;
+}

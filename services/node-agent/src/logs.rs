@@ -135,11 +135,18 @@ impl Logs for LogsService {
                 )));
             }
         };
-        let mut data = Vec::new();
+        // A log that passed its cap was rotated: its older half comes first.
+        let mut data = if req.previous {
+            Vec::new()
+        } else {
+            tokio::fs::read(&paths.rotated).await.unwrap_or_default()
+        };
+        let rotated_len = data.len();
         file.read_to_end(&mut data)
             .await
             .map_err(|e| Status::internal(format!("reading {}: {e}", path.display())))?;
-        let mut offset = data.len() as u64;
+        // Where following continues in the current file.
+        let mut offset = (data.len() - rotated_len) as u64;
         let mut at_start = true;
         let first = {
             let slice = match req.tail_lines {

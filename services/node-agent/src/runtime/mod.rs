@@ -67,6 +67,8 @@ pub enum RuntimeError {
 #[derive(Debug, Clone)]
 pub struct LogPaths {
     pub current: PathBuf,
+    /// The current log's older half: where `current` is moved when it passes its cap.
+    pub rotated: PathBuf,
     pub previous: PathBuf,
 }
 
@@ -108,6 +110,7 @@ pub fn container_dir(data_dir: &Path, pod_uid: &str, container: &str) -> PathBuf
 pub fn dir_log_paths(dir: &Path) -> LogPaths {
     LogPaths {
         current: dir.join("current.log"),
+        rotated: dir.join("current.log.1"),
         previous: dir.join("previous.log"),
     }
 }

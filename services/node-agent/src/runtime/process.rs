@@ -59,6 +59,7 @@ impl ProcessRuntime {
         if logs.current.exists() {
             std::fs::rename(&logs.current, &logs.previous).map_err(io)?;
         }
+        let _ = std::fs::remove_file(&logs.rotated);
         let _ = std::fs::remove_file(dir.join("exit_code"));
         let _ = std::fs::remove_file(dir.join("pid"));
         let log = std::fs::OpenOptions::new()
@@ -103,7 +104,7 @@ impl ProcessRuntime {
         Ok(Arc::new(ProcessInstance {
             pid,
             dir,
-            log: logs.current,
+            log: logs,
             log_max_bytes: self.log_max_bytes,
         }))
     }
@@ -147,7 +148,7 @@ impl Runtime for ProcessRuntime {
                 .ok()?;
             let inst = ProcessInstance {
                 pid,
-                log: dir_log_paths(&dir).current,
+                log: dir_log_paths(&dir),
                 dir,
                 log_max_bytes: self.log_max_bytes,
             };
@@ -170,7 +171,7 @@ impl Runtime for ProcessRuntime {
 struct ProcessInstance {
     pid: u32,
     dir: PathBuf,
-    log: PathBuf,
+    log: LogPaths,
     log_max_bytes: u64,
 }
 
@@ -250,14 +251,19 @@ impl Instance for ProcessInstance {
 }
 
 impl ProcessInstance {
-    /// Truncates the log once it passes the cap (the writer appends, so it continues at 0).
+    /// Rotates the log once it passes the cap: its content becomes `current.log.1`
+    /// (replacing the older one) and it starts over at 0 (the writer appends). `bosun logs`
+    /// reads both, so a capped container keeps between one and two caps of its latest output.
     fn bound_log(&self) {
-        if let Ok(meta) = std::fs::metadata(&self.log)
+        if let Ok(meta) = std::fs::metadata(&self.log.current)
             && meta.len() > self.log_max_bytes
-            && let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.log)
+            && std::fs::copy(&self.log.current, &self.log.rotated).is_ok()
+            && let Ok(f) = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.log.current)
         {
             let _ = f.set_len(0);
-            tracing::info!(log = %self.log.display(), "container log passed its cap: truncated");
+            tracing::info!(log = %self.log.current.display(), "container log passed its cap: rotated");
         }
     }
 }

@@ -47,6 +47,7 @@ impl Runtime for SimRuntime {
     fn log_paths(&self, _pod_uid: &str, _container: &str) -> LogPaths {
         LogPaths {
             current: "/dev/null".into(),
+            rotated: "/dev/null".into(),
             previous: "/dev/null".into(),
         }
     }
