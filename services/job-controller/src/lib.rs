@@ -1,16 +1,586 @@
 //! bosun's Job controller (Kubernetes' `job` controller, KUBERNETES.md section A).
+//!
+//! Informers over Jobs and pods feed the controller runtime's work queue (a pod change
+//! enqueues its controlling Job). One reconcile gathers the Job's pods from the cache (plus
+//! the pods it created a moment ago that the watch has not shown yet), the state of the
+//! Jobs in `spec.dependsOn`, and asks [`plan::plan`] what to do. It then acts in the order
+//! exact counting needs: **status first** (conflict-checked on the Job's resourceVersion),
+//! then finalizer releases, then deletions, then creations, then events.
+//!
+//! Pods whose Job is gone but that still carry the tracking finalizer are released by a
+//! small orphan sweeper (Kubernetes' `orphanQueue`), so nothing is left stuck Terminating.
 
 pub mod config;
 pub mod error;
+pub mod indexes;
+pub mod plan;
+pub mod pods;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bosun_api::{Kind, Object, v1};
+use bosun_runtime::cache::{Change, Store};
+use bosun_runtime::client::{Broker, ClientError, DeleteOptions, Selector};
+use bosun_runtime::controller::{Action, Controller};
+use bosun_runtime::events::{EventRecorder, EventType};
+use bosun_runtime::informer::Informer;
+use bosun_runtime::metrics::{Counter, Metrics};
+use bosun_runtime::queue::Backoff;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::{Error, Result};
+use plan::{Dependency, DependencyState, Inputs};
+use pods::{PodFacts, TRACKING_FINALIZER};
+
+/// The component name on events, and the `managedBy` value this controller answers to.
+pub const COMPONENT: &str = "job-controller";
+pub const MANAGED_BY: &str = "kubernetes.io/job-controller";
+/// A pod created (or deleted) and not yet seen through the watch is assumed for this long.
+const IN_FLIGHT_TTL: Duration = Duration::from_secs(60);
+/// Pod creations, finalizer releases and deletions in flight per reconcile.
+const POD_CALLS_IN_FLIGHT: usize = 64;
+/// Events being written at once (they never hold up a reconcile).
+const EVENTS_IN_FLIGHT: usize = 256;
+/// How soon a reconcile that lost a write race looks again (its cache is catching up).
+const CONFLICT_RETRY: Duration = Duration::from_millis(20);
+
+struct JobMetrics {
+    pods_created: Counter,
+    pods_deleted: Counter,
+    pods_released: Counter,
+    conflicts: Counter,
+}
+
+impl JobMetrics {
+    fn new(m: &Metrics) -> JobMetrics {
+        JobMetrics {
+            pods_created: m.counter(
+                "bosun_job_pods_created_total",
+                "Pods created for Jobs.",
+                &[],
+            ),
+            pods_deleted: m.counter(
+                "bosun_job_pods_deleted_total",
+                "Pods the controller deleted.",
+                &[],
+            ),
+            pods_released: m.counter(
+                "bosun_job_pods_released_total",
+                "Tracking finalizers removed after counting.",
+                &[],
+            ),
+            conflicts: m.counter(
+                "bosun_job_status_conflicts_total",
+                "Status writes that lost a race and were retried.",
+                &[],
+            ),
+        }
+    }
+}
+
+/// Pods created or deleted by this process and not yet seen through the watch.
+#[derive(Default)]
+struct InFlight {
+    created: HashMap<String, (Option<i32>, Instant)>,
+    deleted: HashMap<String, Instant>,
+}
+
+struct Ctx {
+    broker: Broker,
+    pods: Store,
+    jobs: Store,
+    recorder: EventRecorder,
+    in_flight: Mutex<HashMap<String, InFlight>>,
+    events: Arc<Semaphore>,
+    metrics: JobMetrics,
+}
 
 /// Runs the Job controller against the broker in `config` until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let _ = config;
-    shutdown.cancelled().await;
+    let broker = Broker::connect_lazy(&config.server)?;
+    let registry = Metrics::new();
+    let metrics_task = match config.metrics_listen {
+        Some(addr) => {
+            let listener = bosun_runtime::metrics::bind(addr).await?;
+            tracing::info!(%addr, "metrics listening");
+            Some(tokio::spawn(bosun_runtime::metrics::serve(
+                listener,
+                registry.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+
+    let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
+    let mut pods =
+        Informer::for_broker(&broker, Kind::Pod, Selector::all()).with_metrics(&registry);
+    let pod_store = pods.store();
+    // Pods still tracked whose Job is gone go to the orphan sweeper.
+    let (orphans_tx, orphans_rx) = mpsc::unbounded_channel::<Arc<Object>>();
+    pods.on_change(move |change: &Change| {
+        if let Some(pod) = &change.new
+            && pod
+                .meta()
+                .is_some_and(|m| m.finalizers.iter().any(|f| f == TRACKING_FINALIZER))
+        {
+            let _ = orphans_tx.send(pod.clone());
+        }
+    });
+    // Jobs changing state wake the Jobs that depend on them.
+    let dependents = Informer::for_broker(&broker, Kind::Job, Selector::all());
+    let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let controller = Controller::with_backoff("job", jobs, &registry, backoff);
+    let job_store = controller.store();
+    let controller = controller
+        .owns(pods, "Job")
+        .watches(dependents, {
+            let jobs = job_store.clone();
+            move |change| dependents_of(&jobs, change)
+        })
+        .workers(config.workers);
+
+    let ctx = Arc::new(Ctx {
+        recorder: EventRecorder::new(broker.clone(), COMPONENT, ""),
+        broker,
+        pods: pod_store,
+        jobs: job_store,
+        in_flight: Mutex::default(),
+        events: Arc::new(Semaphore::new(EVENTS_IN_FLIGHT)),
+        metrics: JobMetrics::new(&registry),
+    });
+    let sweeper = tokio::spawn(sweep_orphans(ctx.clone(), orphans_rx, shutdown.clone()));
+    controller.run(reconcile, error_policy, ctx, shutdown).await;
+    sweeper.abort();
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     Ok(())
+}
+
+/// The Jobs (same namespace) whose `dependsOn` names the changed Job.
+fn dependents_of(jobs: &Store, change: &Change) -> Vec<String> {
+    let Some(changed) = change.new.as_ref().or(change.old.as_ref()) else {
+        return Vec::new();
+    };
+    jobs.list_namespace(changed.namespace())
+        .iter()
+        .filter(|o| {
+            o.as_job()
+                .and_then(|j| j.spec.as_ref())
+                .is_some_and(|s| s.depends_on.iter().any(|d| d == changed.name()))
+        })
+        .map(|o| o.key())
+        .collect()
+}
+
+fn error_policy(_obj: Arc<Object>, err: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(%err, "reconcile failed; retrying with backoff");
+    Action::Backoff
+}
+
+/// The state of the Job `name` in `namespace`, for a Job that depends on it.
+fn dependency_state(jobs: &Store, namespace: &str, name: &str) -> DependencyState {
+    let Some(obj) = jobs.get(&bosun_api::object::object_key(namespace, name)) else {
+        return DependencyState::Pending("not found".into());
+    };
+    let Some(job) = obj.as_job() else {
+        return DependencyState::Pending("not a Job".into());
+    };
+    let status = job.status.clone().unwrap_or_default();
+    if plan::true_condition(&status, plan::COMPLETE).is_some() {
+        return DependencyState::Complete;
+    }
+    if let Some(c) = plan::true_condition(&status, plan::FAILED) {
+        return DependencyState::Failed(c.reason.clone());
+    }
+    let suspended = job.spec.as_ref().is_some_and(|s| s.suspend == Some(true));
+    DependencyState::Pending(if suspended { "Suspended" } else { "Running" }.into())
+}
+
+async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
+    let Some(job) = obj.as_job() else {
+        return Ok(Action::AwaitChange);
+    };
+    let spec = job.spec.clone().unwrap_or_default();
+    if spec.managed_by.as_deref().is_some_and(|m| m != MANAGED_BY) {
+        tracing::debug!(job = %obj.key(), managed_by = ?spec.managed_by, "managed by another controller; skipped");
+        return Ok(Action::AwaitChange);
+    }
+    let meta = job.metadata.clone().unwrap_or_default();
+    let cached: Vec<Arc<Object>> = ctx
+        .pods
+        .by_owner(&meta.uid)
+        .into_iter()
+        .filter(|p| p.controller_ref().is_some_and(|r| r.uid == meta.uid))
+        .collect();
+    if !meta.deletion_timestamp.is_empty() {
+        // Being deleted: let its pods go so the deletion can finish.
+        let tracked: Vec<Arc<Object>> = cached.into_iter().filter(|p| is_tracked(p)).collect();
+        release(&ctx, tracked).await?;
+        return Ok(Action::AwaitChange);
+    }
+    let facts = with_in_flight(&ctx, &meta.uid, &cached);
+    let dependencies: Vec<Dependency> = spec
+        .depends_on
+        .iter()
+        .map(|name| Dependency {
+            name: name.clone(),
+            state: dependency_state(&ctx.jobs, &meta.namespace, name),
+        })
+        .collect();
+    let now = chrono::Utc::now();
+    let plan = plan::plan(&Inputs {
+        job,
+        pods: &facts,
+        dependencies: &dependencies,
+        now,
+    });
+
+    // 1. The status, before anything happens to a pod it counts.
+    if job.status.as_ref() != Some(&plan.status) {
+        let mut updated = job.clone();
+        updated.status = Some(plan.status.clone());
+        match ctx.broker.update_status(updated.into()).await {
+            Ok(_) => {}
+            Err(err) if err.is_conflict() => {
+                ctx.metrics.conflicts.inc();
+                tracing::debug!(job = %obj.key(), "status write lost a race; looking again");
+                return Ok(Action::Requeue(CONFLICT_RETRY));
+            }
+            Err(err) if err.is_not_found() => return Ok(Action::AwaitChange),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let by_name: HashMap<&str, &Arc<Object>> = cached.iter().map(|p| (p.name(), p)).collect();
+    // 2. Counted pods let go.
+    let to_release: Vec<Arc<Object>> = plan
+        .release
+        .iter()
+        .filter_map(|n| by_name.get(n.as_str()).map(|p| (*p).clone()))
+        .collect();
+    release(&ctx, to_release).await?;
+    // 3. Deletions (released first: never counted as failures).
+    if !plan.delete.is_empty() {
+        let victims: Vec<Arc<Object>> = plan
+            .delete
+            .iter()
+            .filter_map(|n| by_name.get(n.as_str()).map(|p| (*p).clone()))
+            .collect();
+        release(
+            &ctx,
+            victims.iter().filter(|p| is_tracked(p)).cloned().collect(),
+        )
+        .await?;
+        delete_pods(&ctx, &obj, &meta.uid, victims).await?;
+    }
+    // 4. Creations.
+    if !plan.create.is_empty() {
+        create_pods(&ctx, &obj, job, &plan.create).await?;
+    }
+    // 5. Events about the Job itself.
+    for e in plan.events {
+        let ty = if e.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        record(&ctx, &obj, ty, e.reason, e.message);
+    }
+    Ok(plan.requeue.map_or(Action::AwaitChange, Action::Requeue))
+}
+
+fn is_tracked(pod: &Object) -> bool {
+    pod.meta()
+        .is_some_and(|m| m.finalizers.iter().any(|f| f == TRACKING_FINALIZER))
+}
+
+/// The facts of the cached pods, plus the pods created a moment ago and not yet seen, minus
+/// the ones deleted a moment ago.
+fn with_in_flight(ctx: &Ctx, job_uid: &str, cached: &[Arc<Object>]) -> Vec<PodFacts> {
+    let mut facts: Vec<PodFacts> = cached
+        .iter()
+        .filter_map(|o| o.as_pod().map(pods::facts))
+        .collect();
+    let mut all = ctx.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(flight) = all.get_mut(job_uid) else {
+        return facts;
+    };
+    let now = Instant::now();
+    flight.created.retain(|name, (_, at)| {
+        now.duration_since(*at) < IN_FLIGHT_TTL && !facts.iter().any(|f| f.name == *name)
+    });
+    flight.deleted.retain(|name, at| {
+        now.duration_since(*at) < IN_FLIGHT_TTL
+            && facts.iter().any(|f| f.name == *name && !f.deleting)
+    });
+    for f in facts.iter_mut() {
+        if flight.deleted.contains_key(&f.name) {
+            f.deleting = true;
+            f.tracked = false;
+        }
+    }
+    for (name, (index, _)) in &flight.created {
+        facts.push(PodFacts {
+            name: name.clone(),
+            uid: String::new(),
+            index: *index,
+            phase: pods::Phase::Pending,
+            deleting: false,
+            tracked: true,
+            ready: false,
+            scheduled: false,
+            restarts: 0,
+            finished_at: None,
+            created_at: Some(chrono::Utc::now()),
+            exit_codes: Vec::new(),
+            conditions: Vec::new(),
+            index_failures: 0,
+            index_ignored_failures: 0,
+        });
+    }
+    if flight.created.is_empty() && flight.deleted.is_empty() {
+        all.remove(job_uid);
+    }
+    facts
+}
+
+/// Removes the tracking finalizer from `pods` (re-reading a pod that changed meanwhile).
+async fn release(ctx: &Arc<Ctx>, pods: Vec<Arc<Object>>) -> Result<()> {
+    let mut set = JoinSet::new();
+    let mut first_error: Option<ClientError> = None;
+    for pod in pods {
+        while set.len() >= POD_CALLS_IN_FLIGHT {
+            if let Some(Ok(Err(e))) = set.join_next().await {
+                first_error.get_or_insert(e);
+            }
+        }
+        let ctx = ctx.clone();
+        set.spawn(async move { release_one(&ctx, &pod).await });
+    }
+    while let Some(r) = set.join_next().await {
+        if let Ok(Err(e)) = r {
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+async fn release_one(ctx: &Ctx, pod: &Object) -> std::result::Result<(), ClientError> {
+    let mut current = pod.clone();
+    for _ in 0..3 {
+        let Some(meta) = current.meta() else {
+            return Ok(());
+        };
+        if !meta.finalizers.iter().any(|f| f == TRACKING_FINALIZER) {
+            return Ok(());
+        }
+        current
+            .meta_mut()
+            .finalizers
+            .retain(|f| f != TRACKING_FINALIZER);
+        match ctx.broker.update(current.clone()).await {
+            Ok(_) => {
+                ctx.metrics.pods_released.inc();
+                return Ok(());
+            }
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) if e.is_conflict() => {
+                match ctx
+                    .broker
+                    .get_opt(Kind::Pod, pod.namespace(), pod.name())
+                    .await?
+                {
+                    Some(fresh) if fresh.uid() == pod.uid() => current = fresh,
+                    _ => return Ok(()),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ClientError::Unavailable(format!(
+        "pod {} kept changing while its tracking finalizer was being removed",
+        pod.key()
+    )))
+}
+
+async fn delete_pods(
+    ctx: &Arc<Ctx>,
+    job: &Arc<Object>,
+    job_uid: &str,
+    victims: Vec<Arc<Object>>,
+) -> Result<()> {
+    {
+        let mut all = ctx.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let flight = all.entry(job_uid.to_string()).or_default();
+        for v in &victims {
+            flight.deleted.insert(v.name().to_string(), Instant::now());
+        }
+    }
+    let mut set = JoinSet::new();
+    for pod in victims {
+        let ctx = ctx.clone();
+        set.spawn(async move {
+            let opts = DeleteOptions {
+                uid: Some(pod.uid().to_string()),
+                ..Default::default()
+            };
+            let r = ctx
+                .broker
+                .delete(Kind::Pod, pod.namespace(), pod.name(), opts)
+                .await;
+            (pod, r)
+        });
+    }
+    let mut first_error = None;
+    while let Some(joined) = set.join_next().await {
+        let Ok((pod, r)) = joined else { continue };
+        match r {
+            Ok(_) => {
+                ctx.metrics.pods_deleted.inc();
+                record(
+                    ctx,
+                    job,
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {}", pod.name()),
+                );
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+async fn create_pods(
+    ctx: &Arc<Ctx>,
+    job_obj: &Arc<Object>,
+    job: &v1::Job,
+    new: &[plan::NewPod],
+) -> Result<()> {
+    let uid = job
+        .metadata
+        .as_ref()
+        .map_or("", |m| m.uid.as_str())
+        .to_string();
+    let mut set = JoinSet::new();
+    let mut first_error: Option<ClientError> = None;
+    let mut pending = new.iter();
+    loop {
+        while set.len() < POD_CALLS_IN_FLIGHT && first_error.is_none() {
+            let Some(n) = pending.next() else { break };
+            let pod = pods::build_pod(job, n.index, n.failures);
+            let (ctx, index) = (ctx.clone(), n.index);
+            set.spawn(async move { (index, ctx.broker.create(pod.into()).await) });
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let Ok((index, r)) = joined else { continue };
+        match r {
+            Ok(created) => {
+                ctx.metrics.pods_created.inc();
+                {
+                    let mut all = ctx.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                    all.entry(uid.clone())
+                        .or_default()
+                        .created
+                        .insert(created.name().to_string(), (index, Instant::now()));
+                }
+                record(
+                    ctx,
+                    job_obj,
+                    EventType::Normal,
+                    "SuccessfulCreate",
+                    format!("Created pod: {}", created.name()),
+                );
+            }
+            Err(e) => {
+                // Like Kubernetes' slow start: the first error stops the rest of the batch.
+                record(
+                    ctx,
+                    job_obj,
+                    EventType::Warning,
+                    "FailedCreate",
+                    format!("Error creating: {e}"),
+                );
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// Records an event without holding up the reconcile.
+fn record(ctx: &Arc<Ctx>, obj: &Arc<Object>, ty: EventType, reason: &'static str, message: String) {
+    let Ok(permit) = ctx.events.clone().try_acquire_owned() else {
+        tracing::debug!(reason, "too many events in flight; dropped one");
+        return;
+    };
+    let (recorder, obj) = (ctx.recorder.clone(), obj.clone());
+    tokio::spawn(async move {
+        recorder.record(&obj, ty, reason, &message).await;
+        drop(permit);
+    });
+}
+
+/// Releases tracked pods whose Job no longer exists (checked with an uncached read, by uid).
+async fn sweep_orphans(
+    ctx: Arc<Ctx>,
+    mut rx: mpsc::UnboundedReceiver<Arc<Object>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let pod = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            p = rx.recv() => match p { Some(p) => p, None => return },
+        };
+        let owner = pod.controller_ref().filter(|r| r.kind == "Job").cloned();
+        let owner_alive = match &owner {
+            None => false,
+            Some(r) => {
+                let key = bosun_api::object::object_key(pod.namespace(), &r.name);
+                if ctx.jobs.get(&key).is_some_and(|j| j.uid() == r.uid) {
+                    true
+                } else {
+                    // Not in the cache: ask the broker (the cache may lag a new Job).
+                    match ctx
+                        .broker
+                        .get_opt(Kind::Job, pod.namespace(), &r.name)
+                        .await
+                    {
+                        Ok(Some(j)) => j.uid() == r.uid,
+                        Ok(None) => false,
+                        Err(err) => {
+                            tracing::debug!(%err, "orphan check failed; skipped");
+                            true
+                        }
+                    }
+                }
+            }
+        };
+        if !owner_alive {
+            tracing::info!(pod = %pod.key(), "releasing a tracked pod whose Job is gone");
+            if let Err(err) = release_one(&ctx, &pod).await {
+                tracing::warn!(pod = %pod.key(), %err, "could not release an orphaned pod");
+            }
+        }
+    }
 }

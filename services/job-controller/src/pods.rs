@@ -1,0 +1,404 @@
+//! A Job's pods: what the controller reads from each ([`PodFacts`]) and how it builds a new
+//! one from the template (Kubernetes' names, labels, annotations, ownerReference, tracking
+//! finalizer, `JOB_COMPLETION_INDEX`, Indexed hostname). Pure functions.
+
+use std::collections::BTreeMap;
+
+use bosun_api::defaults::{
+    JOB_CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL,
+};
+use bosun_api::v1;
+use chrono::{DateTime, Utc};
+
+/// The finalizer on every pod the controller creates: the pod cannot disappear before it
+/// has been counted.
+pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
+/// The completion index, as annotation and as label.
+pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+/// Failures of this index so far (backoffLimitPerIndex), carried to its replacement pod.
+pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
+/// Failures of this index ignored by the podFailurePolicy.
+pub const INDEX_IGNORED_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-ignored-failure-count";
+/// The env var every container of an Indexed Job's pod gets.
+pub const JOB_COMPLETION_INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
+/// Kubernetes' limit on a generateName prefix so the random suffix still fits 63 chars.
+const MAX_PREFIX: usize = 58;
+
+/// The phase of a pod as the Job controller sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// One terminated container with a non-zero exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitCode {
+    pub container: String,
+    pub code: i32,
+}
+
+/// What the controller needs of one pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodFacts {
+    pub name: String,
+    pub uid: String,
+    /// The completion index (Indexed Jobs); `None` when absent or not a number.
+    pub index: Option<i32>,
+    pub phase: Phase,
+    /// Marked for deletion.
+    pub deleting: bool,
+    /// Still carries [`TRACKING_FINALIZER`]: not yet released (counted, or about to be).
+    pub tracked: bool,
+    pub ready: bool,
+    /// Bound to a node.
+    pub scheduled: bool,
+    /// Container restarts (app and init), for OnFailure's backoffLimit.
+    pub restarts: i32,
+    /// When it finished (latest container finishedAt, else its deletion or creation time).
+    pub finished_at: Option<DateTime<Utc>>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub exit_codes: Vec<ExitCode>,
+    /// Its conditions as (type, status).
+    pub conditions: Vec<(String, String)>,
+    /// `batch.kubernetes.io/job-index-failure-count` (0 when absent).
+    pub index_failures: i32,
+    /// `batch.kubernetes.io/job-index-ignored-failure-count` (0 when absent).
+    pub index_ignored_failures: i32,
+}
+
+impl PodFacts {
+    /// Terminal phase.
+    pub fn finished(&self) -> bool {
+        matches!(self.phase, Phase::Succeeded | Phase::Failed)
+    }
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Reads the facts of `pod`.
+pub fn facts(pod: &v1::Pod) -> PodFacts {
+    let empty_meta = v1::ObjectMeta::default();
+    let empty_status = v1::PodStatus::default();
+    let meta = pod.metadata.as_ref().unwrap_or(&empty_meta);
+    let status = pod.status.as_ref().unwrap_or(&empty_status);
+    let phase = match status.phase.as_str() {
+        "Running" => Phase::Running,
+        "Succeeded" => Phase::Succeeded,
+        "Failed" => Phase::Failed,
+        _ => Phase::Pending,
+    };
+    let all = || {
+        status
+            .init_container_statuses
+            .iter()
+            .chain(status.container_statuses.iter())
+    };
+    let mut exit_codes = Vec::new();
+    let mut finished_at: Option<DateTime<Utc>> = None;
+    for c in all() {
+        if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref()) {
+            if t.exit_code != 0 {
+                exit_codes.push(ExitCode {
+                    container: c.name.clone(),
+                    code: t.exit_code,
+                });
+            }
+            if let Some(at) = parse_time(&t.finished_at) {
+                finished_at = Some(finished_at.map_or(at, |f| f.max(at)));
+            }
+        }
+    }
+    let created_at = parse_time(&meta.creation_timestamp);
+    if finished_at.is_none() && matches!(phase, Phase::Succeeded | Phase::Failed) {
+        finished_at = parse_time(&meta.deletion_timestamp).or(created_at);
+    }
+    let annotation_int = |key: &str| {
+        meta.annotations
+            .get(key)
+            .and_then(|v| v.parse::<i32>().ok())
+            .unwrap_or(0)
+    };
+    PodFacts {
+        index: meta
+            .annotations
+            .get(COMPLETION_INDEX)
+            .or_else(|| meta.labels.get(COMPLETION_INDEX))
+            .and_then(|v| v.parse::<i32>().ok())
+            .filter(|i| *i >= 0),
+        phase,
+        deleting: !meta.deletion_timestamp.is_empty(),
+        tracked: meta.finalizers.iter().any(|f| f == TRACKING_FINALIZER),
+        ready: status
+            .conditions
+            .iter()
+            .any(|c| c.r#type == "Ready" && c.status == "True"),
+        scheduled: pod.spec.as_ref().is_some_and(|s| !s.node_name.is_empty()),
+        restarts: all().map(|c| c.restart_count).sum(),
+        finished_at,
+        created_at,
+        exit_codes,
+        conditions: status
+            .conditions
+            .iter()
+            .map(|c| (c.r#type.clone(), c.status.clone()))
+            .collect(),
+        index_failures: annotation_int(INDEX_FAILURE_COUNT),
+        index_ignored_failures: annotation_int(INDEX_IGNORED_FAILURE_COUNT),
+        name: meta.name.clone(),
+        uid: meta.uid.clone(),
+    }
+}
+
+/// The generateName prefix of a pod: `<job>-` or, Indexed, `<job>-<index>-`, cut to 58.
+pub fn generate_name(job: &str, index: Option<i32>) -> String {
+    let mut prefix = match index {
+        Some(i) => format!("{job}-{i}-"),
+        None => format!("{job}-"),
+    };
+    if prefix.len() > MAX_PREFIX {
+        prefix.truncate(MAX_PREFIX);
+    }
+    prefix
+}
+
+/// Per-index failure annotations a replacement pod inherits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexFailures {
+    pub failures: i32,
+    pub ignored: i32,
+}
+
+/// The pod the Job creates (for `index` when Indexed). `traceparent`, when given, is put on
+/// the pod so the scheduler and node agent continue the Job's trace.
+pub fn build_pod(job: &v1::Job, index: Option<i32>, failures: IndexFailures) -> v1::Pod {
+    let job_meta = job.metadata.clone().unwrap_or_default();
+    let spec = job.spec.clone().unwrap_or_default();
+    let template = spec.template.unwrap_or_default();
+    let t_meta = template.metadata.unwrap_or_default();
+    let mut pod_spec = template.spec.unwrap_or_default();
+
+    let mut labels: BTreeMap<String, String> = t_meta.labels.into_iter().collect();
+    labels.insert(JOB_CONTROLLER_UID_LABEL.into(), job_meta.uid.clone());
+    labels.insert(LEGACY_CONTROLLER_UID_LABEL.into(), job_meta.uid.clone());
+    labels.insert(JOB_NAME_LABEL.into(), job_meta.name.clone());
+    labels.insert(LEGACY_JOB_NAME_LABEL.into(), job_meta.name.clone());
+    let mut annotations: BTreeMap<String, String> = t_meta.annotations.into_iter().collect();
+    if let Some(i) = index {
+        labels.insert(COMPLETION_INDEX.into(), i.to_string());
+        annotations.insert(COMPLETION_INDEX.into(), i.to_string());
+        if failures.failures > 0 || spec.backoff_limit_per_index.is_some() {
+            annotations.insert(INDEX_FAILURE_COUNT.into(), failures.failures.to_string());
+        }
+        if failures.ignored > 0 {
+            annotations.insert(
+                INDEX_IGNORED_FAILURE_COUNT.into(),
+                failures.ignored.to_string(),
+            );
+        }
+        if pod_spec.hostname.is_empty() {
+            pod_spec.hostname = format!("{}-{i}", job_meta.name);
+        }
+        let env = v1::EnvVar {
+            name: JOB_COMPLETION_INDEX_ENV.into(),
+            value: String::new(),
+            value_from: Some(v1::EnvVarSource {
+                field_ref: Some(v1::ObjectFieldSelector {
+                    api_version: "v1".into(),
+                    field_path: format!("metadata.annotations['{COMPLETION_INDEX}']"),
+                }),
+                ..Default::default()
+            }),
+        };
+        for c in pod_spec
+            .init_containers
+            .iter_mut()
+            .chain(pod_spec.containers.iter_mut())
+        {
+            if !c.env.iter().any(|e| e.name == JOB_COMPLETION_INDEX_ENV) {
+                c.env.push(env.clone());
+            }
+        }
+    }
+    v1::Pod {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        metadata: Some(v1::ObjectMeta {
+            generate_name: generate_name(&job_meta.name, index),
+            namespace: job_meta.namespace.clone(),
+            labels: labels.into_iter().collect(),
+            annotations: annotations.into_iter().collect(),
+            owner_references: vec![v1::OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "Job".into(),
+                name: job_meta.name.clone(),
+                uid: job_meta.uid.clone(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }],
+            finalizers: vec![TRACKING_FINALIZER.into()],
+            ..Default::default()
+        }),
+        spec: Some(pod_spec),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(name: &str) -> v1::Job {
+        v1::Job {
+            metadata: Some(v1::ObjectMeta {
+                name: name.into(),
+                namespace: "ns".into(),
+                uid: "u-1".into(),
+                ..Default::default()
+            }),
+            spec: Some(v1::JobSpec {
+                template: Some(v1::PodTemplateSpec {
+                    metadata: Some(v1::ObjectMeta {
+                        labels: [("app".to_string(), "x".to_string())].into(),
+                        ..Default::default()
+                    }),
+                    spec: Some(v1::PodSpec {
+                        containers: vec![v1::Container {
+                            name: "main".into(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            }),
+            status: None,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn generated_names_follow_kubernetes() {
+        let table = [
+            ("pi", None, "pi-"),
+            ("pi", Some(3), "pi-3-"),
+            (&"a".repeat(70) as &str, None, &"a".repeat(58) as &str),
+        ];
+        for (job, index, want) in table {
+            assert_eq!(generate_name(job, index), want);
+        }
+    }
+
+    #[test]
+    fn an_indexed_pod_carries_its_index_hostname_env_owner_and_finalizer() {
+        let pod = build_pod(&job("work"), Some(2), IndexFailures::default());
+        let meta = pod.metadata.as_ref().unwrap();
+        assert_eq!(meta.generate_name, "work-2-");
+        assert_eq!(meta.labels["job-name"], "work");
+        assert_eq!(meta.labels["batch.kubernetes.io/job-name"], "work");
+        assert_eq!(meta.labels["controller-uid"], "u-1");
+        assert_eq!(meta.labels["app"], "x");
+        assert_eq!(meta.labels[COMPLETION_INDEX], "2");
+        assert_eq!(meta.annotations[COMPLETION_INDEX], "2");
+        assert_eq!(meta.finalizers, vec![TRACKING_FINALIZER.to_string()]);
+        let owner = &meta.owner_references[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("Job", "u-1", Some(true))
+        );
+        assert_eq!(owner.block_owner_deletion, Some(true));
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.hostname, "work-2");
+        let env = &spec.containers[0].env[0];
+        assert_eq!(env.name, JOB_COMPLETION_INDEX_ENV);
+        assert_eq!(
+            env.value_from
+                .as_ref()
+                .unwrap()
+                .field_ref
+                .as_ref()
+                .unwrap()
+                .field_path,
+            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+        );
+        // Read back, it is index 2, tracked, pending.
+        let f = facts(&pod);
+        assert_eq!(
+            (f.index, f.tracked, f.phase),
+            (Some(2), true, Phase::Pending)
+        );
+    }
+
+    #[test]
+    fn a_non_indexed_pod_has_no_index_and_no_hostname() {
+        let pod = build_pod(&job("pi"), None, IndexFailures::default());
+        let meta = pod.metadata.as_ref().unwrap();
+        assert_eq!(meta.generate_name, "pi-");
+        assert!(!meta.annotations.contains_key(COMPLETION_INDEX));
+        assert!(pod.spec.unwrap().hostname.is_empty());
+    }
+
+    #[test]
+    fn facts_read_exit_codes_restarts_finish_time_and_readiness() {
+        let term = |code: i32, at: &str| v1::ContainerState {
+            terminated: Some(v1::ContainerStateTerminated {
+                exit_code: code,
+                finished_at: at.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let pod = v1::Pod {
+            metadata: Some(v1::ObjectMeta {
+                name: "p".into(),
+                deletion_timestamp: "2026-01-01T00:00:09Z".into(),
+                ..Default::default()
+            }),
+            status: Some(v1::PodStatus {
+                phase: "Failed".into(),
+                conditions: vec![v1::Condition {
+                    r#type: "Ready".into(),
+                    status: "False".into(),
+                    ..Default::default()
+                }],
+                container_statuses: vec![
+                    v1::ContainerStatus {
+                        name: "a".into(),
+                        state: Some(term(0, "2026-01-01T00:00:05Z")),
+                        restart_count: 2,
+                        ..Default::default()
+                    },
+                    v1::ContainerStatus {
+                        name: "b".into(),
+                        state: Some(term(42, "2026-01-01T00:00:07Z")),
+                        restart_count: 1,
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let f = facts(&pod);
+        assert_eq!(f.phase, Phase::Failed);
+        assert!(f.deleting && !f.ready && !f.tracked);
+        assert_eq!(f.restarts, 3);
+        assert_eq!(
+            f.exit_codes,
+            vec![ExitCode {
+                container: "b".into(),
+                code: 42
+            }]
+        );
+        assert_eq!(
+            f.finished_at.unwrap().to_rfc3339(),
+            "2026-01-01T00:00:07+00:00"
+        );
+    }
+}
