@@ -350,9 +350,18 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     };
     for p in pods {
         if let Some(i) = p.index {
+            // What a replacement for this index inherits: this pod's counts, plus this
+            // pod's own failure when it failed.
+            let (mut failures, mut ignored) = (p.index_failures, p.index_ignored_failures);
+            if p.phase == Phase::Failed {
+                match failure_action(failure_policy, &namespace, p) {
+                    FailureAction::Ignore => ignored += 1,
+                    _ => failures += 1,
+                }
+            }
             let e = index_failures.entry(i).or_default();
-            e.failures = e.failures.max(p.index_failures);
-            e.ignored = e.ignored.max(p.index_ignored_failures);
+            e.failures = e.failures.max(failures);
+            e.ignored = e.ignored.max(ignored);
         }
         if !p.tracked {
             continue;
@@ -382,12 +391,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             };
             let mut counted = true;
             match action {
-                FailureAction::Ignore => {
-                    counted = false;
-                    if let Some(i) = p.index {
-                        index_failures.entry(i).or_default().ignored = p.index_ignored_failures + 1;
-                    }
-                }
+                FailureAction::Ignore => counted = false,
                 FailureAction::FailJob(message) => {
                     fail_job.get_or_insert(message);
                 }
@@ -397,12 +401,12 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
                     }
                 }
                 FailureAction::Count => {
-                    if let (true, Some(max), Some(i)) = (indexed, per_index, p.index) {
-                        let failures = p.index_failures + 1;
-                        index_failures.entry(i).or_default().failures = failures;
-                        if failures > max && i < limit && !completed.contains(i) {
-                            failed_indexes.insert(i);
-                        }
+                    if let (true, Some(max), Some(i)) = (indexed, per_index, p.index)
+                        && p.index_failures + 1 > max
+                        && i < limit
+                        && !completed.contains(i)
+                    {
+                        failed_indexes.insert(i);
                     }
                 }
             }
