@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "bosun-gc",
-    about = "bosun's garbage collector: deletes dependents whose owners are gone"
+    about = "bosun's garbage collector: deletes dependents whose owners are gone, and finished Jobs past ttlSecondsAfterFinished"
 )]
 pub struct Config {
     /// The broker's gRPC address.

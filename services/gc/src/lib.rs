@@ -13,11 +13,23 @@
 //!   since a new object may reuse an owner's name) delete it; when some are gone but one
 //!   still holds it, remove the dangling references.
 //!
-//! Decisions live in [`plan`]; this file gathers facts and acts.
+//! It is also Kubernetes' **TTL-after-finished** controller (KUBERNETES.md A.7): a Job with
+//! `spec.ttlSecondsAfterFinished` and a `Complete` or `Failed` condition with status `True`
+//! is deleted `ttl` seconds after that condition's `lastTransitionTime` (0: at once). Its
+//! reconcile puts the Job's key back on the queue to come back exactly at expiry; then the
+//! Job is read again from the broker (uncached: the TTL may have been raised, or the Job
+//! recreated under its name) and, if it has expired still, deleted with propagation
+//! `Foreground` and a uid precondition, so its pods go first (by the foreground handling
+//! above) and a namesake is never hit. A finish time in the future (clock skew) is warned
+//! about and waited for; one that cannot be read keeps the Job, with a warning, until a
+//! status write fixes it. Deletes are counted in `bosun_gc_ttl_deletes_total`.
+//!
+//! Decisions live in [`plan`] and [`ttl`]; this file gathers facts and acts.
 
 pub mod config;
 pub mod error;
 pub mod plan;
+pub mod ttl;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -29,11 +41,13 @@ use bosun_runtime::client::{Broker, DeleteOptions, Selector};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Metrics};
 use bosun_runtime::queue::{Backoff, WorkQueue};
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::{Error, Result};
 use plan::{DependentAction, DependentRef, OwnerAction, OwnerState, Propagation};
+use ttl::{FinishTimeError, TtlAction};
 
 /// The kinds the collector watches: every kind that can own or be owned.
 pub const KINDS: &[Kind] = &[
@@ -64,6 +78,7 @@ struct GcMetrics {
     orphanings: Counter,
     references_removed: Counter,
     finalizers_removed: Counter,
+    ttl_deletes: Counter,
 }
 
 impl GcMetrics {
@@ -87,6 +102,11 @@ impl GcMetrics {
             finalizers_removed: m.counter(
                 "bosun_gc_finalizers_removed_total",
                 "foregroundDeletion/orphan finalizers removed once their work was done.",
+                &[],
+            ),
+            ttl_deletes: m.counter(
+                "bosun_gc_ttl_deletes_total",
+                "Finished Jobs deleted because their ttlSecondsAfterFinished had passed.",
                 &[],
             ),
         }
@@ -252,7 +272,7 @@ impl Gc {
         }
     }
 
-    /// Looks at one item as an owner, then as a dependent.
+    /// Looks at one item as an owner, then as a dependent, then (a Job) at its TTL.
     async fn reconcile(&self, key: &str) -> Result<()> {
         let (info, store_key) = parse_key(key).ok_or_else(|| Error::BadKey(key.into()))?;
         let Some(store) = self.stores.get(&info.kind) else {
@@ -261,6 +281,15 @@ impl Gc {
         let Some(item) = store.get(store_key) else {
             return Ok(()); // gone: its dependents were enqueued by the delete.
         };
+        self.collect(&item).await?;
+        if item.as_job().is_some() {
+            self.expire_job(key, &item).await?;
+        }
+        Ok(())
+    }
+
+    /// `item` as an owner being deleted, then as a dependent.
+    async fn collect(&self, item: &Object) -> Result<()> {
         let Some(meta) = item.meta() else {
             return Ok(());
         };
@@ -287,27 +316,116 @@ impl Gc {
                 }
                 OwnerAction::FinishForeground => {
                     return self
-                        .remove_finalizer(&item, plan::FOREGROUND_FINALIZER)
+                        .remove_finalizer(item, plan::FOREGROUND_FINALIZER)
                         .await;
                 }
                 OwnerAction::Orphan(mut keys) => {
                     // The caches may not have seen every dependent yet, and one the orphaning
                     // missed would later be deleted as the dependent of a gone owner: read the
                     // dependents from the broker before letting the owner go.
-                    keys.extend(self.uncached_dependents(&item).await?);
+                    keys.extend(self.uncached_dependents(item).await?);
                     keys.sort();
                     keys.dedup();
                     for k in keys {
                         self.orphan(&k, item.uid()).await?;
                     }
-                    return self.remove_finalizer(&item, plan::ORPHAN_FINALIZER).await;
+                    return self.remove_finalizer(item, plan::ORPHAN_FINALIZER).await;
                 }
             }
         }
         if meta.owner_references.is_empty() {
             return Ok(());
         }
-        self.attempt_to_delete(&item).await
+        self.attempt_to_delete(item).await
+    }
+
+    /// The TTL-after-finished controller for the Job at `key`: nothing, a timer for its
+    /// expiry, or (confirmed by an uncached read) a foreground delete.
+    async fn expire_job(&self, key: &str, cached: &Object) -> Result<()> {
+        let Some(job) = cached.as_job() else {
+            return Ok(());
+        };
+        if !self.ttl_says_delete(key, cached, ttl::plan_ttl(job, Utc::now())) {
+            return Ok(());
+        }
+        // The cache may be behind: the TTL raised, the Job deleted or recreated since.
+        let Some(fresh) = self
+            .broker
+            .get_opt(Kind::Job, cached.namespace(), cached.name())
+            .await?
+        else {
+            return Ok(());
+        };
+        let Some(fresh_job) = fresh.as_job() else {
+            return Ok(());
+        };
+        if !self.ttl_says_delete(key, &fresh, ttl::plan_ttl(fresh_job, Utc::now())) {
+            return Ok(());
+        }
+        let options = DeleteOptions {
+            uid: Some(fresh.uid().to_string()),
+            propagation_policy: Some(Propagation::Foreground.as_str().to_string()),
+            ..Default::default()
+        };
+        match self
+            .broker
+            .delete(Kind::Job, fresh.namespace(), fresh.name(), options)
+            .await
+        {
+            Ok(_) => {
+                self.metrics.ttl_deletes.inc();
+                tracing::info!(
+                    namespace = fresh.namespace(),
+                    name = fresh.name(),
+                    ttl_seconds = fresh_job
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.ttl_seconds_after_finished),
+                    "finished Job past its ttlSecondsAfterFinished deleted (foreground)"
+                );
+                Ok(())
+            }
+            // Gone already, or replaced by a namesake since the read (its own create event
+            // queues it).
+            Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Carries out a TTL plan for `job` (queued at `key`) short of deleting: sets the expiry
+    /// timer, warns about clock skew or an unreadable finish time. Returns whether the plan
+    /// is to delete now.
+    fn ttl_says_delete(
+        &self,
+        key: &str,
+        job: &Object,
+        plan: Result<TtlAction, FinishTimeError>,
+    ) -> bool {
+        let (namespace, name) = (job.namespace(), job.name());
+        match plan {
+            Ok(TtlAction::Keep) => false,
+            Ok(TtlAction::DeleteNow) => true,
+            Ok(TtlAction::RequeueAfter(after)) => {
+                tracing::debug!(namespace, name, ?after, "finished Job expires later");
+                self.queue.add_after(key.to_string(), after);
+                false
+            }
+            Ok(TtlAction::FinishedInFuture { ahead, after }) => {
+                tracing::warn!(
+                    namespace,
+                    name,
+                    ?ahead,
+                    ?after,
+                    "Job finished in the future, likely clock skew between its writer and the gc; its TTL counts from that time"
+                );
+                self.queue.add_after(key.to_string(), after);
+                false
+            }
+            Err(err) => {
+                tracing::warn!(namespace, name, %err, "finished Job kept: its TTL cannot be counted");
+                false
+            }
+        }
     }
 
     /// What became of the owner `r` of an object in `namespace`; `verify` reads the broker
