@@ -1,11 +1,15 @@
 //! `bosun describe`: kubectl's layout (Name, Namespace, Labels, Annotations, Controlled By,
-//! a per-kind summary, the pod template) followed by the object's Events.
+//! a per-kind summary, the pod template) followed by the object's Events. A Job also shows
+//! bosun's own fields: `Depends On` (each dependency with its current state, read from the
+//! broker), `Pod Backoff`, the consecutive failures behind the retry delay, and its
+//! conditions (incl. `Waiting`/`WaitingForDependencies`).
 
 use std::collections::BTreeMap;
 
 use bosun_api::v1::{self, GetRequest, Kind, ListRequest, Object, object::Object as O};
 use chrono::{DateTime, Utc};
 use clap::Args;
+use tonic::Code;
 
 use crate::Ctx;
 use crate::format::{
@@ -84,7 +88,7 @@ pub async fn describe(ctx: &mut Ctx<'_>, args: DescribeArgs) -> anyhow::Result<i
             .filter_map(Object::into_event)
             .filter(|e| is_about(e, obj))
             .collect();
-        let mut related = NodeRelated::default();
+        let mut related = Related::default();
         if obj.kind() == Kind::Node {
             related.lease = client
                 .get(GetRequest {
@@ -109,6 +113,25 @@ pub async fn describe(ctx: &mut Ctx<'_>, args: DescribeArgs) -> anyhow::Result<i
                 .into_iter()
                 .filter_map(Object::into_pod)
                 .collect();
+        }
+        if let Some(O::Job(j)) = &obj.object {
+            for dep in j.spec.iter().flat_map(|s| s.depends_on.iter()) {
+                let got = client
+                    .get(GetRequest {
+                        kind: Kind::Job as i32,
+                        namespace: obj.namespace().to_string(),
+                        name: dep.clone(),
+                    })
+                    .await;
+                let state = match got {
+                    Ok(r) => {
+                        dependency_state(r.into_inner().object.and_then(Object::into_job).as_ref())
+                    }
+                    Err(s) if s.code() == Code::NotFound => dependency_state(None),
+                    Err(s) => format!("unknown: {}", s.message()),
+                };
+                related.dependencies.insert(dep.clone(), state);
+            }
         }
         if i > 0 {
             writeln!(ctx.out, "\n")?;
@@ -201,23 +224,34 @@ fn or_none(s: &str) -> String {
     }
 }
 
-/// What `describe node` shows beside the node itself: its heartbeat Lease and its pods.
+/// What `describe` shows beside the object itself, read from the broker: a node's heartbeat
+/// Lease and pods, a Job's dependencies.
 #[derive(Debug, Default, Clone)]
-pub struct NodeRelated {
+pub struct Related {
     pub lease: Option<v1::Lease>,
     /// Every pod bound to the node (finished ones are left out when printing).
     pub pods: Vec<v1::Pod>,
+    /// A Job's `spec.dependsOn`, each with its state ([`dependency_state`]); a dependency
+    /// missing here is printed by name alone.
+    pub dependencies: BTreeMap<String, String>,
+}
+
+/// A dependency's state as `Depends On` shows it: the STATUS `bosun get jobs` shows for it
+/// (Complete, Failed, Running, Suspended...), or `not found`.
+pub fn dependency_state(job: Option<&v1::Job>) -> String {
+    job.map_or_else(|| "not found".to_string(), printers::job_status)
 }
 
 /// The whole describe text for `obj` with its `events`, at time `now`.
 pub fn render(obj: &Object, events: &[v1::Event], now: DateTime<Utc>) -> String {
-    render_with(obj, &NodeRelated::default(), events, now)
+    render_with(obj, &Related::default(), events, now)
 }
 
-/// [`render`], with a node's Lease and pods.
+/// [`render`], with what was read beside the object (a node's Lease and pods, a Job's
+/// dependencies).
 pub fn render_with(
     obj: &Object,
-    related: &NodeRelated,
+    related: &Related,
     events: &[v1::Event],
     now: DateTime<Utc>,
 ) -> String {
@@ -261,7 +295,7 @@ pub fn render_with(
         d.field(0, "Finalizers", format!("[{}]", meta.finalizers.join(" ")));
     }
     match &obj.object {
-        Some(O::Job(j)) => job(&mut d, j, now),
+        Some(O::Job(j)) => job(&mut d, j, related, now),
         Some(O::CronJob(c)) => cronjob(&mut d, c, now),
         Some(O::DaemonSet(ds)) => daemonset(&mut d, ds),
         Some(O::Pod(p)) => pod(&mut d, p),
@@ -298,7 +332,7 @@ pub fn render_with(
     out
 }
 
-fn job(d: &mut Doc, j: &v1::Job, now: DateTime<Utc>) {
+fn job(d: &mut Doc, j: &v1::Job, related: &Related, now: DateTime<Utc>) {
     let spec = j.spec.clone().unwrap_or_default();
     let st = j.status.clone().unwrap_or_default();
     d.field(0, "Parallelism", opt(spec.parallelism));
@@ -306,8 +340,14 @@ fn job(d: &mut Doc, j: &v1::Job, now: DateTime<Utc>) {
     d.field(0, "Completion Mode", or_none(&spec.completion_mode));
     d.field(0, "Suspend", opt(spec.suspend));
     d.field(0, "Backoff Limit", opt(spec.backoff_limit));
+    if let Some(b) = &spec.pod_backoff {
+        d.field(0, "Pod Backoff", pod_backoff(b));
+    }
     if let Some(ttl) = spec.ttl_seconds_after_finished {
         d.field(0, "TTL Seconds After Finished", ttl.to_string());
+    }
+    if !spec.depends_on.is_empty() {
+        d.field(0, "Depends On", depends_on(&spec.depends_on, related));
     }
     if !st.start_time.is_empty() {
         d.field(0, "Start Time", describe_time(&st.start_time));
@@ -333,6 +373,16 @@ fn job(d: &mut Doc, j: &v1::Job, now: DateTime<Utc>) {
             st.failed
         ),
     );
+    if st.consecutive_failures != 0 {
+        d.field(
+            0,
+            "Consecutive Failures",
+            st.consecutive_failures.to_string(),
+        );
+    }
+    if !st.last_failure_time.is_empty() {
+        d.field(0, "Last Failure Time", describe_time(&st.last_failure_time));
+    }
     if spec.completion_mode == "Indexed" {
         let mut idx = st.completed_indexes.clone();
         // kubectl caps the list so one line stays readable.
@@ -344,6 +394,58 @@ fn job(d: &mut Doc, j: &v1::Job, now: DateTime<Utc>) {
     }
     if let Some(t) = &spec.template {
         pod_template(d, 0, "Pod Template", t);
+    }
+    conditions(d, &st.conditions);
+}
+
+/// `initial 10s, factor 2, max 600s`: the retry delay, unset parts at their defaults.
+pub fn pod_backoff(b: &v1::PodBackoff) -> String {
+    format!(
+        "initial {}s, factor {}, max {}s",
+        b.initial_seconds.unwrap_or(10),
+        b.factor.unwrap_or(2),
+        b.max_seconds.unwrap_or(600)
+    )
+}
+
+/// `prepare (Complete), fetch (not found)`: each dependency with its state, in spec order.
+pub fn depends_on(names: &[String], related: &Related) -> String {
+    names
+        .iter()
+        .map(|n| match related.dependencies.get(n) {
+            Some(state) => format!("{n} ({state})"),
+            None => n.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A conditions table like `describe deployment`'s (with when and why); nothing when there
+/// are none.
+fn conditions(d: &mut Doc, conditions: &[v1::Condition]) {
+    if conditions.is_empty() {
+        return;
+    }
+    d.text(0, "Conditions:");
+    let mut rows = vec![
+        ["Type", "Status", "LastTransitionTime", "Reason", "Message"]
+            .map(String::from)
+            .to_vec(),
+        ["----", "------", "------------------", "------", "-------"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for c in conditions {
+        rows.push(vec![
+            c.r#type.clone(),
+            c.status.clone(),
+            describe_time(&c.last_transition_time),
+            c.reason.clone(),
+            c.message.trim().to_string(),
+        ]);
+    }
+    for l in render_table(&rows).lines() {
+        d.text(1, l);
     }
 }
 
@@ -504,7 +606,7 @@ fn pod(d: &mut Doc, p: &v1::Pod) {
     d.multi(0, "Tolerations", tolerations);
 }
 
-fn node(d: &mut Doc, n: &v1::Node, related: &NodeRelated, now: DateTime<Utc>) {
+fn node(d: &mut Doc, n: &v1::Node, related: &Related, now: DateTime<Utc>) {
     let spec = n.spec.clone().unwrap_or_default();
     let st = n.status.clone().unwrap_or_default();
     d.field(0, "Roles", printers::node_roles(n));
@@ -649,7 +751,7 @@ fn share(resource: &str, amount: i64, total: i64) -> String {
 }
 
 /// kubectl's "Non-terminated Pods" table and "Allocated resources".
-fn node_pods(d: &mut Doc, st: &v1::NodeStatus, related: &NodeRelated, now: DateTime<Utc>) {
+fn node_pods(d: &mut Doc, st: &v1::NodeStatus, related: &Related, now: DateTime<Utc>) {
     let running: Vec<&v1::Pod> = related
         .pods
         .iter()
@@ -837,7 +939,8 @@ fn containers(
     }
 }
 
-/// kubectl's Events table for `describe`, oldest first; `Events:  <none>` when empty.
+/// kubectl's Events table for `describe` (Type, Reason, Age, From, Message), oldest first;
+/// `Events:  <none>` when empty.
 pub fn events_section(events: &[v1::Event], now: DateTime<Utc>) -> String {
     if events.is_empty() {
         return "Events:  <none>\n".to_string();
@@ -861,18 +964,21 @@ pub fn events_section(events: &[v1::Event], now: DateTime<Utc>) -> String {
                 crate::format::age(&e.last_timestamp, now),
                 human_duration(now - first)
             ),
-            _ => printers::event_last_seen(e, now),
+            // kubectl: when it first happened, for an event seen once.
+            _ if e.first_timestamp.is_empty() => printers::event_last_seen(e, now),
+            _ => crate::format::age(&e.first_timestamp, now),
         };
-        let from = e
-            .source
-            .as_ref()
-            .map_or(String::new(), |s| s.component.clone());
+        // kubectl's describe names the component only (the host is in `get events -o wide`).
+        let from = match e.source.as_ref().map(|s| s.component.as_str()) {
+            Some(c) if !c.is_empty() => c.to_string(),
+            _ => e.reporting_component.clone(),
+        };
         rows.push(vec![
             e.r#type.clone(),
             e.reason.clone(),
             age,
             from,
-            e.message.clone(),
+            e.message.trim().to_string(),
         ]);
     }
     let mut out = "Events:\n".to_string();
@@ -983,6 +1089,173 @@ mod tests {
         }
     }
 
+    fn job_with(name: &str, conditions: &[(&str, &str)]) -> v1::Job {
+        v1::Job {
+            metadata: Some(ObjectMeta {
+                name: name.into(),
+                ..Default::default()
+            }),
+            status: Some(v1::JobStatus {
+                conditions: conditions
+                    .iter()
+                    .map(|(t, s)| v1::Condition {
+                        r#type: t.to_string(),
+                        status: s.to_string(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_dependency_shows_the_status_get_jobs_shows_or_not_found() {
+        for (conditions, want) in [
+            (&[("Complete", "True")][..], "Complete"),
+            (&[("Failed", "True")], "Failed"),
+            (&[("Suspended", "True")], "Suspended"),
+            (&[("Waiting", "True")], "Running"),
+            (&[("Complete", "False")], "Running"),
+            (&[], "Running"),
+        ] {
+            let j = job_with("dep", conditions);
+            assert_eq!(dependency_state(Some(&j)), want, "{conditions:?}");
+        }
+        assert_eq!(dependency_state(None), "not found");
+    }
+
+    #[test]
+    fn a_job_shows_its_dependencies_backoff_failures_and_conditions() {
+        let mut obj = pi();
+        if let Some(O::Job(j)) = obj.object.as_mut() {
+            let spec = j.spec.as_mut().unwrap();
+            spec.depends_on = vec!["prepare".into(), "fetch".into(), "gone".into()];
+            spec.pod_backoff = Some(v1::PodBackoff {
+                initial_seconds: Some(5),
+                max_seconds: None,
+                factor: Some(3),
+            });
+            let st = j.status.as_mut().unwrap();
+            st.consecutive_failures = 2;
+            st.last_failure_time = "2024-01-01T00:58:00Z".into();
+            st.conditions = vec![v1::Condition {
+                r#type: "Waiting".into(),
+                status: "True".into(),
+                reason: "WaitingForDependencies".into(),
+                message: "waiting for fetch (Running), gone (not found)".into(),
+                last_transition_time: "2024-01-01T00:59:00Z".into(),
+                ..Default::default()
+            }];
+        }
+        let related = Related {
+            dependencies: [
+                ("prepare".to_string(), "Complete".to_string()),
+                ("fetch".to_string(), "Running".to_string()),
+                ("gone".to_string(), "not found".to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let text = render_with(&obj, &related, &[], now());
+        for want in [
+            "Pod Backoff:           initial 5s, factor 3, max 600s\n",
+            "Depends On:            prepare (Complete), fetch (Running), gone (not found)\n",
+            "Consecutive Failures:  2\n",
+            "Last Failure Time:     Mon, 01 Jan 2024 00:58:00 +0000\n",
+            "Conditions:\n  Type      Status   LastTransitionTime                Reason                   Message\n",
+            "  ----      ------   ------------------                ------                   -------\n",
+            "  Waiting   True     Mon, 01 Jan 2024 00:59:00 +0000   WaitingForDependencies   waiting for fetch (Running), gone (not found)\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        // The conditions come after the pod template, the events last (kubectl's order).
+        let at = |s: &str| {
+            text.find(s)
+                .unwrap_or_else(|| panic!("no {s:?} in\n{text}"))
+        };
+        assert!(at("Pod Template:") < at("Conditions:") && at("Conditions:") < at("Events:"));
+
+        // Unfetched dependencies print by name; a plain Job shows none of bosun's fields.
+        assert!(render(&obj, &[], now()).contains("prepare, fetch, gone\n"));
+        let plain = render(&pi(), &[], now());
+        for absent in [
+            "Depends On",
+            "Pod Backoff",
+            "Consecutive",
+            "Last Failure",
+            "Conditions",
+        ] {
+            assert!(!plain.contains(absent), "{absent} in\n{plain}");
+        }
+    }
+
+    #[test]
+    fn pod_backoff_fills_unset_parts_with_the_defaults() {
+        assert_eq!(
+            pod_backoff(&v1::PodBackoff::default()),
+            "initial 10s, factor 2, max 600s"
+        );
+        assert_eq!(
+            pod_backoff(&v1::PodBackoff {
+                initial_seconds: Some(1),
+                max_seconds: Some(60),
+                factor: Some(1),
+            }),
+            "initial 1s, factor 1, max 60s"
+        );
+    }
+
+    #[test]
+    fn event_rows_read_like_kubectl_describe() {
+        let ev = |reason: &str, count: i32, first: &str, last: &str| v1::Event {
+            r#type: "Warning".into(),
+            reason: reason.into(),
+            message: "  Job has reached the specified backoff limit\n".into(),
+            reporting_component: "job-controller".into(),
+            first_timestamp: first.into(),
+            last_timestamp: last.into(),
+            count,
+            ..Default::default()
+        };
+        let text = events_section(
+            &[
+                ev(
+                    "BackoffLimitExceeded",
+                    1,
+                    "2024-01-01T00:59:30Z",
+                    "2024-01-01T00:59:30Z",
+                ),
+                ev(
+                    "FailedCreate",
+                    3,
+                    "2024-01-01T00:50:00Z",
+                    "2024-01-01T00:59:00Z",
+                ),
+            ],
+            now(),
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "Events:");
+        assert!(lines[1].starts_with("  Type "), "{text}");
+        assert!(lines[2].starts_with("  ----"), "{text}");
+        // Oldest last-seen first; a repeat says how often and over how long; From falls back
+        // to the reporting component; the message is trimmed.
+        assert!(
+            lines[3].contains("FailedCreate") && lines[3].contains("60s (x3 over 10m)"),
+            "{text}"
+        );
+        assert!(
+            lines[4].contains("BackoffLimitExceeded") && lines[4].contains("30s"),
+            "{text}"
+        );
+        assert!(
+            lines[4].ends_with("job-controller   Job has reached the specified backoff limit"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn events_of_other_objects_are_not_shown() {
         let other = v1::Event {
@@ -1058,7 +1331,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let related = NodeRelated {
+        let related = Related {
             lease: Some(v1::Lease {
                 spec: Some(v1::LeaseSpec {
                     holder_identity: Some("n1".into()),
@@ -1068,6 +1341,7 @@ mod tests {
                 ..Default::default()
             }),
             pods: vec![pod("web", "Running"), pod("done", "Succeeded")],
+            ..Default::default()
         };
         let text = render_with(&node, &related, &[], now());
         for want in [

@@ -1,5 +1,6 @@
-//! `bosun`, the kubectl-like command line: `apply`, `create`, `get`, `describe`, `delete`
-//! against the broker, and `up` to run the whole plane in one process.
+//! `bosun`, the kubectl-like command line: `apply`, `create`, `get`, `describe`, `delete`,
+//! `scale` and the node verbs against the broker, and `up` to run the whole plane in one
+//! process.
 //!
 //! The binary is a thin wrapper over [`run`], which takes the arguments and the two output
 //! streams so every command can be tested in-process. What gets printed is decided by pure
@@ -18,6 +19,7 @@ pub mod logs;
 pub mod nodes;
 pub mod output;
 pub mod printers;
+pub mod scale;
 pub mod sources;
 pub mod up;
 pub mod wait;
@@ -85,6 +87,8 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Wait until objects meet a condition, or are deleted.
     Wait(wait::WaitArgs),
+    /// Set how many pods of a Job run at once (its spec.parallelism), as `kubectl scale job`.
+    Scale(scale::ScaleArgs),
 }
 
 /// What every command needs: flags, the output streams and a lazily connected broker client.
@@ -184,6 +188,7 @@ where
             Command::Drain(a) => nodes::drain(&mut ctx, a).await,
             Command::Logs(a) => logs::logs(&mut ctx, a).await,
             Command::Wait(a) => wait::wait(&mut ctx, a).await,
+            Command::Scale(a) => scale::scale(&mut ctx, a).await,
         }
     }
     .instrument(span)
@@ -231,6 +236,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Drain(_) => "drain",
         Command::Logs(_) => "logs",
         Command::Wait(_) => "wait",
+        Command::Scale(_) => "scale",
     }
 }
 

@@ -582,6 +582,20 @@ pub fn event_last_seen(e: &v1::Event, now: DateTime<Utc>) -> String {
     }
 }
 
+/// An event's SOURCE / From: `component, host`, falling back to the reporting controller
+/// and instance when `source` is empty (kubectl's `formatEventSource`).
+pub fn event_source(e: &v1::Event) -> String {
+    let source = e.source.clone().unwrap_or_default();
+    let first = |a: String, b: &str| if a.is_empty() { b.to_string() } else { a };
+    let component = first(source.component, &e.reporting_component);
+    let instance = first(source.host, &e.reporting_instance);
+    if instance.is_empty() {
+        component
+    } else {
+        format!("{component}, {instance}")
+    }
+}
+
 fn event_row(e: &v1::Event, wide: bool, now: DateTime<Utc>, cells: &mut Vec<String>) {
     let inv = e.involved_object.clone().unwrap_or_default();
     let object = format!("{}/{}", inv.kind.to_ascii_lowercase(), inv.name);
@@ -592,14 +606,8 @@ fn event_row(e: &v1::Event, wide: bool, now: DateTime<Utc>, cells: &mut Vec<Stri
         object,
     ]);
     if wide {
-        let source = e.source.clone().unwrap_or_default();
-        let src = [source.component, source.host]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(", ");
         cells.push(inv.field_path.clone());
-        cells.push(src);
+        cells.push(event_source(e));
         cells.push(e.message.clone());
         cells.push(age(&e.first_timestamp, now));
         cells.push(e.count.to_string());
@@ -1020,12 +1028,99 @@ mod tests {
                 "0/1",
                 "60s",
             ),
+            (
+                job(
+                    Some(3),
+                    None,
+                    2,
+                    &["SuccessCriteriaMet"],
+                    (start, ""),
+                    false,
+                ),
+                "SuccessCriteriaMet",
+                "2/3",
+                "60s",
+            ),
+            // A finished Job being deleted still shows how it ended.
+            (
+                job(Some(1), None, 1, &["Complete"], (start, end), true),
+                "Complete",
+                "1/1",
+                "20s",
+            ),
+            (
+                job(Some(1), None, 0, &["Failed"], (start, end), true),
+                "Failed",
+                "0/1",
+                "20s",
+            ),
+            (
+                job(Some(1), None, 0, &[], (start, ""), true),
+                "Terminating",
+                "0/1",
+                "60s",
+            ),
+            // Terminating outranks the conditions that are not an end.
+            (
+                job(Some(1), None, 0, &["FailureTarget"], (start, ""), true),
+                "Terminating",
+                "0/1",
+                "60s",
+            ),
+            // Suspended outranks FailureTarget, which outranks SuccessCriteriaMet.
+            (
+                job(
+                    Some(1),
+                    None,
+                    0,
+                    &["SuccessCriteriaMet", "FailureTarget", "Suspended"],
+                    ("", ""),
+                    false,
+                ),
+                "Suspended",
+                "0/1",
+                "",
+            ),
+            (
+                job(
+                    Some(1),
+                    None,
+                    0,
+                    &["SuccessCriteriaMet", "FailureTarget"],
+                    (start, ""),
+                    false,
+                ),
+                "FailureTarget",
+                "0/1",
+                "60s",
+            ),
+            // bosun's Waiting (for dependencies) is not one of kubectl's: Running.
+            (
+                job(Some(1), None, 0, &["Waiting"], ("", ""), false),
+                "Running",
+                "0/1",
+                "",
+            ),
         ];
         for (j, status, completions, duration) in table {
-            assert_eq!(job_status(&j), status);
+            let conditions = &j.status.as_ref().unwrap().conditions;
+            assert_eq!(job_status(&j), status, "{conditions:?}");
             assert_eq!(job_completions(&j), completions);
             assert_eq!(job_duration(&j, now()), duration);
         }
+        // Only a condition whose status is True counts.
+        let mut not_yet = job(
+            Some(1),
+            None,
+            0,
+            &["Complete", "Failed", "Suspended"],
+            ("", ""),
+            false,
+        );
+        for c in &mut not_yet.status.as_mut().unwrap().conditions {
+            c.status = "False".into();
+        }
+        assert_eq!(job_status(&not_yet), "Running");
         let obj: Object = job(Some(1), None, 1, &["Complete"], (start, end), false).into();
         assert_eq!(
             row(
@@ -1152,6 +1247,29 @@ mod tests {
                 "Created pod: pi-x"
             ]
         );
+    }
+
+    #[test]
+    fn an_events_source_falls_back_to_the_reporting_controller() {
+        let src = |component: &str, host: &str, rc: &str, ri: &str| {
+            event_source(&v1::Event {
+                source: Some(v1::EventSource {
+                    component: component.into(),
+                    host: host.into(),
+                }),
+                reporting_component: rc.into(),
+                reporting_instance: ri.into(),
+                ..Default::default()
+            })
+        };
+        assert_eq!(src("kubelet", "node-1", "", ""), "kubelet, node-1");
+        assert_eq!(src("job-controller", "", "", ""), "job-controller");
+        assert_eq!(
+            src("", "", "job-controller", "host-a"),
+            "job-controller, host-a"
+        );
+        assert_eq!(src("scheduler", "", "other", "host-b"), "scheduler, host-b");
+        assert_eq!(src("", "", "", ""), "");
     }
 
     #[test]

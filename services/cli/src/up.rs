@@ -2,8 +2,9 @@
 //! process, until Ctrl-C (SIGINT) or SIGTERM; etcd is stopped on the way out. With `-f` the
 //! manifests are decoded before anything starts (a bad one stops `up` at once) and applied
 //! once the broker answers. Beside the broker run the garbage collector, the scheduler (with
-//! the node lifecycle controller) and `--nodes` local node agents (`node-1`..), each with its
-//! data under `<data-dir>/nodes/<name>` and its own logs port.
+//! the node lifecycle controller), the Job controller (unless `--no-job-controller`) and
+//! `--nodes` local node agents (`node-1`..), each with its data under
+//! `<data-dir>/nodes/<name>` and its own logs port.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,6 +60,10 @@ pub struct UpArgs {
         default_value = "process"
     )]
     pub node_runtime: bosun_node_agent::RuntimeKind,
+    /// Do not run the Job controller in this process (Jobs are then stored but create no
+    /// pods, e.g. while a `bosun-job-controller` runs elsewhere).
+    #[arg(long, env = "BOSUN_UP_NO_JOB_CONTROLLER")]
+    pub no_job_controller: bool,
 }
 
 /// How long the local nodes may take to register once the broker answers.
@@ -87,6 +92,8 @@ pub struct Endpoints {
     pub nodes: Vec<String>,
     /// Their container runtime, as `--node-runtime` spells it.
     pub node_runtime: String,
+    /// Whether the Job controller runs in this process.
+    pub job_controller: bool,
 }
 
 /// The names of the `count` local nodes.
@@ -102,6 +109,7 @@ pub fn banner(e: &Endpoints) -> String {
          broker    {broker}\n\
          metrics   http://{metrics}/metrics\n\
          scheduler running (with the node lifecycle controller)\n\
+         {jobs}\
          {nodes}\
          \n\
          bosun is up. From another terminal:\n\
@@ -112,6 +120,11 @@ pub fn banner(e: &Endpoints) -> String {
         etcd = e.etcd,
         broker = e.broker,
         metrics = e.metrics,
+        jobs = if e.job_controller {
+            "jobs      the Job controller is running\n"
+        } else {
+            "jobs      no Job controller (--no-job-controller): Jobs are stored but create no pods\n"
+        },
         nodes = if e.nodes.is_empty() {
             "nodes     none (--nodes 0); start bosun-node-agent to run pods\n".to_string()
         } else {
@@ -213,7 +226,7 @@ async fn serve(
         }
     });
 
-    // The scheduler (and node lifecycle controller), then the local nodes.
+    // The scheduler (and node lifecycle controller), the Job controller, then the local nodes.
     spawn_service(
         "the scheduler",
         bosun_scheduler::run(
@@ -221,6 +234,15 @@ async fn serve(
             shutdown.child_token(),
         ),
     );
+    if !args.no_job_controller {
+        spawn_service(
+            "the job controller",
+            bosun_job_controller::run(
+                bosun_job_controller::Config::for_server(&broker_url),
+                shutdown.child_token(),
+            ),
+        );
+    }
     let nodes = node_names(args.nodes);
     for name in &nodes {
         let mut config = bosun_node_agent::Config::new(&broker_url, name);
@@ -265,6 +287,7 @@ async fn serve(
         metrics: args.metrics_listen,
         nodes,
         node_runtime: format!("{:?}", args.node_runtime).to_lowercase(),
+        job_controller: !args.no_job_controller,
     };
     write!(ctx.out, "\n{}", banner(&endpoints))?;
     ctx.out.flush()?;
@@ -382,6 +405,7 @@ mod tests {
             metrics: "127.0.0.1:9440".parse().unwrap(),
             nodes: node_names(3),
             node_runtime: "process".into(),
+            job_controller: true,
         });
         for want in [
             "etcd      http://127.0.0.1:2379",
@@ -392,10 +416,32 @@ mod tests {
             "bosun get jobs",
             "nodes     node-1, node-2, node-3 (process runtime",
             "scheduler",
+            "jobs      the Job controller is running",
             "Ctrl-C",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn without_the_job_controller_the_banner_says_jobs_create_no_pods() {
+        let dir = std::path::Path::new(".bosun");
+        let a = args(dir, &["--no-job-controller", "--nodes", "0"]);
+        assert!(a.no_job_controller);
+        assert!(!args(dir, &[]).no_job_controller);
+        let text = banner(&Endpoints {
+            etcd: "http://127.0.0.1:2379".into(),
+            data_dir: dir.into(),
+            broker: "http://127.0.0.1:7440".into(),
+            metrics: "127.0.0.1:9440".parse().unwrap(),
+            nodes: Vec::new(),
+            node_runtime: "process".into(),
+            job_controller: !a.no_job_controller,
+        });
+        assert!(
+            text.contains("no Job controller (--no-job-controller)"),
+            "{text}"
+        );
     }
 
     /// A writer the test can read while `up` still holds it.
