@@ -430,6 +430,9 @@ pub fn job_status(j: &v1::Job) -> String {
         "FailureTarget"
     } else if has_condition(conditions, "SuccessCriteriaMet") {
         "SuccessCriteriaMet"
+    } else if has_condition(conditions, "Waiting") {
+        // bosun: a Job held back by spec.dependsOn runs nothing yet; kubectl would say Running.
+        "Waiting"
     } else {
         "Running"
     }
@@ -1094,10 +1097,10 @@ mod tests {
                 "0/1",
                 "60s",
             ),
-            // bosun's Waiting (for dependencies) is not one of kubectl's: Running.
+            // bosun's Waiting (spec.dependsOn not Complete yet).
             (
                 job(Some(1), None, 0, &["Waiting"], ("", ""), false),
-                "Running",
+                "Waiting",
                 "0/1",
                 "",
             ),
