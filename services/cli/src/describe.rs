@@ -1116,7 +1116,7 @@ mod tests {
             (&[("Complete", "True")][..], "Complete"),
             (&[("Failed", "True")], "Failed"),
             (&[("Suspended", "True")], "Suspended"),
-            (&[("Waiting", "True")], "Running"),
+            (&[("Waiting", "True")], "Waiting"),
             (&[("Complete", "False")], "Running"),
             (&[], "Running"),
         ] {
