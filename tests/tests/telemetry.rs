@@ -1,11 +1,19 @@
-//! One trace from the command line through the broker: the real `bosun` binary and the real
-//! `bosun-broker` binary export to an in-process OTLP receiver, and the broker's handler span
-//! is a descendant of the CLI's span in the same trace, each under its own service.name.
+//! One trace from the command line through the plane, checked with an in-process OTLP
+//! receiver:
+//!
+//! - the real `bosun` binary and the real `bosun-broker` binary: the broker's handler span is
+//!   a descendant of the CLI's span in the same trace, each under its own service.name;
+//! - `bosun apply` of a Job against in-process services (broker, Job controller, scheduler,
+//!   node agent, exporting through this test process's own subscriber): the Job's create,
+//!   its reconcile, the pod's create, the pod's scheduling and bind and the node agent's
+//!   container start all hang under the CLI's span, carried from object to object by the
+//!   `bosun.dev/traceparent` annotation.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bosun_tests::{Bosun, Broker, Etcd, manifests_dir};
+use bosun_tests::{Bosun, Broker, Etcd, manifests_dir, temp_dir};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -13,6 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use tokio_util::sync::CancellationToken;
 
 /// One exported span.
 #[derive(Debug, Clone)]
@@ -22,6 +31,14 @@ struct Span {
     trace_id: Vec<u8>,
     span_id: Vec<u8>,
     parent_span_id: Vec<u8>,
+    /// The string attributes (`target`, and the span's own fields such as `kind`).
+    attributes: BTreeMap<String, String>,
+}
+
+impl Span {
+    fn attr(&self, key: &str) -> &str {
+        self.attributes.get(key).map_or("", String::as_str)
+    }
 }
 
 /// An OTLP/gRPC trace receiver that keeps every span.
@@ -57,6 +74,14 @@ impl TraceService for Receiver {
                         trace_id: s.trace_id,
                         span_id: s.span_id,
                         parent_span_id: s.parent_span_id,
+                        attributes: s
+                            .attributes
+                            .into_iter()
+                            .filter_map(|kv| match kv.value.and_then(|v| v.value) {
+                                Some(Value::StringValue(v)) => Some((kv.key, v)),
+                                _ => None,
+                            })
+                            .collect(),
                     });
                 }
             }
@@ -162,4 +187,182 @@ async fn the_cli_and_broker_spans_share_one_trace_with_the_broker_span_under_the
     let (cli2, create, all) = cli_and_broker_spans(&receiver, "create").await;
     assert_ne!(cli2.trace_id, cli.trace_id, "a new command, a new trace");
     assert!(descends_from(&create, &cli2, &all), "{all:#?}");
+}
+
+/// The in-process services' `service.name` (they share this test process's subscriber, so
+/// their spans are told apart by `target`, the module that made them).
+const PLANE_SERVICE: &str = "bosun-plane";
+
+/// One link of a Job's life: which span, made where, says what.
+struct Link {
+    what: &'static str,
+    matches: fn(&Span) -> bool,
+}
+
+fn in_plane(s: &Span, crate_name: &str) -> bool {
+    s.service == PLANE_SERVICE && s.attr("target").starts_with(crate_name)
+}
+
+/// The spans a Job's trace must hold, from `bosun apply` to the node agent.
+const JOB_LIFE: [Link; 7] = [
+    Link {
+        what: "the broker's create of the Job",
+        matches: |s| in_plane(s, "bosun_broker") && s.name == "create" && s.attr("kind") == "Job",
+    },
+    Link {
+        what: "the Job controller's reconcile",
+        matches: |s| {
+            in_plane(s, "bosun_runtime") && s.name == "reconcile" && s.attr("controller") == "job"
+        },
+    },
+    Link {
+        what: "the broker's create of a pod",
+        matches: |s| in_plane(s, "bosun_broker") && s.name == "create" && s.attr("kind") == "Pod",
+    },
+    Link {
+        what: "the scheduler's reconcile",
+        matches: |s| {
+            in_plane(s, "bosun_runtime")
+                && s.name == "reconcile"
+                && s.attr("controller") == "scheduler"
+        },
+    },
+    Link {
+        what: "the broker's bind",
+        matches: |s| in_plane(s, "bosun_broker") && s.name == "bind",
+    },
+    Link {
+        what: "the node agent's container start",
+        matches: |s| in_plane(s, "bosun_node_agent") && s.name == "start_container",
+    },
+    Link {
+        what: "the node agent's pod status write",
+        matches: |s| in_plane(s, "bosun_node_agent") && s.name == "write_status",
+    },
+];
+
+/// A trace's spans, one line each (service, target, name), for failure messages.
+fn describe_trace(trace: &[Span]) -> String {
+    let mut lines: Vec<String> = trace
+        .iter()
+        .map(|s| format!("{} {} {}", s.service, s.attr("target"), s.name))
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+/// Waits (30 s at most) until some trace rooted at a CLI `bosun` span holds a span for each
+/// of `links`; returns that root and the trace's spans.
+async fn wait_for_trace(receiver: &Receiver, links: &[Link]) -> (Span, Vec<Span>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = receiver.spans();
+        let roots = all.iter().filter(|s| {
+            s.service == "bosun-cli" && s.name == "bosun" && s.parent_span_id.is_empty()
+        });
+        let mut closest = String::new();
+        for root in roots {
+            let trace: Vec<Span> = all
+                .iter()
+                .filter(|s| s.trace_id == root.trace_id)
+                .cloned()
+                .collect();
+            let missing: Vec<&str> = links
+                .iter()
+                .filter(|l| !trace.iter().any(|s| (l.matches)(s)))
+                .map(|l| l.what)
+                .collect();
+            if missing.is_empty() {
+                return (root.clone(), trace);
+            }
+            closest = format!(
+                "missing {missing:?} in the trace of\n{}",
+                describe_trace(&trace)
+            );
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no CLI trace held every span looked for within 30 s; {closest}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_follows_a_job_from_bosun_apply_through_its_controllers_to_its_node() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    // The in-process services export through this process's global subscriber.
+    let telemetry = bosun_runtime::telemetry::init_with_endpoint(PLANE_SERVICE, Some(&endpoint))
+        .expect("telemetry");
+    assert!(
+        telemetry.is_exporting(),
+        "another subscriber was installed first in this test process"
+    );
+
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let url = broker.url();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(bosun_scheduler::run(
+        bosun_scheduler::Config::for_server(&url),
+        shutdown.clone(),
+    ));
+    tokio::spawn(bosun_job_controller::run(
+        bosun_job_controller::Config::for_server(&url),
+        shutdown.clone(),
+    ));
+    let dir = temp_dir("trace-job");
+    let mut node = bosun_node_agent::Config::new(&url, "node-1");
+    node.data_dir = Some(dir.join("node-1"));
+    node.heartbeat_interval = Duration::from_millis(200);
+    let agent_stop = shutdown.child_token();
+    let agent = tokio::spawn(bosun_node_agent::run(node, agent_stop.clone()));
+
+    let bosun = Bosun::new(&url)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let job = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: traced
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox
+        command: ["true"]
+"#;
+    let out = bosun.run_with_stdin(&["apply", "-f", "-"], Some(job)).await;
+    assert_eq!(out.code, 0, "{out:#?}");
+
+    let (cli, _) = wait_for_trace(&receiver, &JOB_LIFE).await;
+
+    // The node agent's pod span (the parent of its container start) closes when its worker
+    // stops: stop the agent, then every link must descend from the CLI's span.
+    agent_stop.cancel();
+    let _ = agent.await;
+    let pod_span = Link {
+        what: "the node agent's pod span",
+        matches: |s| in_plane(s, "bosun_node_agent") && s.name == "pod",
+    };
+    let (root, trace) = wait_for_trace(&receiver, std::slice::from_ref(&pod_span)).await;
+    assert_eq!(root.span_id, cli.span_id, "one `bosun apply`, one trace");
+    for link in JOB_LIFE.iter().chain([&pod_span]) {
+        let span = trace
+            .iter()
+            .find(|s| (link.matches)(s))
+            .unwrap_or_else(|| panic!("{} is in the trace", link.what));
+        assert!(
+            descends_from(span, &cli, &trace),
+            "{} descends from the CLI's span:\n{}",
+            link.what,
+            describe_trace(&trace)
+        );
+    }
+    shutdown.cancel();
+    telemetry.shutdown();
 }

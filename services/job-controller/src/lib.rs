@@ -485,7 +485,9 @@ async fn create_pods(
             let Some(n) = pending.next() else { break };
             let pod = pods::build_pod(job, n.index, n.failures);
             let (ctx, index) = (ctx.clone(), n.index);
-            set.spawn(async move { (index, ctx.broker.create(pod.into()).await) });
+            set.spawn(tracing::Instrument::in_current_span(async move {
+                (index, ctx.broker.create(pod.into()).await)
+            }));
         }
         let Some(joined) = set.join_next().await else {
             break;

@@ -12,6 +12,7 @@ use bosun_api::v1::{self, Kind, Object};
 use bosun_runtime::client::{Broker, DeleteOptions};
 use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::metrics::{Counter, Gauge, Metrics};
+use bosun_runtime::telemetry::{TRACEPARENT_ANNOTATION, set_parent_from_traceparent};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -133,12 +134,29 @@ impl Dispatcher {
         let (tx, rx) = watch::channel(Arc::new(pod.clone()));
         self.workers.insert(key.to_string(), (uid, tx));
         let ctx = self.ctx.clone();
-        let span = tracing::info_span!("pod", pod = %key);
+        let span = pod_span(key, pod);
         tokio::spawn(tracing::Instrument::instrument(
             async move { Worker::new(ctx, rx).run().await },
             span,
         ));
     }
+}
+
+/// The span a pod's worker runs in: a child of the trace that created the pod (its
+/// `bosun.dev/traceparent` annotation), so the containers' starts and the status writes,
+/// and the broker calls they make, belong to the trace of, say, the `bosun apply` whose Job
+/// made the pod. It lasts as long as the worker (until the pod is deleted or the agent
+/// stops); its short children ([`Worker::start`], the status writes) are exported as they end.
+fn pod_span(key: &str, pod: &v1::Pod) -> tracing::Span {
+    let span = tracing::info_span!("pod", pod = %key);
+    if let Some(tp) = pod
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.get(TRACEPARENT_ANNOTATION))
+    {
+        set_parent_from_traceparent(&span, tp);
+    }
+    span
 }
 
 /// A message from a container's waiter or prober.
@@ -419,6 +437,11 @@ impl Worker {
         }
     }
 
+    fn ctr_name(&self, init: bool, idx: usize) -> &str {
+        let ctrs = if init { &self.init } else { &self.main };
+        ctrs.get(idx).map_or("", |c| c.spec.name.as_str())
+    }
+
     fn ctr(&mut self, init: bool, idx: usize) -> &mut Ctr {
         if init {
             &mut self.init[idx]
@@ -428,6 +451,11 @@ impl Worker {
     }
 
     /// Adopts the running instance a previous agent left, or starts a new one.
+    #[tracing::instrument(
+        name = "start_container",
+        skip(self),
+        fields(container = %self.ctr_name(init, idx))
+    )]
     async fn start(&mut self, init: bool, idx: usize) -> Result<(), End> {
         let runtime = self.ctx.runtime.clone();
         let run = self.ctr(init, idx).run.clone();
@@ -885,7 +913,7 @@ impl Worker {
 
     /// Writes the status if it changed; `false` when the pod is gone.
     async fn write(&mut self) -> bool {
-        let mut status = self.status();
+        let status = self.status();
         let same = self.last_written.as_ref().is_some_and(|last| {
             let mut a = last.clone();
             a.conditions.clear();
@@ -901,6 +929,13 @@ impl Worker {
         if same {
             return true;
         }
+        let span = tracing::info_span!("write_status", phase = %status.phase);
+        tracing::Instrument::instrument(self.write_changed(status), span).await
+    }
+
+    /// Writes `status` (changed since the last write), re-reading the pod on a conflict;
+    /// `false` when the pod is gone.
+    async fn write_changed(&mut self, mut status: v1::PodStatus) -> bool {
         let running = status.phase == "Running";
         self.set_counted(running);
         let mut pod = (*self.pod).clone();
