@@ -361,7 +361,9 @@ async fn release(ctx: &Arc<Ctx>, pods: Vec<Arc<Object>>) -> Result<()> {
             }
         }
         let ctx = ctx.clone();
-        set.spawn(async move { release_one(&ctx, &pod).await });
+        set.spawn(tracing::Instrument::in_current_span(async move {
+            release_one(&ctx, &pod).await
+        }));
     }
     while let Some(r) = set.join_next().await {
         if let Ok(Err(e)) = r {
@@ -428,7 +430,7 @@ async fn delete_pods(
     let mut set = JoinSet::new();
     for pod in victims {
         let ctx = ctx.clone();
-        set.spawn(async move {
+        set.spawn(tracing::Instrument::in_current_span(async move {
             let opts = DeleteOptions {
                 uid: Some(pod.uid().to_string()),
                 ..Default::default()
@@ -438,7 +440,7 @@ async fn delete_pods(
                 .delete(Kind::Pod, pod.namespace(), pod.name(), opts)
                 .await;
             (pod, r)
-        });
+        }));
     }
     let mut first_error = None;
     while let Some(joined) = set.join_next().await {
@@ -537,10 +539,10 @@ fn record(ctx: &Arc<Ctx>, obj: &Arc<Object>, ty: EventType, reason: &'static str
         return;
     };
     let (recorder, obj) = (ctx.recorder.clone(), obj.clone());
-    tokio::spawn(async move {
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
         recorder.record(&obj, ty, reason, &message).await;
         drop(permit);
-    });
+    }));
 }
 
 /// Releases tracked pods whose Job no longer exists (checked with an uncached read, by uid).
