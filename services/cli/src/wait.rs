@@ -57,13 +57,16 @@ pub fn parse_for(s: &str) -> anyhow::Result<WaitFor> {
     bail!("unrecognized condition: {s:?}; use --for=condition=NAME[=VALUE] or --for=delete")
 }
 
-/// Whether the object (as JSON) has condition `kind` with `status`.
+/// Whether the object (as JSON) has condition `kind` with `status` (both case-insensitive).
 pub fn condition_met(obj: &Value, kind: &str, status: &str) -> bool {
     obj.pointer("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|conds| {
             conds.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some(kind)
+                // kubectl compares both case-insensitively (`condition=complete` works).
+                c.get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(kind))
                     && c.get("status")
                         .and_then(Value::as_str)
                         .is_some_and(|s| s.eq_ignore_ascii_case(status))
@@ -169,6 +172,7 @@ mod tests {
             {"type": "Failed", "status": "False"},
         ]}});
         assert!(condition_met(&job, "Complete", "true"));
+        assert!(condition_met(&job, "complete", "TRUE"));
         assert!(condition_met(&job, "Failed", "False"));
         assert!(!condition_met(&job, "Failed", "true"));
         assert!(!condition_met(&job, "Suspended", "true"));

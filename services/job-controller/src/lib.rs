@@ -94,6 +94,9 @@ struct Ctx {
     broker: Broker,
     pods: Store,
     jobs: Store,
+    /// The Jobs as the informer that wakes dependents saw them: dependency states are read
+    /// here, so a dependent woken by a change always sees that change.
+    dependencies: Store,
     recorder: EventRecorder,
     in_flight: Mutex<HashMap<String, InFlight>>,
     events: Arc<Semaphore>,
@@ -132,15 +135,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             let _ = orphans_tx.send(pod.clone());
         }
     });
-    // Jobs changing state wake the Jobs that depend on them.
+    // Jobs changing state wake the Jobs that depend on them. The dependents are found, and
+    // the dependencies' states read, in this informer's own store: it is updated before
+    // its handlers run, whereas the primary store may not have the change yet.
     let dependents = Informer::for_broker(&broker, Kind::Job, Selector::all());
+    let dependency_store = dependents.store();
     let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let controller = Controller::with_backoff("job", jobs, &registry, backoff);
     let job_store = controller.store();
     let controller = controller
         .owns(pods, "Job")
         .watches(dependents, {
-            let jobs = job_store.clone();
+            let jobs = dependency_store.clone();
             move |change| dependents_of(&jobs, change)
         })
         .workers(config.workers);
@@ -150,6 +156,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         broker,
         pods: pod_store,
         jobs: job_store,
+        dependencies: dependency_store,
         in_flight: Mutex::default(),
         events: Arc::new(Semaphore::new(EVENTS_IN_FLIGHT)),
         metrics: JobMetrics::new(&registry),
@@ -231,7 +238,7 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
         .iter()
         .map(|name| Dependency {
             name: name.clone(),
-            state: dependency_state(&ctx.jobs, &meta.namespace, name),
+            state: dependency_state(&ctx.dependencies, &meta.namespace, name),
         })
         .collect();
     let now = chrono::Utc::now();

@@ -449,7 +449,11 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     st.consecutive_failures += new_failures;
     if newest_failure > last_failure {
         last_failure = newest_failure;
-        st.last_failure_time = last_failure.map(ts).unwrap_or_default();
+        // Microseconds: the retry delay counts from this, and a time cut to the second
+        // would let the next pod start up to a second early.
+        st.last_failure_time = last_failure
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))
+            .unwrap_or_default();
     }
     let succeeded_total = if indexed {
         completed.len() as i32
