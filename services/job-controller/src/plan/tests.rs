@@ -277,7 +277,7 @@ fn a_replacement_waits_for_the_retry_delay_kept_in_status() {
     // A new failure is recorded in status, feeding the next delay.
     let p = run(&j, &[pod("f", Phase::Failed)]);
     assert_eq!(p.status.consecutive_failures, 2);
-    assert_eq!(p.status.last_failure_time, "2026-01-01T00:00:50Z");
+    assert_eq!(p.status.last_failure_time, "2026-01-01T00:00:50.000000Z");
     // A success after the failures resets the count.
     let j2 = with_status(job(|s| s.completions = Some(3)), |st| {
         st.consecutive_failures = 3;
