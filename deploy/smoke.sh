@@ -65,4 +65,11 @@ retry 60 pod_phase_is hello Succeeded
 logs=$("$bosun" logs hello)
 [ "$logs" = hello ] || { echo "bosun logs hello printed: $logs" >&2; exit 1; }
 "$bosun" delete pod hello
+
+echo "== the Job controller runs a Job to completion"
+"$bosun" apply -f tests/manifests/examples/job-batch.yaml
+"$bosun" wait --for=condition=complete job/batch-job --timeout=90s
+"$bosun" get job batch-job
+[ "$("$bosun" get job batch-job -o 'jsonpath={.status.succeeded}')" = 1 ] || { echo "batch-job did not count its pod" >&2; exit 1; }
+"$bosun" delete job batch-job
 echo "compose smoke test passed"
