@@ -232,7 +232,18 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
         release(&ctx, tracked).await?;
         return Ok(Action::AwaitChange);
     }
-    let facts = with_in_flight(&ctx, &meta.uid, &cached);
+    // Counted, released, finished pods only matter for what a replacement of their index
+    // inherits (backoffLimitPerIndex); skipping them keeps a reconcile O(pods in play).
+    let in_play: Vec<Arc<Object>> = if spec.backoff_limit_per_index.is_some() {
+        cached.clone()
+    } else {
+        cached
+            .iter()
+            .filter(|p| is_tracked(p) || !is_finished(p))
+            .cloned()
+            .collect()
+    };
+    let facts = with_in_flight(&ctx, &meta.uid, &in_play);
     let dependencies: Vec<Dependency> = spec
         .depends_on
         .iter()
@@ -300,6 +311,12 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
         record(&ctx, &obj, ty, e.reason, e.message);
     }
     Ok(plan.requeue.map_or(Action::AwaitChange, Action::Requeue))
+}
+
+fn is_finished(pod: &Object) -> bool {
+    pod.as_pod()
+        .and_then(|p| p.status.as_ref())
+        .is_some_and(|s| s.phase == "Succeeded" || s.phase == "Failed")
 }
 
 fn is_tracked(pod: &Object) -> bool {

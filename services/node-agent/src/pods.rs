@@ -213,6 +213,10 @@ struct Worker {
     /// A pod-level failure (refusal, deadline) overriding the computed phase.
     failed: bool,
     last_written: Option<v1::PodStatus>,
+    /// The pod as this worker's last status write left it: the base of the next write when
+    /// the watch has not delivered anything newer (a write based on the watched copy alone
+    /// would conflict with our own previous write).
+    written_pod: Option<v1::Pod>,
     recorder: EventRecorder,
     tx: mpsc::Sender<Msg>,
     msgs: mpsc::Receiver<Msg>,
@@ -321,6 +325,7 @@ impl Worker {
             message: String::new(),
             failed: false,
             last_written: None,
+            written_pod: None,
             tx,
             msgs,
             counted_running: false,
@@ -478,18 +483,21 @@ impl Worker {
                 match runtime.start(&run).await {
                     Ok(i) => {
                         self.ctx.metrics.container_starts.inc();
-                        self.event(
-                            EventType::Normal,
-                            "Created",
-                            &format!("Created container {}", run.name),
-                        )
-                        .await;
-                        self.event(
-                            EventType::Normal,
-                            "Started",
-                            &format!("Started container {}", run.name),
-                        )
-                        .await;
+                        // A simulated node has no containers to report on (like kwok).
+                        if runtime.name() != "sim" {
+                            self.event(
+                                EventType::Normal,
+                                "Created",
+                                &format!("Created container {}", run.name),
+                            )
+                            .await;
+                            self.event(
+                                EventType::Normal,
+                                "Started",
+                                &format!("Started container {}", run.name),
+                            )
+                            .await;
+                        }
                         i
                     }
                     Err(err) => {
@@ -938,7 +946,16 @@ impl Worker {
     async fn write_changed(&mut self, mut status: v1::PodStatus) -> bool {
         let running = status.phase == "Running";
         self.set_counted(running);
-        let mut pod = (*self.pod).clone();
+        let watched = meta(&self.pod).resource_version.parse::<i64>().unwrap_or(0);
+        let mut pod = match self.written_pod.take() {
+            Some(w)
+                if meta(&w).uid == self.uid
+                    && meta(&w).resource_version.parse::<i64>().unwrap_or(0) > watched =>
+            {
+                w
+            }
+            _ => (*self.pod).clone(),
+        };
         for _ in 0..10 {
             let stored = pod.status.clone().unwrap_or_default();
             let mut s = status.clone();
@@ -952,10 +969,11 @@ impl Worker {
                 .update_status(Object::from(pod.clone()))
                 .await
             {
-                Ok(_) => {
+                Ok(written) => {
                     self.ctx.metrics.status_writes.inc();
                     status.conditions = s.conditions;
                     self.last_written = Some(status);
+                    self.written_pod = written.into_pod();
                     return true;
                 }
                 Err(e) if e.is_not_found() => return false,

@@ -1,9 +1,15 @@
 //! Recording Kubernetes Events about objects (`SuccessfulCreate`, `Scheduled`, `BackOff`...),
 //! the way client-go's recorder does: best effort (a failure is logged, never returned), and
 //! a repeat of the same reason and message on the same object bumps `count` and
-//! `lastTimestamp` of one Event instead of adding another.
+//! `lastTimestamp` of one Event instead of adding another. Like client-go's
+//! `EventSourceObjectSpamFilter`, each (component, object) pair has a token bucket of 25
+//! events refilled at one per 5 minutes: a Job creating 10,000 pods records its first 25
+//! `SuccessfulCreate` events, not 10,000 (events are for people, not an audit log).
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bosun_api::v1::{self, Object};
 
@@ -31,6 +37,61 @@ pub struct EventRecorder {
     broker: Broker,
     component: String,
     host: String,
+    spam: Arc<Mutex<SpamFilter>>,
+}
+
+/// client-go's spam filter: a token bucket per (source, object).
+#[derive(Debug)]
+pub struct SpamFilter {
+    burst: f64,
+    refill_every: Duration,
+    buckets: HashMap<String, (f64, Instant)>,
+}
+
+/// Objects remembered by the spam filter at most (client-go's LRU holds 4096).
+const SPAM_KEYS: usize = 4096;
+
+impl SpamFilter {
+    /// Kubernetes' defaults: 25 at once, then one per 5 minutes.
+    pub fn kubernetes() -> SpamFilter {
+        SpamFilter::new(25, Duration::from_secs(300))
+    }
+
+    pub fn new(burst: u32, refill_every: Duration) -> SpamFilter {
+        SpamFilter {
+            burst: f64::from(burst),
+            refill_every,
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// Whether one more event about `key` may be recorded at `now`.
+    pub fn allow(&mut self, key: &str, now: Instant) -> bool {
+        if self.buckets.len() >= SPAM_KEYS && !self.buckets.contains_key(key) {
+            // Forget the buckets that have refilled: they behave as new ones anyway.
+            let (burst, every) = (self.burst, self.refill_every.as_secs_f64());
+            self.buckets.retain(|_, (tokens, at)| {
+                *tokens + now.saturating_duration_since(*at).as_secs_f64() / every < burst
+            });
+            if self.buckets.len() >= SPAM_KEYS {
+                self.buckets.clear();
+            }
+        }
+        let (tokens, at) = self
+            .buckets
+            .entry(key.to_string())
+            .or_insert((self.burst, now));
+        let refill =
+            now.saturating_duration_since(*at).as_secs_f64() / self.refill_every.as_secs_f64();
+        *tokens = (*tokens + refill).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl EventRecorder {
@@ -40,11 +101,28 @@ impl EventRecorder {
             broker,
             component: component.to_string(),
             host: host.to_string(),
+            spam: Arc::new(Mutex::new(SpamFilter::kubernetes())),
         }
     }
 
     /// Records `reason`/`message` about `obj`; repeats aggregate into one Event.
     pub async fn record(&self, obj: &Object, ty: EventType, reason: &str, message: &str) {
+        let key = format!(
+            "{}/{}/{}/{}",
+            obj.info().map_or("", |i| i.name),
+            obj.namespace(),
+            obj.name(),
+            obj.uid()
+        );
+        let allowed = self
+            .spam
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(&key, Instant::now());
+        if !allowed {
+            tracing::debug!(object = %obj.key(), reason, "event dropped by the spam filter");
+            return;
+        }
         let event = self.event_for(obj, ty, reason, message, &now());
         if let Err(err) = self.write(event).await {
             tracing::warn!(object = %obj.key(), reason, %err, "could not record an event");
@@ -166,6 +244,21 @@ mod tests {
             ..Default::default()
         }
         .into()
+    }
+
+    #[test]
+    fn the_spam_filter_allows_a_burst_of_25_per_object_then_one_per_5_minutes() {
+        let mut f = SpamFilter::kubernetes();
+        let t0 = Instant::now();
+        let allowed = (0..100).filter(|_| f.allow("job/a", t0)).count();
+        assert_eq!(allowed, 25);
+        assert!(f.allow("job/b", t0), "another object has its own bucket");
+        assert!(!f.allow("job/a", t0 + Duration::from_secs(299)));
+        assert!(f.allow("job/a", t0 + Duration::from_secs(301)));
+        assert!(!f.allow("job/a", t0 + Duration::from_secs(302)));
+        // Long quiet: the bucket is full again, but never above the burst.
+        let later = t0 + Duration::from_secs(3600 * 24);
+        assert_eq!((0..100).filter(|_| f.allow("job/a", later)).count(), 25);
     }
 
     #[test]
