@@ -38,6 +38,7 @@ echo "== benchmarks, once at a tiny size"
 target/release/bosun-bench fanout --smoke
 target/release/bosun-bench startup --smoke
 target/release/bosun-bench sched --smoke
+target/release/bosun-bench jobs --smoke
 
 if [ -z "${SKIP_COMPOSE:-}" ]; then
   echo "== docker-compose smoke test"

@@ -8,8 +8,12 @@
 //!
 //! `cargo run --release -p bosun-bench -- startup` — pod startup latency (create → Running)
 //! at a steady 100 pods/s churn on 100 sim nodes.
+//!
+//! `cargo run --release -p bosun-bench -- jobs` — Job pod lifecycles/s (10,000 completions on
+//! 100 sim nodes) against the etcd-bound limit, and the Job controller's memory per cached pod.
 
 mod fanout;
+mod jobs;
 mod sched;
 mod startup;
 mod stats;
@@ -35,6 +39,8 @@ enum Bench {
     Sched(sched::Args),
     /// Pod startup latency p50/p99 (create → Running) at a steady churn on sim nodes.
     Startup(startup::Args),
+    /// Job pod lifecycles/s vs the etcd-bound limit; Job controller memory per cached pod.
+    Jobs(jobs::Args),
 }
 
 #[tokio::main]
@@ -43,5 +49,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Fanout(args) => fanout::run(args).await,
         Bench::Sched(args) => sched::run(args).await,
         Bench::Startup(args) => startup::run(args).await,
+        Bench::Jobs(args) => jobs::run(args).await,
     }
 }
