@@ -218,6 +218,15 @@ impl Gc {
         if let Some(new) = &change.new {
             uids.insert(new.uid().to_string(), key.clone());
         }
+        // A status-only change (most pod writes) changes nothing the collector decides on:
+        // only an owner already being deleted (foreground) wants to hear about it. Jobs are
+        // always looked at (their TTL runs from a status condition).
+        let quiet = change.kind == ChangeKind::Modified
+            && kind != "Job"
+            && match (&change.old, &change.new) {
+                (Some(old), Some(new)) => gc_facts(old) == gc_facts(new),
+                _ => false,
+            };
         // The owners referenced before and after: a foreground owner waits on this item.
         let mut owners = Vec::new();
         for obj in [&change.old, &change.new].into_iter().flatten() {
@@ -229,6 +238,9 @@ impl Gc {
         }
         drop(uids);
         for owner in owners {
+            if quiet && !self.is_deleting(&owner) {
+                continue;
+            }
             self.queue.add(owner);
         }
         match change.kind {
@@ -239,8 +251,16 @@ impl Gc {
                     }
                 }
             }
+            ChangeKind::Modified if quiet => {}
             ChangeKind::Added | ChangeKind::Modified => self.queue.add(key),
         }
+    }
+
+    /// Whether the item at work-queue `key` is cached and marked for deletion.
+    fn is_deleting(&self, key: &str) -> bool {
+        parse_key(key)
+            .and_then(|(info, k)| self.stores.get(&info.kind).and_then(|s| s.get(k)))
+            .is_some_and(|o| o.meta().is_some_and(plan::is_being_deleted))
     }
 
     /// The cached dependents of `uid`, with their work-queue keys.
@@ -664,4 +684,15 @@ mod tests {
         assert!(parse_key("Nope/x").is_none());
         assert!(parse_key("Pod").is_none());
     }
+}
+
+/// What the collector decides on: owners, deletion mark, finalizers.
+fn gc_facts(obj: &Object) -> Option<(&[OwnerReference], &str, &[String])> {
+    obj.meta().map(|m| {
+        (
+            m.owner_references.as_slice(),
+            m.deletion_timestamp.as_str(),
+            m.finalizers.as_slice(),
+        )
+    })
 }
