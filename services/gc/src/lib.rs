@@ -670,6 +670,17 @@ fn refs(obj: &Object) -> &[OwnerReference] {
     obj.meta().map_or(&[], |m| m.owner_references.as_slice())
 }
 
+/// What the collector decides on: owners, deletion mark, finalizers.
+fn gc_facts(obj: &Object) -> Option<(&[OwnerReference], &str, &[String])> {
+    obj.meta().map(|m| {
+        (
+            m.owner_references.as_slice(),
+            m.deletion_timestamp.as_str(),
+            m.finalizers.as_slice(),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -684,15 +695,4 @@ mod tests {
         assert!(parse_key("Nope/x").is_none());
         assert!(parse_key("Pod").is_none());
     }
-}
-
-/// What the collector decides on: owners, deletion mark, finalizers.
-fn gc_facts(obj: &Object) -> Option<(&[OwnerReference], &str, &[String])> {
-    obj.meta().map(|m| {
-        (
-            m.owner_references.as_slice(),
-            m.deletion_timestamp.as_str(),
-            m.finalizers.as_slice(),
-        )
-    })
 }
