@@ -70,6 +70,11 @@ impl Instance for SimInstance {
 
     fn wait(&self) -> BoxFuture<'_, i32> {
         Box::pin(async move {
+            // Already over (a zero duration): no timer tick to wait for, so the agent can
+            // report start and exit in one status write, as a kubelet that saw both would.
+            if tokio::time::Instant::now() >= self.end {
+                return self.code;
+            }
             tokio::select! {
                 _ = tokio::time::sleep_until(self.end) => self.code,
                 _ = self.stopped.cancelled() => 143,
