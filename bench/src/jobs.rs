@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -117,31 +117,6 @@ struct Plane {
     controller_metrics: std::net::SocketAddr,
     broker_metrics: std::net::SocketAddr,
     _children: Vec<ChildGuard>,
-}
-
-/// Spawns a bosun binary with `args`, its log level from `BOSUN_BENCH_<NAME>_LOG` (else warn).
-fn spawn(name: &str, log_var: &str, args: &[&str]) -> anyhow::Result<ChildGuard> {
-    let child = Command::new(support::sibling_binary(name)?)
-        .args(args)
-        .env(
-            "RUST_LOG",
-            std::env::var(log_var).unwrap_or_else(|_| "warn".into()),
-        )
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdin(Stdio::null())
-        .spawn()
-        .with_context(|| format!("spawning {name}"))?;
-    Ok(ChildGuard(child))
-}
-
-fn node_ready(obj: &Object) -> bool {
-    obj.as_node()
-        .and_then(|n| n.status.as_ref())
-        .is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.r#type == "Ready" && c.status == "True")
-        })
 }
 
 /// The pod template of the Job: one container, run for `sim_duration` by the sim runtime.
@@ -424,35 +399,15 @@ async fn start_plane(
     let etcd = etcd_client::Client::connect([etcd_endpoint], None)
         .await
         .context("connecting to etcd")?;
-    let data_dir = dir.join("node");
-    let data_dir = data_dir.to_str().context("temp dir is not UTF-8")?;
-    let nodes = args.nodes.to_string();
-    let agent = spawn(
-        "bosun-node-agent",
-        "BOSUN_BENCH_NODE_LOG",
-        &[
-            "--server",
-            &addr,
-            "--runtime",
-            "sim",
-            "--sim-nodes",
-            &nodes,
-            "--name",
-            "sim",
-            "--data-dir",
-            data_dir,
-            "--max-pods",
-            "1000",
-        ],
-    )?;
-    let scheduler = spawn(
+    let agent = support::spawn_sim_agent(&addr, args.nodes, &dir.join("node"))?;
+    let scheduler = support::spawn(
         "bosun-scheduler",
         "BOSUN_BENCH_SCHEDULER_LOG",
         &["--server", &addr, "--workers", "32"],
     )?;
-    let gc = spawn("bosun-gc", "BOSUN_BENCH_GC_LOG", &["--server", &addr])?;
+    let gc = support::spawn("bosun-gc", "BOSUN_BENCH_GC_LOG", &["--server", &addr])?;
     let metrics = support::free_addr()?;
-    let controller = spawn(
+    let controller = support::spawn(
         "bosun-job-controller",
         "BOSUN_BENCH_JOB_LOG",
         &["--server", &addr, "--metrics-listen", &metrics.to_string()],
@@ -462,7 +417,11 @@ async fn start_plane(
     let until = Instant::now() + Duration::from_secs(60);
     loop {
         let nodes = broker_client.list(Kind::Node, &Selector::all()).await?;
-        let ready = nodes.items.iter().filter(|n| node_ready(n)).count();
+        let ready = nodes
+            .items
+            .iter()
+            .filter(|n| support::node_ready(n))
+            .count();
         if ready >= args.nodes {
             break;
         }

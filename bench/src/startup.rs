@@ -68,31 +68,6 @@ struct Plane {
     _children: Vec<ChildGuard>,
 }
 
-/// Spawns a bosun binary with `args`, its log level from `BOSUN_BENCH_<NAME>_LOG` (else warn).
-fn spawn(name: &str, log_var: &str, args: &[&str]) -> anyhow::Result<ChildGuard> {
-    let child = std::process::Command::new(support::sibling_binary(name)?)
-        .args(args)
-        .env(
-            "RUST_LOG",
-            std::env::var(log_var).unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .with_context(|| format!("spawning {name}"))?;
-    Ok(ChildGuard(child))
-}
-
-/// Whether a node's Ready condition is True.
-fn node_ready(obj: &Object) -> bool {
-    obj.as_node()
-        .and_then(|n| n.status.as_ref())
-        .is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.r#type == "Ready" && c.status == "True")
-        })
-}
-
 /// A pod the sim runtime runs for `sim_duration`.
 fn pod(ns: &str, name: &str, sim_duration: &str) -> Object {
     let pod = v1::Pod {
@@ -123,39 +98,23 @@ async fn start_plane(args: &Args, dir: &std::path::Path, etcd: &str) -> anyhow::
     let (broker, addr) = support::spawn_broker(etcd, &["--window-events", "200000"])?;
     let client = support::connect_with_deadline(&addr, Duration::from_secs(30)).await?;
     let broker_client = Broker::new(client);
-    let nodes = args.nodes.to_string();
-    let data_dir = dir.join("node");
-    let data_dir = data_dir.to_str().context("temp dir is not UTF-8")?;
-    let agent = spawn(
-        "bosun-node-agent",
-        "BOSUN_BENCH_NODE_LOG",
-        &[
-            "--server",
-            &addr,
-            "--runtime",
-            "sim",
-            "--sim-nodes",
-            &nodes,
-            "--name",
-            "sim",
-            "--data-dir",
-            data_dir,
-            "--max-pods",
-            "1000",
-        ],
-    )?;
-    let scheduler = spawn(
+    let agent = support::spawn_sim_agent(&addr, args.nodes as usize, &dir.join("node"))?;
+    let scheduler = support::spawn(
         "bosun-scheduler",
         "BOSUN_BENCH_SCHEDULER_LOG",
         &["--server", &addr],
     )?;
-    let gc = spawn("bosun-gc", "BOSUN_BENCH_GC_LOG", &["--server", &addr])?;
+    let gc = support::spawn("bosun-gc", "BOSUN_BENCH_GC_LOG", &["--server", &addr])?;
 
     // Every sim node registered and Ready before the first pod.
     let until = Instant::now() + Duration::from_secs(60);
     loop {
         let nodes = broker_client.list(Kind::Node, &Selector::all()).await?;
-        let ready = nodes.items.iter().filter(|n| node_ready(n)).count();
+        let ready = nodes
+            .items
+            .iter()
+            .filter(|n| support::node_ready(n))
+            .count();
         if ready >= args.nodes as usize {
             break;
         }

@@ -104,3 +104,58 @@ pub fn machine() -> String {
         .unwrap_or(0);
     format!("{cpus} cores, {} GiB", mem_kb / 1024 / 1024)
 }
+
+/// Spawns a bosun binary with `args`, its log level from `log_var` (else warn), without an
+/// OTLP exporter (benchmarks measure the plane, not the exporter).
+pub fn spawn(name: &str, log_var: &str, args: &[&str]) -> anyhow::Result<ChildGuard> {
+    let child = Command::new(sibling_binary(name)?)
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var(log_var).unwrap_or_else(|_| "warn".into()),
+        )
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("spawning {name}"))?;
+    Ok(ChildGuard(child))
+}
+
+/// One `bosun-node-agent` simulating `nodes` nodes (1,000 pods each at most).
+pub fn spawn_sim_agent(
+    server: &str,
+    nodes: usize,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<ChildGuard> {
+    let data_dir = data_dir.to_str().context("temp dir is not UTF-8")?;
+    let nodes = nodes.to_string();
+    spawn(
+        "bosun-node-agent",
+        "BOSUN_BENCH_NODE_LOG",
+        &[
+            "--server",
+            server,
+            "--runtime",
+            "sim",
+            "--sim-nodes",
+            &nodes,
+            "--name",
+            "sim",
+            "--data-dir",
+            data_dir,
+            "--max-pods",
+            "1000",
+        ],
+    )
+}
+
+/// Whether a node's Ready condition is True.
+pub fn node_ready(obj: &bosun_api::v1::Object) -> bool {
+    obj.as_node()
+        .and_then(|n| n.status.as_ref())
+        .is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.r#type == "Ready" && c.status == "True")
+        })
+}

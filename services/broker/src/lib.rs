@@ -57,23 +57,13 @@ pub async fn run_with_listener(
     let metrics = metrics::BrokerMetrics::new(registry.clone());
 
     // Bound before anything else starts so a taken port fails fast.
-    let metrics_task = match config.metrics_listen {
-        Some(maddr) => {
-            let l = bosun_runtime::metrics::bind(maddr)
-                .await
-                .map_err(|source| Error::Listen {
-                    addr: maddr,
-                    source,
-                })?;
-            tracing::info!(addr = %maddr, "metrics listening");
-            Some(tokio::spawn(bosun_runtime::metrics::serve(
-                l,
-                registry,
-                shutdown.clone(),
-            )))
-        }
-        None => None,
-    };
+    let metrics_task =
+        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: config.metrics_listen.unwrap_or(config.listen),
+                source,
+            })?;
 
     let settings = watch::WatchSettings {
         window_events: config.window_events,

@@ -127,18 +127,8 @@ struct Gc {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.server)?;
     let registry = Metrics::new();
-    let metrics_task = match config.metrics_listen {
-        Some(addr) => {
-            let listener = bosun_runtime::metrics::bind(addr).await?;
-            tracing::info!(%addr, "metrics listening");
-            Some(tokio::spawn(bosun_runtime::metrics::serve(
-                listener,
-                registry.clone(),
-                shutdown.clone(),
-            )))
-        }
-        None => None,
-    };
+    let metrics_task =
+        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown).await?;
     let queue: WorkQueue<String> = WorkQueue::with_metrics(Backoff::default(), &registry, "gc");
     let uids: Arc<RwLock<HashMap<String, String>>> = Arc::default();
 

@@ -107,18 +107,8 @@ struct Ctx {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.server)?;
     let registry = Metrics::new();
-    let metrics_task = match config.metrics_listen {
-        Some(addr) => {
-            let listener = bosun_runtime::metrics::bind(addr).await?;
-            tracing::info!(%addr, "metrics listening");
-            Some(tokio::spawn(bosun_runtime::metrics::serve(
-                listener,
-                registry.clone(),
-                shutdown.clone(),
-            )))
-        }
-        None => None,
-    };
+    let metrics_task =
+        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown).await?;
 
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
     let mut pods =

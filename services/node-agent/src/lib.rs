@@ -52,19 +52,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         })?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let registry = bosun_runtime::metrics::Metrics::new();
-    let metrics_task = match config.metrics_listen {
-        Some(addr) => {
-            let l = bosun_runtime::metrics::bind(addr)
-                .await
-                .map_err(|source| Error::Listen { addr, source })?;
-            Some(tokio::spawn(bosun_runtime::metrics::serve(
-                l,
-                registry.clone(),
-                shutdown.clone(),
-            )))
-        }
-        None => None,
-    };
+    let metrics_task =
+        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: config.metrics_listen.unwrap_or(config.listen),
+                source,
+            })?;
     let broker = Broker::connect_lazy(&config.server)?;
 
     // Register every node (sim: many at once).

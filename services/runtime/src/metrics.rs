@@ -321,6 +321,26 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest request head read.
 const MAX_REQUEST: usize = 8 * 1024;
 
+/// What every service does with its `--metrics-listen`: when set, binds it at once (so a taken
+/// port fails at startup) and serves `metrics` there until `shutdown`; the task to await on
+/// the way out.
+pub async fn serve_on(
+    addr: Option<SocketAddr>,
+    metrics: &Metrics,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> std::io::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = bind(addr).await?;
+    tracing::info!(%addr, "metrics listening");
+    Ok(Some(tokio::spawn(serve(
+        listener,
+        metrics.clone(),
+        shutdown.clone(),
+    ))))
+}
+
 /// Serves `GET /metrics` on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,

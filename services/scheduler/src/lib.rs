@@ -31,20 +31,9 @@ pub use error::{Error, Result};
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.server).map_err(Error::Connect)?;
     let metrics = Metrics::new();
-    let metrics_task = match config.metrics_listen {
-        Some(addr) => {
-            let listener = bosun_runtime::metrics::bind(addr)
-                .await
-                .map_err(Error::Metrics)?;
-            tracing::info!(%addr, "metrics listening");
-            Some(tokio::spawn(bosun_runtime::metrics::serve(
-                listener,
-                metrics.clone(),
-                shutdown.clone(),
-            )))
-        }
-        None => None,
-    };
+    let metrics_task = bosun_runtime::metrics::serve_on(config.metrics_listen, &metrics, &shutdown)
+        .await
+        .map_err(Error::Metrics)?;
     tracing::info!(
         server = %config.server,
         workers = config.workers,
