@@ -1242,3 +1242,51 @@ spec:
     let job = plane.job("eager").await;
     assert_eq!((status(&job).succeeded, status(&job).failed), (4, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_managed_by_another_controller_is_left_alone() {
+    let plane = Plane::start("managed").await;
+    let watch = PodWatch::start(&plane, "theirs").await;
+    // The other controller's Job first, then one of ours: once ours has completed, the
+    // controller has had every chance to act on theirs.
+    plane
+        .apply(
+            r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: theirs
+spec:
+  managedBy: example.com/other-controller
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox
+        command: ["sh", "-c", "true"]
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: ours
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox
+        command: ["sh", "-c", "true"]
+"#,
+        )
+        .await;
+    plane.wait_condition("ours", "Complete").await;
+    let theirs = plane.job("theirs").await;
+    assert!(watch.created().is_empty(), "a pod was created for theirs");
+    let s = theirs.status.unwrap_or_default();
+    assert!(
+        s.start_time.is_empty() && s.conditions.is_empty() && s.active == 0,
+        "the status of theirs was written: {s:#?}"
+    );
+}
