@@ -173,7 +173,7 @@ fn pod_bytes(ns: &str, name: &str) -> Vec<u8> {
             labels: [("app".to_string(), "fanout".to_string())].into(),
             ..Default::default()
         }),
-        spec: Some(v1::PodSpec {
+        spec: Some(Box::new(v1::PodSpec {
             containers: vec![v1::Container {
                 name: "main".into(),
                 image: "busybox".into(),
@@ -182,7 +182,7 @@ fn pod_bytes(ns: &str, name: &str) -> Vec<u8> {
             }],
             restart_policy: "Never".into(),
             ..Default::default()
-        }),
+        })),
         status: None,
     };
     Object::from(pod).encode_to_vec()

@@ -196,7 +196,7 @@ fn pod_sized_value(sim_duration: &str) -> Vec<u8> {
         api_version: "v1".into(),
         kind: "Pod".into(),
         metadata: Some(meta),
-        spec: Some(spec),
+        spec: Some(Box::new(spec)),
         status: Some(v1::PodStatus {
             phase: "Running".into(),
             ..Default::default()

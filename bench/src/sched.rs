@@ -98,7 +98,7 @@ fn pod_bytes(ns: &str, i: usize) -> Vec<u8> {
         api_version: "v1".into(),
         kind: "Pod".into(),
         metadata: meta(ns, &name, format!("00000000-0000-4000-8000-{i:012}")),
-        spec: Some(v1::PodSpec {
+        spec: Some(Box::new(v1::PodSpec {
             containers: vec![v1::Container {
                 name: "main".into(),
                 image: "busybox".into(),
@@ -116,7 +116,7 @@ fn pod_bytes(ns: &str, i: usize) -> Vec<u8> {
             restart_policy: "Never".into(),
             scheduler_name: "default-scheduler".into(),
             ..Default::default()
-        }),
+        })),
         status: Some(v1::PodStatus {
             phase: "Pending".into(),
             ..Default::default()

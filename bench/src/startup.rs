@@ -79,7 +79,7 @@ fn pod(ns: &str, name: &str, sim_duration: &str) -> Object {
             annotations: [("bosun.dev/sim-duration".to_string(), sim_duration.into())].into(),
             ..Default::default()
         }),
-        spec: Some(v1::PodSpec {
+        spec: Some(Box::new(v1::PodSpec {
             containers: vec![v1::Container {
                 name: "main".into(),
                 image: "busybox".into(),
@@ -88,7 +88,7 @@ fn pod(ns: &str, name: &str, sim_duration: &str) -> Object {
             }],
             restart_policy: "Never".into(),
             ..Default::default()
-        }),
+        })),
         status: None,
     };
     Object::from(pod)

@@ -24,6 +24,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     tonic_prost_build::configure()
         .bytes(".bosun.v1.WatchEvent.object")
+        // Every kind lives in one `Object` enum: boxing its variants keeps an Object (and
+        // each entry of an informer cache) the size of a pointer instead of the largest kind.
+        .boxed(".bosun.v1.Object.object")
+        // A pod's spec is the bulk of a Pod; caches that slim pods drop it.
+        .boxed(".bosun.v1.Pod.spec")
         .btree_map(".")
         .compile_fds(fds)?;
     Ok(())

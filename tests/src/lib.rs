@@ -410,7 +410,7 @@ pub fn pod_template(app: &str, restart_policy: &str) -> v1::PodTemplateSpec {
 pub fn pod(namespace: &str, name: &str) -> v1::Object {
     v1::Pod {
         metadata: meta(namespace, name),
-        spec: Some(pod_spec("Never")),
+        spec: Some(Box::new(pod_spec("Never"))),
         ..Default::default()
     }
     .into()

@@ -69,7 +69,7 @@ fn pod(name: &str, node: &str, script: Option<&str>, restart_policy: &str) -> Ob
             namespace: "default".into(),
             ..Default::default()
         }),
-        spec: Some(v1::PodSpec {
+        spec: Some(Box::new(v1::PodSpec {
             node_name: node.into(),
             restart_policy: restart_policy.into(),
             containers: vec![v1::Container {
@@ -82,7 +82,7 @@ fn pod(name: &str, node: &str, script: Option<&str>, restart_policy: &str) -> Ob
                 ..Default::default()
             }],
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     }
     .into()

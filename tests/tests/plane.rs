@@ -231,7 +231,7 @@ fn pod(name: &str, script: &str) -> v1::Pod {
             namespace: "default".into(),
             ..Default::default()
         }),
-        spec: Some(v1::PodSpec {
+        spec: Some(Box::new(v1::PodSpec {
             restart_policy: "Never".into(),
             termination_grace_period_seconds: Some(2),
             containers: vec![v1::Container {
@@ -241,7 +241,7 @@ fn pod(name: &str, script: &str) -> v1::Pod {
                 ..Default::default()
             }],
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     }
 }

@@ -174,7 +174,7 @@ macro_rules! wrap {
         impl From<v1::$ty> for Object {
             fn from(o: v1::$ty) -> Self {
                 Object {
-                    object: Some(O::$variant(o)),
+                    object: Some(O::$variant(Box::new(o))),
                 }
             }
         }
@@ -191,7 +191,7 @@ macro_rules! wrap {
             #[doc = concat!("Unwraps the inner ", stringify!($ty), ", if this object is one.")]
             pub fn $into(self) -> Option<v1::$ty> {
                 match self.object {
-                    Some(O::$variant(o)) => Some(o),
+                    Some(O::$variant(o)) => Some(*o),
                     _ => None,
                 }
             }
@@ -224,14 +224,14 @@ mod tests {
                 namespace: "default".into(),
                 ..Default::default()
             }),
-            spec: Some(v1::PodSpec {
+            spec: Some(Box::new(v1::PodSpec {
                 containers: vec![v1::Container {
                     name: "c".into(),
                     image: image.into(),
                     ..Default::default()
                 }],
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
         .into()

@@ -590,10 +590,10 @@ mod tests {
                 namespace: "default".into(),
                 ..Default::default()
             }),
-            spec: Some(v1::PodSpec {
+            spec: Some(Box::new(v1::PodSpec {
                 node_name: node.into(),
                 ..Default::default()
-            }),
+            })),
             status: Some(v1::PodStatus {
                 phase: phase.into(),
                 ..Default::default()

@@ -170,10 +170,10 @@ impl Store {
                 resource_version: req.resource_version.clone(),
                 ..Default::default()
             }),
-            spec: Some(v1::PodSpec {
+            spec: Some(Box::new(v1::PodSpec {
                 node_name: req.node_name.clone(),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
         .into();
@@ -711,14 +711,14 @@ mod tests {
                 generation: 3,
                 ..Default::default()
             }),
-            spec: Some(v1::PodSpec {
+            spec: Some(Box::new(v1::PodSpec {
                 containers: vec![v1::Container {
                     name: "c".into(),
                     image: image.into(),
                     ..Default::default()
                 }],
                 ..Default::default()
-            }),
+            })),
             status: Some(v1::PodStatus {
                 phase: phase.into(),
                 ..Default::default()

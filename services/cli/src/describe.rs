@@ -1310,7 +1310,7 @@ mod tests {
                 namespace: "default".into(),
                 ..Default::default()
             }),
-            spec: Some(v1::PodSpec {
+            spec: Some(Box::new(v1::PodSpec {
                 containers: vec![v1::Container {
                     name: "c".into(),
                     resources: Some(v1::ResourceRequirements {
@@ -1324,7 +1324,7 @@ mod tests {
                     ..Default::default()
                 }],
                 ..Default::default()
-            }),
+            })),
             status: Some(v1::PodStatus {
                 phase: phase.into(),
                 ..Default::default()

@@ -304,7 +304,7 @@ mod tests {
                 namespace: "default".into(),
                 ..Default::default()
             }),
-            spec: Some(v1::PodSpec {
+            spec: Some(Box::new(v1::PodSpec {
                 containers: containers
                     .iter()
                     .map(|c| v1::Container {
@@ -313,7 +313,7 @@ mod tests {
                     })
                     .collect(),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
     }

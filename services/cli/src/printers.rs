@@ -713,13 +713,13 @@ mod tests {
                 },
                 ..Default::default()
             }),
-            spec: Some(v1::PodSpec {
+            spec: Some(Box::new(v1::PodSpec {
                 containers: (0..containers.len().max(1))
                     .map(|_| v1::Container::default())
                     .collect(),
                 init_containers: (0..init.len()).map(|_| v1::Container::default()).collect(),
                 ..Default::default()
-            }),
+            })),
             status: Some(v1::PodStatus {
                 phase: phase.into(),
                 container_statuses: containers,

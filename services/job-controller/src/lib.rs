@@ -111,8 +111,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown).await?;
 
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
-    let mut pods =
-        Informer::for_broker(&broker, Kind::Pod, Selector::all()).with_metrics(&registry);
+    // The pod cache keeps only what the controller reads (`pods::slim`): its pods are never
+    // written back; `release_one` reads a pod fresh before updating it.
+    let mut pods = Informer::for_broker(&broker, Kind::Pod, Selector::all())
+        .with_metrics(&registry)
+        .with_transform(pods::slim);
     let pod_store = pods.store();
     // Pods still tracked whose Job is gone go to the orphan sweeper.
     let (orphans_tx, orphans_rx) = mpsc::unbounded_channel::<Arc<Object>>();
@@ -390,9 +393,18 @@ async fn release(ctx: &Arc<Ctx>, pods: Vec<Arc<Object>>) -> Result<()> {
     }
 }
 
+/// Removes the tracking finalizer from `pod`, a cached (slimmed, so never written back) pod:
+/// the update is made on a fresh read, re-read on conflict.
 async fn release_one(ctx: &Ctx, pod: &Object) -> std::result::Result<(), ClientError> {
-    let mut current = pod.clone();
     for _ in 0..3 {
+        let mut current = match ctx
+            .broker
+            .get_opt(Kind::Pod, pod.namespace(), pod.name())
+            .await?
+        {
+            Some(fresh) if fresh.uid() == pod.uid() => fresh,
+            _ => return Ok(()),
+        };
         let Some(meta) = current.meta() else {
             return Ok(());
         };
@@ -403,22 +415,13 @@ async fn release_one(ctx: &Ctx, pod: &Object) -> std::result::Result<(), ClientE
             .meta_mut()
             .finalizers
             .retain(|f| f != TRACKING_FINALIZER);
-        match ctx.broker.update(current.clone()).await {
+        match ctx.broker.update(current).await {
             Ok(_) => {
                 ctx.metrics.pods_released.inc();
                 return Ok(());
             }
             Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) if e.is_conflict() => {
-                match ctx
-                    .broker
-                    .get_opt(Kind::Pod, pod.namespace(), pod.name())
-                    .await?
-                {
-                    Some(fresh) if fresh.uid() == pod.uid() => current = fresh,
-                    _ => return Ok(()),
-                }
-            }
+            Err(e) if e.is_conflict() => continue,
             Err(e) => return Err(e),
         }
     }

@@ -156,6 +156,97 @@ pub fn facts(pod: &v1::Pod) -> PodFacts {
     }
 }
 
+/// Cuts a cached pod down to what [`facts`] (and the controller's cache indexes) read, so the
+/// pod informer holds about a tenth of each pod. Anything else becomes empty: a slimmed pod
+/// must never be written back to the broker.
+pub fn slim(obj: &mut bosun_api::Object) {
+    let Some(bosun_api::v1::object::Object::Pod(pod)) = &mut obj.object else {
+        return;
+    };
+    let pod = &mut **pod;
+    let meta = pod.metadata.take().map(|m| {
+        let keep = |map: BTreeMap<String, String>, keys: &[&str]| -> BTreeMap<String, String> {
+            map.into_iter()
+                .filter(|(k, _)| keys.contains(&k.as_str()))
+                .collect()
+        };
+        v1::ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            resource_version: m.resource_version,
+            creation_timestamp: m.creation_timestamp,
+            deletion_timestamp: m.deletion_timestamp,
+            labels: keep(m.labels, &[COMPLETION_INDEX]),
+            annotations: keep(
+                m.annotations,
+                &[
+                    COMPLETION_INDEX,
+                    INDEX_FAILURE_COUNT,
+                    INDEX_IGNORED_FAILURE_COUNT,
+                ],
+            ),
+            owner_references: m.owner_references,
+            finalizers: m.finalizers,
+            ..Default::default()
+        }
+    });
+    let spec = pod.spec.take().and_then(|s| {
+        // Only whether the pod is scheduled is read.
+        (!s.node_name.is_empty()).then(|| {
+            Box::new(v1::PodSpec {
+                node_name: s.node_name,
+                ..Default::default()
+            })
+        })
+    });
+    let containers = |statuses: Vec<v1::ContainerStatus>| -> Vec<v1::ContainerStatus> {
+        statuses
+            .into_iter()
+            .map(|c| v1::ContainerStatus {
+                name: c.name,
+                restart_count: c.restart_count,
+                state: c
+                    .state
+                    .and_then(|s| s.terminated)
+                    .map(|t| v1::ContainerState {
+                        terminated: Some(v1::ContainerStateTerminated {
+                            exit_code: t.exit_code,
+                            finished_at: t.finished_at,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                ..Default::default()
+            })
+            .collect()
+    };
+    let status = pod.status.take().map(|s| v1::PodStatus {
+        phase: s.phase,
+        conditions: s
+            .conditions
+            .into_iter()
+            .map(|c| v1::Condition {
+                r#type: c.r#type,
+                status: c.status,
+                ..Default::default()
+            })
+            .collect(),
+        init_container_statuses: containers(s.init_container_statuses),
+        container_statuses: containers(s.container_statuses),
+        ..Default::default()
+    });
+    // Cloned, then the pieces moved out of the full pod dropped: the kept strings get fresh,
+    // compact allocations instead of staying scattered among the freed parts of the full pod.
+    *pod = v1::Pod {
+        metadata: meta,
+        spec,
+        status,
+        ..Default::default()
+    }
+    .clone();
+}
+
 /// The generateName prefix of a pod: `<job>-` or, Indexed, `<job>-<index>-`, cut to 58.
 pub fn generate_name(job: &str, index: Option<i32>) -> String {
     let mut prefix = match index {
@@ -245,7 +336,7 @@ pub fn build_pod(job: &v1::Job, index: Option<i32>, failures: IndexFailures) -> 
             finalizers: vec![TRACKING_FINALIZER.into()],
             ..Default::default()
         }),
-        spec: Some(pod_spec),
+        spec: Some(Box::new(pod_spec)),
         status: None,
     }
 }
@@ -400,5 +491,115 @@ mod tests {
             f.finished_at.unwrap().to_rfc3339(),
             "2026-01-01T00:00:07+00:00"
         );
+    }
+
+    /// A pod as the cluster shows it: built from the Job, scheduled, run, with every field
+    /// the controller ignores filled in.
+    fn full_pod(index: Option<i32>, node: &str, phase: &str) -> v1::Pod {
+        let failures = IndexFailures {
+            failures: 2,
+            ignored: 1,
+        };
+        let mut pod = build_pod(&job("j"), index, failures);
+        let meta = pod.metadata.get_or_insert_with(Default::default);
+        meta.name = "j-abc".into();
+        meta.uid = "pod-uid".into();
+        meta.resource_version = "42".into();
+        meta.creation_timestamp = "2026-01-01T00:00:01Z".into();
+        meta.annotations.insert("other".into(), "x".repeat(100));
+        meta.labels.insert("other".into(), "y".into());
+        let spec = pod.spec.get_or_insert_with(Default::default);
+        spec.node_name = node.into();
+        let term = |code: i32, at: &str| v1::ContainerState {
+            terminated: Some(v1::ContainerStateTerminated {
+                exit_code: code,
+                finished_at: at.into(),
+                reason: "Error".into(),
+                message: "boom".into(),
+                started_at: "2026-01-01T00:00:02Z".into(),
+                container_id: "cid".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        pod.status = Some(v1::PodStatus {
+            phase: phase.into(),
+            host_ip: "10.0.0.1".into(),
+            pod_ip: "10.1.0.1".into(),
+            message: "m".into(),
+            conditions: vec![
+                v1::Condition {
+                    r#type: "Ready".into(),
+                    status: "True".into(),
+                    reason: "r".into(),
+                    last_transition_time: "2026-01-01T00:00:03Z".into(),
+                    ..Default::default()
+                },
+                v1::Condition {
+                    r#type: "DisruptionTarget".into(),
+                    status: "True".into(),
+                    ..Default::default()
+                },
+            ],
+            init_container_statuses: vec![v1::ContainerStatus {
+                name: "init".into(),
+                state: Some(term(0, "2026-01-01T00:00:04Z")),
+                restart_count: 1,
+                image: "busybox".into(),
+                ..Default::default()
+            }],
+            container_statuses: vec![v1::ContainerStatus {
+                name: "main".into(),
+                state: Some(term(3, "2026-01-01T00:00:08Z")),
+                last_state: Some(term(1, "2026-01-01T00:00:06Z")),
+                restart_count: 2,
+                image: "busybox".into(),
+                ready: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        pod
+    }
+
+    #[test]
+    fn a_slimmed_pod_has_the_same_facts_and_no_spec_but_its_node() {
+        let cases = [
+            (Some(3), "node-1", "Failed"),
+            (None, "node-1", "Running"),
+            (Some(0), "", "Pending"),
+            (None, "", "Succeeded"),
+        ];
+        for (index, node, phase) in cases {
+            let full = full_pod(index, node, phase);
+            let mut obj = bosun_api::Object::from(full.clone());
+            slim(&mut obj);
+            let slimmed = obj.as_pod().expect("still a pod");
+            assert_eq!(facts(slimmed), facts(&full), "{index:?} {node} {phase}");
+            assert_eq!(
+                obj.controller_ref(),
+                bosun_api::Object::from(full.clone()).controller_ref()
+            );
+            assert_eq!(obj.key(), "ns/j-abc");
+            assert_eq!(obj.resource_version(), 42);
+            let meta = slimmed.metadata.as_ref().expect("metadata");
+            assert!(!meta.annotations.contains_key("other"));
+            assert!(meta.labels.keys().all(|k| k == COMPLETION_INDEX));
+            match &slimmed.spec {
+                Some(spec) => {
+                    assert_eq!(
+                        **spec,
+                        v1::PodSpec {
+                            node_name: node.into(),
+                            ..Default::default()
+                        }
+                    );
+                }
+                None => assert!(node.is_empty()),
+            }
+            let status = slimmed.status.as_ref().expect("status");
+            assert!(status.pod_ip.is_empty() && status.host_ip.is_empty());
+            assert!(status.container_statuses[0].last_state.is_none());
+        }
     }
 }

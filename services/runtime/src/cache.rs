@@ -389,10 +389,10 @@ pub(crate) mod tests {
                     .collect(),
                 ..Default::default()
             }),
-            spec: Some(v1::PodSpec {
+            spec: Some(Box::new(v1::PodSpec {
                 node_name: node.into(),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
         .into()

@@ -15,8 +15,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bosun_api::Kind;
 use bosun_api::object::object_key;
+use bosun_api::{Kind, Object};
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -83,6 +83,9 @@ impl ListWatch for Broker {
 /// A change handler: computes keys from a change and enqueues them. Must not block.
 pub type Handler = Box<dyn Fn(&Change) + Send + Sync>;
 
+/// Rewrites each object before it is cached (see [`Informer::with_transform`]).
+pub type Transform = Box<dyn Fn(&mut Object) + Send + Sync>;
+
 struct InformerMetrics {
     events: Counter,
     relists: Counter,
@@ -100,6 +103,8 @@ pub struct Informer {
     metrics: Option<InformerMetrics>,
     /// Delay between failed list/watch attempts.
     retry: Backoff,
+    /// Applied to every listed or watched object before it is stored.
+    transform: Option<Transform>,
 }
 
 /// Where the informer's state machine stands.
@@ -120,6 +125,7 @@ impl Informer {
             handlers: Vec::new(),
             metrics: None,
             retry: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
+            transform: None,
         }
     }
 
@@ -172,6 +178,20 @@ impl Informer {
     /// Sets the delay between failed attempts (default 100 ms doubling to 10 s).
     pub fn with_retry(mut self, retry: Backoff) -> Informer {
         self.retry = retry;
+        self
+    }
+
+    /// Applies `transform` to every object (list items and watch events) before it is stored,
+    /// e.g. to drop the fields a controller never reads and keep a large cache small.
+    ///
+    /// A transformed cache holds partial objects: they must never be written back to the
+    /// broker (an update would wipe the dropped fields). Read the object fresh with
+    /// `Broker::get` before updating it.
+    pub fn with_transform(
+        mut self,
+        transform: impl Fn(&mut Object) + Send + Sync + 'static,
+    ) -> Informer {
+        self.transform = Some(Box::new(transform));
         self
     }
 
@@ -236,7 +256,11 @@ impl Informer {
                     .map_err(|e| (Step::Relist, e))?;
                 *failures = 0;
                 let revision = list.revision;
-                let changes = self.writer.replace(list.items, revision);
+                let mut items = list.items;
+                if let Some(transform) = &self.transform {
+                    items.iter_mut().for_each(transform);
+                }
+                let changes = self.writer.replace(items, revision);
                 tracing::debug!(revision, changes = changes.len(), "listed");
                 self.writer.mark_ready();
                 if let Some(m) = &self.metrics {
@@ -258,8 +282,16 @@ impl Informer {
                 let mut received = 0usize;
                 while let Some(event) = events.next().await {
                     match event {
-                        Ok(event) => {
+                        Ok(mut event) => {
                             received += 1;
+                            if let Some(transform) = &self.transform {
+                                match &mut event {
+                                    WatchEvent::Added(o)
+                                    | WatchEvent::Modified(o)
+                                    | WatchEvent::Deleted(o) => transform(o),
+                                    WatchEvent::Bookmark(_) => {}
+                                }
+                            }
                             *failures = 0;
                             revision = revision.max(event.revision());
                             if let Some(change) = self.writer.apply(event) {
@@ -396,6 +428,48 @@ pub(crate) mod tests {
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_transform_rewrites_listed_and_watched_objects_before_they_are_stored() {
+        let labelled = |name: &str, rv: i64| pod(name, rv, &[("app", "x")], &[], "");
+        let fake = Arc::new(Fake::default());
+        fake.lists
+            .lock()
+            .unwrap()
+            .push_back(list(vec![labelled("a", 1)], 5));
+        fake.watches.lock().unwrap().push_back(vec![
+            Ok(WatchEvent::Added(labelled("b", 6))),
+            Ok(WatchEvent::Modified(labelled("a", 7))),
+        ]);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut informer = Informer::new(fake.clone(), Kind::Pod, Selector::all())
+            .with_transform(|o| o.meta_mut().labels.clear());
+        {
+            let seen = seen.clone();
+            informer.on_change(move |c| {
+                let labels = c.new.as_ref().map(|o| o.meta().unwrap().labels.len());
+                seen.lock().unwrap().push(labels);
+            });
+        }
+        let shutdown = CancellationToken::new();
+        let (store, task) = informer.spawn(shutdown.clone());
+        store.wait_until_ready().await;
+        // list, the scripted watch, then the silent watch after it: all events applied.
+        wait_for_calls(&fake, 3).await;
+        assert_eq!(store.len(), 2);
+        for obj in store.list() {
+            assert!(obj.meta().unwrap().labels.is_empty(), "{}", obj.key());
+        }
+        assert_eq!(obj_rv(&store, "ns/a"), 7);
+        assert!(store.by_label("app", "x").is_empty());
+        assert_eq!(*seen.lock().unwrap(), [Some(0), Some(0), Some(0)]);
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    fn obj_rv(store: &Store, key: &str) -> i64 {
+        store.get(key).map_or(0, |o| o.resource_version())
     }
 
     #[tokio::test]

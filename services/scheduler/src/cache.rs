@@ -254,7 +254,7 @@ mod tests {
                 namespace: "ns".into(),
                 ..Default::default()
             }),
-            spec: Some(v1::PodSpec {
+            spec: Some(Box::new(v1::PodSpec {
                 node_name: node.into(),
                 containers: vec![v1::Container {
                     resources: Some(v1::ResourceRequirements {
@@ -264,7 +264,7 @@ mod tests {
                     ..Default::default()
                 }],
                 ..Default::default()
-            }),
+            })),
             status: Some(v1::PodStatus {
                 phase: phase.into(),
                 ..Default::default()

@@ -315,11 +315,11 @@ mod tests {
                 },
                 ..Default::default()
             }),
-            spec: Some(v1::PodSpec {
+            spec: Some(Box::new(v1::PodSpec {
                 node_name: node.into(),
                 scheduler_name: scheduler.into(),
                 ..Default::default()
-            }),
+            })),
             status: Some(v1::PodStatus {
                 phase: phase.into(),
                 ..Default::default()

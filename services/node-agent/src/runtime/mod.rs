@@ -257,7 +257,7 @@ mod tests {
                 .into(),
                 ..Default::default()
             }),
-            spec: Some(v1::PodSpec {
+            spec: Some(Box::new(v1::PodSpec {
                 node_name: "n1".into(),
                 service_account_name: "sa".into(),
                 volumes: vec![v1::Volume {
@@ -269,7 +269,7 @@ mod tests {
                     ..Default::default()
                 }],
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
     }

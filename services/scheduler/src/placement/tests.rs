@@ -373,14 +373,14 @@ fn requests_sum_containers_take_the_largest_init_container_and_default_to_limits
         ..Default::default()
     };
     let pod = v1::Pod {
-        spec: Some(v1::PodSpec {
+        spec: Some(Box::new(v1::PodSpec {
             containers: vec![
                 container(&[("cpu", "250m"), ("memory", "64Mi")], &[]),
                 container(&[], &[("cpu", "1"), ("memory", "1Gi")]),
             ],
             init_containers: vec![container(&[("cpu", "2")], &[])],
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     };
     let facts = pod_facts(&pod);
