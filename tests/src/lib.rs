@@ -323,6 +323,13 @@ impl Bosun {
         self.run_with_stdin(args, None).await
     }
 
+    /// Runs `bosun ARGS`, asserts it exits 0, and returns its stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert_eq!(out.code, 0, "bosun {args:?} failed:\n{out:#?}");
+        out.stdout
+    }
+
     /// Runs `bosun ARGS` with `stdin` piped in, to completion (at most 30 s).
     pub async fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
         use std::process::Stdio;

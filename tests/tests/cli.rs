@@ -32,9 +32,7 @@ impl Plane {
 
     /// Runs and insists on exit code 0.
     async fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args).await;
-        assert_eq!(out.code, 0, "bosun {args:?} failed:\n{out:#?}");
-        out.stdout
+        self.bosun.ok(args).await
     }
 }
 

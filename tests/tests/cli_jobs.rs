@@ -32,9 +32,7 @@ impl Plane {
     }
 
     async fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args).await;
-        assert_eq!(out.code, 0, "bosun {args:?} failed:\n{out:#?}");
-        out.stdout
+        self.bosun.ok(args).await
     }
 
     async fn apply(&self, text: &str) {

@@ -31,9 +31,7 @@ impl Plane {
     }
 
     async fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args).await;
-        assert_eq!(out.code, 0, "bosun {args:?} failed:\n{out:#?}");
-        out.stdout
+        self.bosun.ok(args).await
     }
 
     async fn node(&self, name: &str) -> v1::Node {
