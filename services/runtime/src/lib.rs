@@ -3,6 +3,7 @@
 //! context on every gRPC call), Prometheus metrics, graceful shutdown, and an etcd child
 //! process launcher for `bosun up` and the tests.
 
+mod alloc;
 pub mod cache;
 pub mod client;
 pub mod controller;
