@@ -360,6 +360,21 @@ impl Bosun {
     }
 }
 
+/// The value of the unlabelled metric `name` on the Prometheus endpoint at `addr`, if served
+/// yet.
+pub async fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: bosun\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// Waits until `condition` holds, polling with a short backoff; panics at the deadline.
 pub async fn eventually<F, Fut>(deadline: Duration, mut condition: F)
 where

@@ -318,6 +318,103 @@ async fn finalizers_hold_a_deleted_object_until_the_last_one_is_removed() {
     assert_eq!(err.code(), Code::NotFound);
 }
 
+fn finalizers_req(name: &str, uid: &str, add: &[&str], remove: &[&str]) -> v1::FinalizersRequest {
+    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    v1::FinalizersRequest {
+        kind: v1::Kind::Pod as i32,
+        namespace: "default".into(),
+        name: name.into(),
+        uid: uid.into(),
+        add: owned(add),
+        remove: owned(remove),
+    }
+}
+
+#[tokio::test]
+async fn update_finalizers_changes_only_finalizers_checks_the_uid_and_deletes_when_released() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let mut c = broker.client().await;
+    let mut p = pod("default", "fin");
+    p.meta_mut().finalizers = vec!["example.com/a".into()];
+    let created = create(&mut c, set_phase(p, "Running")).await;
+    let uid = created.uid().to_string();
+
+    let added = c
+        .update_finalizers(finalizers_req(
+            "fin",
+            &uid,
+            &["example.com/b", "example.com/a"],
+            &[],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap();
+    assert_eq!(
+        added.meta().unwrap().finalizers,
+        vec!["example.com/a".to_string(), "example.com/b".to_string()],
+        "an existing finalizer is not added twice"
+    );
+    assert!(added.resource_version() > created.resource_version());
+    assert_eq!(
+        added.as_pod().unwrap().status.as_ref().unwrap().phase,
+        "Running"
+    );
+    assert_eq!(added.as_pod().unwrap().spec, created.as_pod().unwrap().spec);
+
+    let other = c
+        .update_finalizers(finalizers_req(
+            "fin",
+            "another-uid",
+            &[],
+            &["example.com/a"],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::NotFound, "{other:?}");
+
+    let kind_missing = c
+        .update_finalizers(v1::FinalizersRequest {
+            kind: 0,
+            ..finalizers_req("fin", "", &[], &[])
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(kind_missing.code(), Code::InvalidArgument);
+
+    let out = c
+        .delete(delete_req(v1::Kind::Pod, "default", "fin"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!out.deleted, "held by two finalizers");
+    c.update_finalizers(finalizers_req("fin", &uid, &[], &["example.com/a"]))
+        .await
+        .unwrap();
+    c.get(get_req(v1::Kind::Pod, "default", "fin"))
+        .await
+        .expect("still held by example.com/b");
+    c.update_finalizers(finalizers_req("fin", "", &[], &["example.com/b"]))
+        .await
+        .unwrap();
+    let gone = c
+        .get(get_req(v1::Kind::Pod, "default", "fin"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        gone.code(),
+        Code::NotFound,
+        "the last finalizer released deletes it"
+    );
+    let missing = c
+        .update_finalizers(finalizers_req("fin", "", &[], &["example.com/b"]))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
 #[tokio::test]
 async fn foreground_and_orphan_deletes_record_their_finalizer() {
     let etcd = Etcd::start().await;

@@ -9,7 +9,7 @@ use bosun_api::v1::logs_client::LogsClient;
 use bosun_api::v1::{self, Kind, LogsRequest, Object};
 use bosun_node_agent::{Config, RuntimeKind};
 use bosun_runtime::client::{Broker as Client, DeleteOptions};
-use bosun_tests::{Broker, Etcd, eventually, temp_dir};
+use bosun_tests::{Broker, Etcd, eventually, free_addr, metric, temp_dir};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -444,6 +444,50 @@ async fn sim_mode_registers_n_nodes_and_runs_a_pod_for_its_sim_duration() {
     assert_eq!(
         main_status(&s).state.unwrap().terminated.unwrap().exit_code,
         0
+    );
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn a_pod_that_finishes_at_once_costs_one_status_write() {
+    let plane = plane().await;
+    let dir = temp_dir("agent");
+    let mut c = config(&plane, "sim", &dir);
+    c.runtime = RuntimeKind::Sim;
+    c.sim_nodes = Some(1);
+    let metrics = free_addr();
+    c.metrics_listen = Some(metrics);
+    let agent = start(c);
+    let writes = || metric(metrics, "bosun_node_agent_status_writes_total");
+    eventually(WAIT, || async { writes().await.is_some() }).await;
+    // A zero-duration sim container starts and exits before the first status write. Bound
+    // the way the scheduler binds, so the stored status has a condition (PodScheduled) the
+    // agent does not compute.
+    plane
+        .client
+        .create(pod("instant", "", None, "Never"))
+        .await
+        .expect("create");
+    plane
+        .client
+        .bind("default", "instant", "", "sim-0")
+        .await
+        .expect("bind");
+    wait_phase(&plane.client, "instant", "Succeeded").await;
+    // The worker writes nothing more once the pod is deleted: after that, the count is final.
+    plane
+        .client
+        .delete(Kind::Pod, "default", "instant", DeleteOptions::default())
+        .await
+        .expect("delete");
+    eventually(WAIT, || async {
+        get_pod(&plane.client, "instant").await.is_none()
+    })
+    .await;
+    assert_eq!(
+        writes().await,
+        Some(1.0),
+        "one status write for the whole pod"
     );
     agent.stop().await;
 }

@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use bosun_runtime::client::Broker as Client;
-use bosun_tests::{Broker, Etcd, eventually, free_addr, job, pod, v1};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bosun_tests::{Broker, Etcd, eventually, free_addr, job, metric, pod, v1};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -113,19 +112,6 @@ async fn deleting_or_gone(client: &Client, name: &str) -> bool {
     exists(client, v1::Kind::Job, name)
         .await
         .is_none_or(|j| being_deleted(&j))
-}
-
-/// The value of the unlabelled metric `name` on the gc's /metrics, if served yet.
-async fn metric(addr: std::net::SocketAddr, name: &str) -> Option<f64> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: gc\r\nConnection: close\r\n\r\n")
-        .await
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.ok()?;
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 #[tokio::test]

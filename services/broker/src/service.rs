@@ -7,8 +7,8 @@ use std::time::Instant;
 use bosun_api::selector::{FieldSelector, LabelSelector};
 use bosun_api::v1::objects_server::Objects;
 use bosun_api::v1::{
-    BindRequest, CreateRequest, DeleteRequest, DeleteResponse, GetRequest, Kind, ListRequest,
-    ListResponse, ObjectResponse, UpdateRequest, WatchRequest,
+    BindRequest, CreateRequest, DeleteRequest, DeleteResponse, FinalizersRequest, GetRequest, Kind,
+    ListRequest, ListResponse, ObjectResponse, UpdateRequest, WatchRequest,
 };
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -163,6 +163,23 @@ impl Objects for ObjectService {
         let req = req.into_inner();
         self.observe("Bind", async {
             let object = self.store.bind(&req).await?;
+            Ok(ObjectResponse {
+                object: Some(object),
+                warnings: vec![],
+            })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(kind = req.get_ref().kind, namespace = %req.get_ref().namespace, name = %req.get_ref().name))]
+    async fn update_finalizers(
+        &self,
+        req: Request<FinalizersRequest>,
+    ) -> Result<Response<ObjectResponse>, Status> {
+        let req = req.into_inner();
+        self.observe("UpdateFinalizers", async {
+            kind_of(req.kind)?;
+            let object = self.store.update_finalizers(&req).await?;
             Ok(ObjectResponse {
                 object: Some(object),
                 warnings: vec![],

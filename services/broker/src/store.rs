@@ -143,16 +143,35 @@ impl Store {
 
     /// Replaces an object's spec and metadata, keeping its stored status.
     pub async fn update(&self, obj: Object, dry_run: bool) -> Result<Object> {
-        let merge = |stored: &Object, req: &Object| Ok(merge_update(stored, req));
+        let target = Target::of(&obj)?;
+        let merge = |stored: &Object| Ok(merge_update(stored, &obj));
         let check = bosun_api::validation::validate_update;
-        self.write_existing(obj, dry_run, merge, check).await
+        self.write_existing(target, dry_run, merge, check).await
     }
 
     /// Replaces an object's status only.
     pub async fn update_status(&self, obj: Object, dry_run: bool) -> Result<Object> {
-        let merge = |stored: &Object, req: &Object| Ok(merge_status(stored, req));
+        let target = Target::of(&obj)?;
+        let merge = |stored: &Object| Ok(merge_status(stored, &obj));
         let check = bosun_api::validation::validate_update;
-        self.write_existing(obj, dry_run, merge, check).await
+        self.write_existing(target, dry_run, merge, check).await
+    }
+
+    /// Adds and removes finalizers of one object, nothing else (the narrow metadata patch a
+    /// controller releasing its finalizer needs: no read, no full object on the wire).
+    /// Removing the last finalizer of an object marked for deletion deletes it.
+    pub async fn update_finalizers(&self, req: &v1::FinalizersRequest) -> Result<Object> {
+        let kind = Kind::try_from(req.kind).unwrap_or(Kind::Unspecified);
+        let info = info_of(kind)?;
+        let target = Target {
+            info,
+            namespace: effective_namespace(info, &req.namespace),
+            name: req.name.clone(),
+            sent: 0,
+        };
+        let merge = |stored: &Object| merge_finalizers(info, stored, req);
+        let check = bosun_api::validation::validate_update;
+        self.write_existing(target, false, merge, check).await
     }
 
     /// Binds a pod to a node (the scheduler's write): `spec.nodeName` and the PodScheduled
@@ -178,26 +197,29 @@ impl Store {
         }
         .into();
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let merge = move |stored: &Object, req: &Object| merge_bind(stored, req, &now);
+        let target = Target::of(&requested)?;
+        let merge = |stored: &Object| merge_bind(stored, &requested, &now);
         let check = |_: &Object, next: &Object| bosun_api::validation::validate_create(next);
-        self.write_existing(requested, false, merge, check).await
+        self.write_existing(target, false, merge, check).await
     }
 
     /// The shared read-merge-txn loop of update, update-status and bind.
     async fn write_existing(
         &self,
-        requested: Object,
+        target: Target,
         dry_run: bool,
-        merge: impl Fn(&Object, &Object) -> Result<Object>,
+        merge: impl Fn(&Object) -> Result<Object>,
         check: impl Fn(&Object, &Object) -> std::result::Result<(), Vec<FieldError>>,
     ) -> Result<Object> {
-        let info = kind_info(&requested)?;
-        let namespace = effective_namespace(info, requested.namespace());
-        let name = requested.name().to_string();
+        let Target {
+            info,
+            namespace,
+            name,
+            sent,
+        } = target;
         if name.is_empty() {
             return Err(Error::BadRequest("metadata.name is required".into()));
         }
-        let sent = requested.resource_version();
         let key = info.etcd_key(&namespace, &name);
         for _ in 0..WRITE_ATTEMPTS {
             let (stored, stored_bytes) = self
@@ -208,7 +230,7 @@ impl Store {
             if sent != 0 && sent != current {
                 return Err(conflict(info, &stored, sent, current));
             }
-            let mut next = merge(&stored, &requested)?;
+            let mut next = merge(&stored)?;
             bosun_api::defaults::apply_defaults(&mut next);
             check(&stored, &next).map_err(|errors| Error::Invalid {
                 resource: info.resource_word(),
@@ -371,6 +393,27 @@ fn info_of(kind: Kind) -> Result<&'static KindInfo> {
     KindInfo::of(kind).ok_or_else(|| Error::BadRequest("kind is required".into()))
 }
 
+/// The object a read-merge-write names: its kind, where it lives, and the resourceVersion the
+/// caller based its change on (0: unconditional).
+struct Target {
+    info: &'static KindInfo,
+    namespace: String,
+    name: String,
+    sent: i64,
+}
+
+impl Target {
+    fn of(requested: &Object) -> Result<Target> {
+        let info = kind_info(requested)?;
+        Ok(Target {
+            info,
+            namespace: effective_namespace(info, requested.namespace()),
+            name: requested.name().to_string(),
+            sent: requested.resource_version(),
+        })
+    }
+}
+
 fn kind_info(obj: &Object) -> Result<&'static KindInfo> {
     let info = obj
         .info()
@@ -464,6 +507,28 @@ pub fn merge_update(stored: &Object, requested: &Object) -> Object {
 /// An update-status: the stored object with the request's status.
 /// A bind of `stored` to the node `requested` names: refused when the pod is already bound
 /// elsewhere or is not the pod the scheduler saw (uid).
+/// `stored` with `req.add` appended (those not there yet) and `req.remove` taken out. A uid
+/// naming another object is `NotFound`: the object the caller means is gone, replaced by
+/// another of the same name.
+pub fn merge_finalizers(
+    info: &KindInfo,
+    stored: &Object,
+    req: &v1::FinalizersRequest,
+) -> Result<Object> {
+    if !req.uid.is_empty() && req.uid != stored.uid() {
+        return Err(not_found(info, stored.namespace(), stored.name()));
+    }
+    let mut next = stored.clone();
+    let finalizers = &mut next.meta_mut().finalizers;
+    finalizers.retain(|f| !req.remove.contains(f));
+    for f in &req.add {
+        if !finalizers.contains(f) {
+            finalizers.push(f.clone());
+        }
+    }
+    Ok(next)
+}
+
 pub fn merge_bind(stored: &Object, requested: &Object, now: &str) -> Result<Object> {
     let info = kind_info(stored)?;
     let node = requested

@@ -112,7 +112,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
 
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
     // The pod cache keeps only what the controller reads (`pods::slim`): its pods are never
-    // written back; `release_one` reads a pod fresh before updating it.
+    // written back; `release_one` sends a finalizer-only update.
     let mut pods = Informer::for_broker(&broker, Kind::Pod, Selector::all())
         .with_metrics(&registry)
         .with_transform(pods::slim);
@@ -393,42 +393,29 @@ async fn release(ctx: &Arc<Ctx>, pods: Vec<Arc<Object>>) -> Result<()> {
     }
 }
 
-/// Removes the tracking finalizer from `pod`, a cached (slimmed, so never written back) pod:
-/// the update is made on a fresh read, re-read on conflict.
+/// Removes the tracking finalizer from `pod` (a cached pod, so never written back): a
+/// finalizer-only update naming the pod's uid, so nothing else of the pod is read or sent.
+/// Gone, or replaced by another pod of the same name: nothing to release.
 async fn release_one(ctx: &Ctx, pod: &Object) -> std::result::Result<(), ClientError> {
-    for _ in 0..3 {
-        let mut current = match ctx
-            .broker
-            .get_opt(Kind::Pod, pod.namespace(), pod.name())
-            .await?
-        {
-            Some(fresh) if fresh.uid() == pod.uid() => fresh,
-            _ => return Ok(()),
-        };
-        let Some(meta) = current.meta() else {
-            return Ok(());
-        };
-        if !meta.finalizers.iter().any(|f| f == TRACKING_FINALIZER) {
-            return Ok(());
+    let released = ctx
+        .broker
+        .update_finalizers(
+            Kind::Pod,
+            pod.namespace(),
+            pod.name(),
+            pod.uid(),
+            &[],
+            &[TRACKING_FINALIZER],
+        )
+        .await;
+    match released {
+        Ok(_) => {
+            ctx.metrics.pods_released.inc();
+            Ok(())
         }
-        current
-            .meta_mut()
-            .finalizers
-            .retain(|f| f != TRACKING_FINALIZER);
-        match ctx.broker.update(current).await {
-            Ok(_) => {
-                ctx.metrics.pods_released.inc();
-                return Ok(());
-            }
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e),
-        }
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
     }
-    Err(ClientError::Unavailable(format!(
-        "pod {} kept changing while its tracking finalizer was being removed",
-        pod.key()
-    )))
 }
 
 async fn delete_pods(

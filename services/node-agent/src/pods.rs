@@ -943,7 +943,7 @@ impl Worker {
 
     /// Writes `status` (changed since the last write), re-reading the pod on a conflict;
     /// `false` when the pod is gone.
-    async fn write_changed(&mut self, mut status: v1::PodStatus) -> bool {
+    async fn write_changed(&mut self, status: v1::PodStatus) -> bool {
         let running = status.phase == "Running";
         self.set_counted(running);
         let watched = meta(&self.pod).resource_version.parse::<i64>().unwrap_or(0);
@@ -971,7 +971,10 @@ impl Worker {
             {
                 Ok(written) => {
                     self.ctx.metrics.status_writes.inc();
-                    status.conditions = s.conditions;
+                    // Kept as computed, not as merged with the stored conditions (PodScheduled
+                    // from the bind): the next `write` compares it with what `status()`
+                    // computes then, and a merged copy would always differ (one no-op
+                    // UpdateStatus per pod).
                     self.last_written = Some(status);
                     self.written_pod = written.into_pod();
                     return true;

@@ -449,6 +449,36 @@ impl Broker {
         object_of(self.client.clone().bind(req).await?.into_inner())
     }
 
+    /// Adds `add` to and removes `remove` from the finalizers of `namespace/name`, changing
+    /// nothing else (no read, no object sent). A missing object, or with `uid` set a
+    /// different object by that name, is `NotFound`.
+    pub async fn update_finalizers(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        add: &[&str],
+        remove: &[&str],
+    ) -> Result<Object, ClientError> {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        let req = self.request(bosun_api::v1::FinalizersRequest {
+            kind: kind as i32,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            uid: uid.to_string(),
+            add: owned(add),
+            remove: owned(remove),
+        });
+        object_of(
+            self.client
+                .clone()
+                .update_finalizers(req)
+                .await?
+                .into_inner(),
+        )
+    }
+
     /// Deletes an object.
     pub async fn delete(
         &self,
