@@ -3,7 +3,9 @@
 //!
 //! Each kind has a [`Hub`]. Its etcd watch starts some revisions back (or at etcd's compact
 //! revision) so a subscriber resuming after a broker restart misses nothing. Every event is
-//! decoded once (for filtering) and its stored bytes are shared by every subscriber. A
+//! decoded once, into what the filters read (`Selectable`: namespace, labels, selectable
+//! fields; the decoded object itself is not kept), and its stored bytes are shared by every
+//! subscriber. A
 //! subscriber registers under the hub's lock: it takes the window's events after its
 //! revision and a broadcast receiver in one step, so nothing falls between backlog and live
 //! events. Subscribers that fall behind are cut off with "too slow: resume from revision N";
@@ -15,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bosun_api::kind::KindInfo;
-use bosun_api::selector::{FieldSelector, LabelSelector};
-use bosun_api::v1::{EventType, Kind, Object, WatchEvent, WatchResponse};
+use bosun_api::selector::{FieldSelector, LabelSelector, Selectable};
+use bosun_api::v1::{EventType, Kind, WatchEvent, WatchResponse};
 use bytes::Bytes;
 use etcd_client::{EventType as EtcdEventType, WatchOptions};
 use futures::{Stream, StreamExt};
@@ -31,14 +33,14 @@ const MAX_BATCH: usize = 512;
 /// Broadcast messages (one per etcd watch response) a hub keeps for slow readers.
 const BROADCAST_CAPACITY: usize = 4096;
 
-/// One event as the broker keeps it: the stored bytes plus the decoded object for filtering.
+/// One event as the broker keeps it: the stored bytes plus what the filters read of it.
 #[derive(Debug)]
 pub struct StoredEvent {
     pub ty: EventType,
     pub revision: i64,
     /// The etcd value (for DELETED: the last stored value), shared by every subscriber.
     pub bytes: Bytes,
-    pub object: Object,
+    pub view: Selectable,
 }
 
 impl StoredEvent {
@@ -91,10 +93,10 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, obj: &Object) -> bool {
-        (self.namespace.is_empty() || obj.namespace() == self.namespace)
-            && self.labels.matches_object(obj)
-            && self.fields.matches(obj)
+    fn matches(&self, view: &Selectable) -> bool {
+        (self.namespace.is_empty() || view.namespace == self.namespace)
+            && self.labels.matches(&view.labels)
+            && self.fields.matches_view(view)
     }
 }
 
@@ -461,7 +463,7 @@ fn convert(ev: &etcd_client::Event) -> Result<Option<StoredEvent>, Error> {
         ty,
         revision,
         bytes: Bytes::copy_from_slice(value),
-        object,
+        view: Selectable::of(&object),
     }))
 }
 
@@ -576,7 +578,7 @@ impl Subscriber {
                 continue;
             }
             self.last = e.revision;
-            if self.filter.matches(&e.object) {
+            if self.filter.matches(&e.view) {
                 self.pending.push_back(e.to_proto());
             }
         }

@@ -102,10 +102,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         shutdown: shutdown.clone(),
     });
 
-    // Only this node's pods (sim: every pod, filtered to ours by the dispatcher).
+    // Only this node's pods (sim: every bound pod, filtered to ours by the dispatcher; an
+    // unbound pod is none of ours, so its creation is not even sent).
     let selector = match nodes.as_slice() {
         [one] => Selector::all().fields(format!("spec.nodeName={one}")),
-        _ => Selector::all(),
+        _ => Selector::all().fields("spec.nodeName!="),
     };
     let queue: WorkQueue<String> = WorkQueue::new(Backoff::default());
     let mut informer = Informer::for_broker(&broker, Kind::Pod, selector).with_metrics(&registry);

@@ -347,7 +347,16 @@ impl Worker {
         };
         self.set_counted(false);
         match end {
-            End::Finished => self.await_deletion().await,
+            End::Finished => {
+                // A finished pod's worker only waits for the deletion mark: it lets go of
+                // its containers and its copy of the last write (most of its memory; a node
+                // may keep thousands of finished pods).
+                self.init = Vec::new();
+                self.main = Vec::new();
+                self.written_pod = None;
+                self.last_written = None;
+                self.await_deletion().await
+            }
             End::Gone => {
                 self.stop_all(Duration::ZERO).await;
                 self.ctx.runtime.cleanup(&self.uid).await;
