@@ -144,8 +144,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         q.shutdown();
     });
     while let Some(key) = queue.next().await {
-        let obj = store.get(&key);
-        dispatcher.dispatch(&key, obj.as_ref().and_then(|o| o.as_pod()));
+        dispatcher.dispatch(&key, store.get(&key));
         queue.done(&key);
     }
 

@@ -94,7 +94,28 @@ impl Ctx {
 pub struct Dispatcher {
     ctx: Arc<Ctx>,
     nodes: HashSet<String>,
-    workers: BTreeMap<String, (String, watch::Sender<Arc<v1::Pod>>)>,
+    workers: BTreeMap<String, (String, watch::Sender<PodRef>)>,
+}
+
+/// A pod as the informer cached it, shared with the cache (a worker holds no copy of its own).
+#[derive(Clone)]
+struct PodRef(Arc<Object>);
+
+impl PodRef {
+    fn new(obj: Arc<Object>) -> Option<PodRef> {
+        obj.as_pod().is_some().then_some(PodRef(obj))
+    }
+}
+
+impl std::ops::Deref for PodRef {
+    type Target = v1::Pod;
+
+    fn deref(&self) -> &v1::Pod {
+        match &self.0.object {
+            Some(v1::object::Object::Pod(pod)) => pod,
+            _ => unreachable!("PodRef::new takes pods only"),
+        }
+    }
 }
 
 impl Dispatcher {
@@ -107,9 +128,9 @@ impl Dispatcher {
         }
     }
 
-    /// Hands `pod` (the stored state of `key`, `None` when gone) to its worker.
-    pub fn dispatch(&mut self, key: &str, pod: Option<&v1::Pod>) {
-        let pod = pod.filter(|p| {
+    /// Hands `obj` (the cached state of pod `key`, `None` when gone) to its worker.
+    pub fn dispatch(&mut self, key: &str, obj: Option<Arc<Object>>) {
+        let pod = obj.and_then(PodRef::new).filter(|p| {
             p.spec
                 .as_ref()
                 .is_some_and(|s| self.nodes.contains(&s.node_name))
@@ -128,13 +149,13 @@ impl Dispatcher {
             && *wuid == uid
             && !tx.is_closed()
         {
-            let _ = tx.send(Arc::new(pod.clone()));
+            let _ = tx.send(pod);
             return;
         }
-        let (tx, rx) = watch::channel(Arc::new(pod.clone()));
+        let span = pod_span(key, &pod);
+        let (tx, rx) = watch::channel(pod);
         self.workers.insert(key.to_string(), (uid, tx));
         let ctx = self.ctx.clone();
-        let span = pod_span(key, pod);
         tokio::spawn(tracing::Instrument::instrument(
             async move { Worker::new(ctx, rx).run().await },
             span,
@@ -197,8 +218,8 @@ enum End {
 
 struct Worker {
     ctx: Arc<Ctx>,
-    rx: watch::Receiver<Arc<v1::Pod>>,
-    pod: Arc<v1::Pod>,
+    rx: watch::Receiver<PodRef>,
+    pod: PodRef,
     key: String,
     uid: String,
     node: String,
@@ -241,7 +262,7 @@ fn sim_of(pod: &v1::Pod) -> (Duration, i32) {
 }
 
 impl Worker {
-    fn new(ctx: Arc<Ctx>, rx: watch::Receiver<Arc<v1::Pod>>) -> Worker {
+    fn new(ctx: Arc<Ctx>, rx: watch::Receiver<PodRef>) -> Worker {
         let pod = rx.borrow().clone();
         let m = meta(&pod);
         let spec = pod.spec.clone().unwrap_or_default();
