@@ -18,7 +18,9 @@ pub mod lifecycle_plan;
 pub mod placement;
 pub mod scheduler;
 
-use bosun_runtime::client::Broker;
+use bosun_api::v1::Kind;
+use bosun_runtime::client::{Broker, Selector};
+use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -40,14 +42,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         grace = ?config.node_monitor_grace_period,
         "scheduler starting"
     );
+    // One pod informer for both controllers: every pod event is received and decoded once.
+    let mut pods = Informer::for_broker(&broker, Kind::Pod, Selector::all());
+    let lifecycle = lifecycle::run(
+        broker.clone(),
+        &mut pods,
+        config.node_monitor_grace_period,
+        &metrics,
+        shutdown.clone(),
+    );
     tokio::join!(
-        scheduler::run(broker.clone(), config.workers, &metrics, shutdown.clone()),
-        lifecycle::run(
-            broker,
-            config.node_monitor_grace_period,
-            &metrics,
-            shutdown.clone()
-        ),
+        scheduler::run(broker, pods, config.workers, &metrics, shutdown.clone()),
+        lifecycle,
     );
     if let Some(task) = metrics_task {
         let _ = task.await;

@@ -50,8 +50,16 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Runs the node lifecycle controller until `shutdown`.
-pub async fn run(broker: Broker, grace: Duration, metrics: &Metrics, shutdown: CancellationToken) {
+/// Runs the node lifecycle controller until `shutdown`. `pods` is the scheduler's pod
+/// informer (one watch and one cache of every pod for the whole process, not one each): the
+/// controller reads its store and hooks a handler onto it, so it must not be spawned yet.
+pub fn run(
+    broker: Broker,
+    pods: &mut Informer,
+    grace: Duration,
+    metrics: &Metrics,
+    shutdown: CancellationToken,
+) -> impl std::future::Future<Output = ()> + use<> {
     let heartbeats: Arc<Mutex<HashMap<String, (String, Instant)>>> = Arc::default();
     let mut nodes = Informer::for_broker(&broker, Kind::Node, Selector::all());
     nodes.on_change({
@@ -95,13 +103,15 @@ pub async fn run(broker: Broker, grace: Duration, metrics: &Metrics, shutdown: C
             }
         }
     });
-    let pods = Informer::for_broker(&broker, Kind::Pod, Selector::all());
     let pod_store = pods.store();
     let controller = Controller::new("node-lifecycle", nodes, metrics)
         .watches(leases, |change| {
             vec![change.key.rsplit('/').next().unwrap_or("").to_string()]
         })
-        .watches(pods, |change| {
+        .workers(4);
+    pods.on_change({
+        let queue = controller.queue();
+        move |change| {
             let node = |o: &Option<Arc<Object>>| {
                 o.as_ref()
                     .and_then(|o| o.as_pod())
@@ -111,11 +121,11 @@ pub async fn run(broker: Broker, grace: Duration, metrics: &Metrics, shutdown: C
             };
             // Only a pod newly on a node can need evicting.
             match (node(&change.old), node(&change.new)) {
-                (old, Some(new)) if old.as_ref() != Some(&new) => vec![new],
-                _ => Vec::new(),
+                (old, Some(new)) if old.as_ref() != Some(&new) => queue.add(new),
+                _ => {}
             }
-        })
-        .workers(4);
+        }
+    });
     let ctx = Arc::new(Context {
         recorder: EventRecorder::new(broker.clone(), COMPONENT, ""),
         broker,
@@ -128,9 +138,16 @@ pub async fn run(broker: Broker, grace: Duration, metrics: &Metrics, shutdown: C
             &[],
         ),
     });
-    controller
-        .run(reconcile, backoff_on_error, ctx, shutdown)
-        .await;
+    async move {
+        // Evictions read the pod store, which the scheduler's controller fills.
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ctx.pods.wait_until_ready() => {}
+        }
+        controller
+            .run(reconcile, backoff_on_error, ctx, shutdown)
+            .await;
+    }
 }
 
 /// How long since the node's heartbeat last moved (first sight counts as a heartbeat).

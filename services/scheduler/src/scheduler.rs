@@ -98,12 +98,17 @@ pub fn wants_scheduling(pod: &v1::Pod) -> bool {
     unbound && ours && !deleting && !gated && phase != "Succeeded" && phase != "Failed"
 }
 
-/// Runs the scheduler until `shutdown`.
-pub async fn run(broker: Broker, workers: usize, metrics: &Metrics, shutdown: CancellationToken) {
+/// Runs the scheduler until `shutdown`, driven by `pods`, an informer of every pod.
+pub async fn run(
+    broker: Broker,
+    mut pods: Informer,
+    workers: usize,
+    metrics: &Metrics,
+    shutdown: CancellationToken,
+) {
     let cache = Arc::new(ClusterCache::default());
     let room = Arc::new(Notify::new());
 
-    let mut pods = Informer::for_broker(&broker, Kind::Pod, Selector::all());
     pods.on_change({
         let (cache, room) = (cache.clone(), room.clone());
         move |change| {
