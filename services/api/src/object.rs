@@ -58,6 +58,20 @@ impl Object {
             none => panic!("meta_mut on an Object with no kind"))
     }
 
+    /// Drops everything but the metadata, and of the metadata its annotations: the object
+    /// keeps its kind, name, uid, labels, owners and finalizers. For caches that decide on
+    /// those alone (the garbage collector's); such a copy must never be written back.
+    pub fn retain_identity_only(&mut self) {
+        each_kind!(&mut self.object, o => {
+            let mut meta = o.metadata.take();
+            if let Some(m) = meta.as_mut() {
+                m.annotations.clear();
+            }
+            **o = Default::default();
+            o.metadata = meta;
+        }, none => {})
+    }
+
     /// `metadata.name` (empty if unset).
     pub fn name(&self) -> &str {
         self.meta().map_or("", |m| m.name.as_str())

@@ -135,8 +135,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let mut informers = Vec::new();
     let mut stores = HashMap::new();
     for kind in KINDS {
-        let informer =
+        let mut informer =
             Informer::for_broker(&broker, *kind, Selector::all()).with_metrics(&registry);
+        // The collector decides on metadata (owners, finalizers, deletion) and re-reads an
+        // object before it writes, so its caches keep the metadata only; Jobs stay whole
+        // (their TTL runs from spec and status).
+        if *kind != Kind::Job {
+            informer = informer.with_transform(Object::retain_identity_only);
+        }
         stores.insert(*kind, informer.store());
         informers.push((*kind, informer));
     }
