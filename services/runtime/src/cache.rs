@@ -2,18 +2,103 @@
 //! of workers share, [`StoreWriter`] the single writer (the informer) that applies watch
 //! events and relists and reports each [`Change`].
 //!
-//! Objects are held as `Arc<Object>` and must never be mutated: clone one to change it
-//! (sample-controller's rule: the cache is the informer's, not the worker's).
+//! A store holds whole objects (`Store<Object>`, the default) or, for a controller that
+//! caches many objects and reads few of their fields, a compact projection of each (any type
+//! implementing [`Cached`], built by `Informer::projected`). Entries are held as `Arc`s and
+//! must never be mutated: clone one to change it (sample-controller's rule: the cache is the
+//! informer's, not the worker's).
 //! Indexes: owner uid (ownerReferences), label `key=value`, and node (`spec.nodeName` of
-//! pods).
+//! pods), each as far as the entry type reports them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bosun_api::Object;
+use bosun_api::object::object_key;
 use tokio::sync::watch;
 
-use crate::client::WatchEvent;
+/// An owner reference as a cache entry reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerRef<'a> {
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+    /// `controller: true`: this owner is the object's controller.
+    pub controller: bool,
+}
+
+/// What a [`Store`] needs of an entry: its identity, its version, and what it is indexed by.
+pub trait Cached: Send + Sync + 'static {
+    /// `metadata.namespace` (empty when cluster-scoped).
+    fn namespace(&self) -> &str;
+    /// `metadata.name`.
+    fn name(&self) -> &str;
+    /// `metadata.resourceVersion` as a number: older events never replace newer entries.
+    fn resource_version(&self) -> i64;
+    /// Its ownerReferences (the [`Store::by_owner`] index; owner handlers read the controller).
+    fn owners(&self) -> Vec<OwnerRef<'_>>;
+    /// Its labels (the [`Store::by_label`] index); none unless the entry keeps them.
+    fn labels(&self) -> Vec<(&str, &str)> {
+        Vec::new()
+    }
+    /// The node a pod is bound to (the [`Store::by_node`] index); none unless the entry keeps
+    /// it.
+    fn node_name(&self) -> Option<&str> {
+        None
+    }
+
+    /// `namespace/name`, or `name` when cluster-scoped: the store key.
+    fn key(&self) -> String {
+        object_key(self.namespace(), self.name())
+    }
+    /// The owner reference with `controller: true`.
+    fn controller(&self) -> Option<OwnerRef<'_>> {
+        self.owners().into_iter().find(|o| o.controller)
+    }
+}
+
+impl Cached for Object {
+    fn namespace(&self) -> &str {
+        Object::namespace(self)
+    }
+    fn name(&self) -> &str {
+        Object::name(self)
+    }
+    fn resource_version(&self) -> i64 {
+        Object::resource_version(self)
+    }
+    fn owners(&self) -> Vec<OwnerRef<'_>> {
+        self.meta()
+            .map(|m| {
+                m.owner_references
+                    .iter()
+                    .map(|r| OwnerRef {
+                        kind: &r.kind,
+                        name: &r.name,
+                        uid: &r.uid,
+                        controller: r.controller == Some(true),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn labels(&self) -> Vec<(&str, &str)> {
+        self.meta()
+            .map(|m| {
+                m.labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn node_name(&self) -> Option<&str> {
+        self.as_pod()
+            .and_then(|p| p.spec.as_ref())
+            .map(|s| s.node_name.as_str())
+            .filter(|n| !n.is_empty())
+    }
+}
 
 /// What happened to a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,99 +108,109 @@ pub enum ChangeKind {
     Deleted,
 }
 
-/// One change to the store, with the object before and after (for a delete found by a
+/// One change to the store, with the entry before and after (for a delete found by a
 /// relist, `old` is the last state this cache saw: Kubernetes' `DeletedFinalStateUnknown`).
-#[derive(Debug, Clone)]
-pub struct Change {
+#[derive(Debug)]
+pub struct Change<T = Object> {
     pub kind: ChangeKind,
     /// `namespace/name` (or `name` when cluster-scoped).
     pub key: String,
-    pub old: Option<Arc<Object>>,
-    pub new: Option<Arc<Object>>,
+    pub old: Option<Arc<T>>,
+    pub new: Option<Arc<T>>,
 }
 
-impl Change {
-    /// The object's latest known state: the new one, or for a delete the old one.
-    pub fn object(&self) -> Option<&Arc<Object>> {
+// Not derived: a derive would ask for `T: Clone`, and only the `Arc`s are cloned.
+impl<T> Clone for Change<T> {
+    fn clone(&self) -> Self {
+        Change {
+            kind: self.kind,
+            key: self.key.clone(),
+            old: self.old.clone(),
+            new: self.new.clone(),
+        }
+    }
+}
+
+impl<T> Change<T> {
+    /// The entry's latest known state: the new one, or for a delete the old one.
+    pub fn object(&self) -> Option<&Arc<T>> {
         self.new.as_ref().or(self.old.as_ref())
     }
 }
 
-#[derive(Default)]
-struct Inner {
-    objects: HashMap<String, Arc<Object>>,
-    by_owner: HashMap<String, BTreeSet<String>>,
-    by_label: HashMap<(String, String), BTreeSet<String>>,
-    by_node: HashMap<String, BTreeSet<String>>,
+/// A set of keys. A key is allocated once per entry and shared by the map and the indexes.
+type Keys = BTreeSet<Arc<str>>;
+
+struct Inner<T> {
+    objects: HashMap<Arc<str>, Arc<T>>,
+    by_owner: HashMap<String, Keys>,
+    by_label: HashMap<(String, String), Keys>,
+    by_node: HashMap<String, Keys>,
     /// The revision the store reflects (last list or event or bookmark).
     revision: i64,
 }
 
-/// The index entries of one object.
-fn index_entries(obj: &Object) -> (Vec<String>, Vec<(String, String)>, Option<String>) {
-    let owners = obj
-        .meta()
-        .map(|m| m.owner_references.iter().map(|r| r.uid.clone()).collect())
-        .unwrap_or_default();
-    let labels = obj
-        .meta()
-        .map(|m| {
-            m.labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let node = obj
-        .as_pod()
-        .and_then(|p| p.spec.as_ref())
-        .map(|s| s.node_name.clone())
-        .filter(|n| !n.is_empty());
-    (owners, labels, node)
-}
-
-fn unindex<K: Eq + std::hash::Hash>(map: &mut HashMap<K, BTreeSet<String>>, index: K, key: &str) {
-    if let Some(set) = map.get_mut(&index) {
-        set.remove(key);
-        if set.is_empty() {
-            map.remove(&index);
+impl<T> Default for Inner<T> {
+    fn default() -> Self {
+        Inner {
+            objects: HashMap::new(),
+            by_owner: HashMap::new(),
+            by_label: HashMap::new(),
+            by_node: HashMap::new(),
+            revision: 0,
         }
     }
 }
 
-impl Inner {
-    fn insert(&mut self, key: String, obj: Arc<Object>) -> Option<Arc<Object>> {
-        let old = self.remove(&key);
-        let (owners, labels, node) = index_entries(&obj);
-        for uid in owners {
-            self.by_owner.entry(uid).or_default().insert(key.clone());
+fn index<K: Eq + std::hash::Hash>(map: &mut HashMap<K, Keys>, index: K, key: &Arc<str>) {
+    map.entry(index).or_default().insert(key.clone());
+}
+
+fn unindex<K, Q>(map: &mut HashMap<K, Keys>, index: &Q, key: &str)
+where
+    K: Eq + std::hash::Hash + std::borrow::Borrow<Q>,
+    Q: Eq + std::hash::Hash + ?Sized,
+{
+    if let Some(set) = map.get_mut(index) {
+        set.remove(key);
+        if set.is_empty() {
+            map.remove(index);
         }
-        for label in labels {
-            self.by_label.entry(label).or_default().insert(key.clone());
+    }
+}
+
+impl<T: Cached> Inner<T> {
+    fn insert(&mut self, key: &str, obj: Arc<T>) -> Option<Arc<T>> {
+        let old = self.remove(key);
+        let key: Arc<str> = Arc::from(key);
+        for owner in obj.owners() {
+            index(&mut self.by_owner, owner.uid.to_string(), &key);
         }
-        if let Some(node) = node {
-            self.by_node.entry(node).or_default().insert(key.clone());
+        for (k, v) in obj.labels() {
+            index(&mut self.by_label, (k.to_string(), v.to_string()), &key);
+        }
+        if let Some(node) = obj.node_name() {
+            index(&mut self.by_node, node.to_string(), &key);
         }
         self.objects.insert(key, obj);
         old
     }
 
-    fn remove(&mut self, key: &str) -> Option<Arc<Object>> {
+    fn remove(&mut self, key: &str) -> Option<Arc<T>> {
         let old = self.objects.remove(key)?;
-        let (owners, labels, node) = index_entries(&old);
-        for uid in owners {
-            unindex(&mut self.by_owner, uid, key);
+        for owner in old.owners() {
+            unindex(&mut self.by_owner, owner.uid, key);
         }
-        for label in labels {
-            unindex(&mut self.by_label, label, key);
+        for (k, v) in old.labels() {
+            unindex(&mut self.by_label, &(k.to_string(), v.to_string()), key);
         }
-        if let Some(node) = node {
+        if let Some(node) = old.node_name() {
             unindex(&mut self.by_node, node, key);
         }
         Some(old)
     }
 
-    fn lookup(&self, keys: Option<&BTreeSet<String>>) -> Vec<Arc<Object>> {
+    fn lookup(&self, keys: Option<&Keys>) -> Vec<Arc<T>> {
         keys.into_iter()
             .flatten()
             .filter_map(|k| self.objects.get(k).cloned())
@@ -124,13 +219,22 @@ impl Inner {
 }
 
 /// The read side of an informer's cache. Cheap to clone.
-#[derive(Clone)]
-pub struct Store {
-    inner: Arc<RwLock<Inner>>,
+pub struct Store<T = Object> {
+    inner: Arc<RwLock<Inner<T>>>,
     ready: watch::Receiver<bool>,
 }
 
-impl std::fmt::Debug for Store {
+// Not derived: a derive would ask for `T: Clone`.
+impl<T> Clone for Store<T> {
+    fn clone(&self) -> Self {
+        Store {
+            inner: self.inner.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+impl<T: Cached> std::fmt::Debug for Store<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("len", &self.len())
@@ -140,13 +244,13 @@ impl std::fmt::Debug for Store {
 }
 
 /// The single writer of a [`Store`].
-pub struct StoreWriter {
-    inner: Arc<RwLock<Inner>>,
+pub struct StoreWriter<T = Object> {
+    inner: Arc<RwLock<Inner<T>>>,
     ready: watch::Sender<bool>,
 }
 
 /// A new empty store and its writer.
-pub fn store() -> (Store, StoreWriter) {
+pub fn store<T: Cached>() -> (Store<T>, StoreWriter<T>) {
     let inner = Arc::new(RwLock::new(Inner::default()));
     let (tx, rx) = watch::channel(false);
     (
@@ -160,26 +264,26 @@ pub fn store() -> (Store, StoreWriter) {
 
 // A panic mid-update could leave an index half-updated, but never unsafe to read: keep
 // serving rather than poisoning every worker.
-fn read(lock: &RwLock<Inner>) -> RwLockReadGuard<'_, Inner> {
+fn read<T>(lock: &RwLock<Inner<T>>) -> RwLockReadGuard<'_, Inner<T>> {
     lock.read().unwrap_or_else(|p| p.into_inner())
 }
-fn write(lock: &RwLock<Inner>) -> RwLockWriteGuard<'_, Inner> {
+fn write<T>(lock: &RwLock<Inner<T>>) -> RwLockWriteGuard<'_, Inner<T>> {
     lock.write().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Store {
-    /// The object at `key` (`namespace/name`, or `name` when cluster-scoped).
-    pub fn get(&self, key: &str) -> Option<Arc<Object>> {
+impl<T: Cached> Store<T> {
+    /// The entry at `key` (`namespace/name`, or `name` when cluster-scoped).
+    pub fn get(&self, key: &str) -> Option<Arc<T>> {
         read(&self.inner).objects.get(key).cloned()
     }
 
-    /// Every object, in no particular order.
-    pub fn list(&self) -> Vec<Arc<Object>> {
+    /// Every entry, in no particular order.
+    pub fn list(&self) -> Vec<Arc<T>> {
         read(&self.inner).objects.values().cloned().collect()
     }
 
-    /// Every object in `namespace`.
-    pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<Object>> {
+    /// Every entry in `namespace`.
+    pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<T>> {
         read(&self.inner)
             .objects
             .values()
@@ -190,30 +294,34 @@ impl Store {
 
     /// Every key, sorted.
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = read(&self.inner).objects.keys().cloned().collect();
+        let mut keys: Vec<String> = read(&self.inner)
+            .objects
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
         keys.sort();
         keys
     }
 
-    /// The objects that list `uid` among their ownerReferences.
-    pub fn by_owner(&self, uid: &str) -> Vec<Arc<Object>> {
+    /// The entries that list `uid` among their ownerReferences.
+    pub fn by_owner(&self, uid: &str) -> Vec<Arc<T>> {
         let inner = read(&self.inner);
         inner.lookup(inner.by_owner.get(uid))
     }
 
-    /// The objects labelled `key=value`.
-    pub fn by_label(&self, key: &str, value: &str) -> Vec<Arc<Object>> {
+    /// The entries labelled `key=value`.
+    pub fn by_label(&self, key: &str, value: &str) -> Vec<Arc<T>> {
         let inner = read(&self.inner);
         inner.lookup(inner.by_label.get(&(key.to_string(), value.to_string())))
     }
 
     /// The pods bound to `node` (`spec.nodeName`).
-    pub fn by_node(&self, node: &str) -> Vec<Arc<Object>> {
+    pub fn by_node(&self, node: &str) -> Vec<Arc<T>> {
         let inner = read(&self.inner);
         inner.lookup(inner.by_node.get(node))
     }
 
-    /// How many objects the store holds.
+    /// How many entries the store holds.
     pub fn len(&self) -> usize {
         read(&self.inner).objects.len()
     }
@@ -242,83 +350,96 @@ impl Store {
     }
 }
 
-impl StoreWriter {
+impl<T: Cached> StoreWriter<T> {
     /// A reader of this store.
-    pub fn reader(&self) -> Store {
+    pub fn reader(&self) -> Store<T> {
         Store {
             inner: self.inner.clone(),
             ready: self.ready.subscribe(),
         }
     }
 
-    /// Applies one watch event; returns the change it made, if any. Events not newer than
-    /// what the store holds for that key (a replay after a resume) change nothing.
-    pub fn apply(&self, event: WatchEvent) -> Option<Change> {
+    /// Applies an added or modified entry (from a watch event); returns the change it made,
+    /// if any. An entry not newer than what the store holds for its key (a replay after a
+    /// resume) changes nothing.
+    pub fn upsert(&self, obj: T) -> Option<Change<T>> {
         let mut inner = write(&self.inner);
-        inner.revision = inner.revision.max(event.revision());
-        match event {
-            WatchEvent::Bookmark(_) => None,
-            WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
-                let key = obj.key();
-                let current = inner.objects.get(&key).map(|o| o.resource_version());
-                if current.is_some_and(|rv| rv >= obj.resource_version()) {
-                    return None;
-                }
-                let new = Arc::new(obj);
-                let old = inner.insert(key.clone(), new.clone());
-                let kind = if old.is_some() {
-                    ChangeKind::Modified
-                } else {
-                    ChangeKind::Added
-                };
-                Some(Change {
-                    kind,
-                    key,
-                    old,
-                    new: Some(new),
-                })
-            }
-            WatchEvent::Deleted(obj) => {
-                let key = obj.key();
-                let current = inner.objects.get(&key)?.resource_version();
-                if current > obj.resource_version() {
-                    return None;
-                }
-                let old = inner.remove(&key);
-                Some(Change {
-                    kind: ChangeKind::Deleted,
-                    key,
-                    old,
-                    new: None,
-                })
-            }
+        let rv = obj.resource_version();
+        inner.revision = inner.revision.max(rv);
+        let key = obj.key();
+        let current = inner
+            .objects
+            .get(key.as_str())
+            .map(|o| o.resource_version());
+        if current.is_some_and(|current| current >= rv) {
+            return None;
         }
+        let new = Arc::new(obj);
+        let old = inner.insert(&key, new.clone());
+        let kind = if old.is_some() {
+            ChangeKind::Modified
+        } else {
+            ChangeKind::Added
+        };
+        Some(Change {
+            kind,
+            key,
+            old,
+            new: Some(new),
+        })
+    }
+
+    /// Applies a deletion (the entry's last state, from a watch event); returns the change
+    /// it made, if any. Deleting what is absent, or older than what is held, changes nothing.
+    pub fn delete(&self, obj: T) -> Option<Change<T>> {
+        let mut inner = write(&self.inner);
+        let rv = obj.resource_version();
+        inner.revision = inner.revision.max(rv);
+        let key = obj.key();
+        let current = inner.objects.get(key.as_str())?.resource_version();
+        if current > rv {
+            return None;
+        }
+        let old = inner.remove(&key);
+        Some(Change {
+            kind: ChangeKind::Deleted,
+            key,
+            old,
+            new: None,
+        })
+    }
+
+    /// Nothing changed up to `revision` (a watch bookmark).
+    pub fn bookmark(&self, revision: i64) {
+        let mut inner = write(&self.inner);
+        inner.revision = inner.revision.max(revision);
     }
 
     /// Replaces the whole content with a fresh list read at `revision`; returns the changes
-    /// against the previous content: objects added, objects whose resourceVersion moved, and
+    /// against the previous content: entries added, entries whose resourceVersion moved, and
     /// a synthetic delete for every key the list no longer has.
-    pub fn replace(&self, items: Vec<Object>, revision: i64) -> Vec<Change> {
+    pub fn replace(&self, items: Vec<T>, revision: i64) -> Vec<Change<T>> {
         let mut inner = write(&self.inner);
         let mut changes = Vec::new();
         let mut seen = std::collections::HashSet::with_capacity(items.len());
         for obj in items {
             let key = obj.key();
-            seen.insert(key.clone());
             let unchanged = inner
                 .objects
-                .get(&key)
+                .get(key.as_str())
                 .is_some_and(|o| o.resource_version() == obj.resource_version());
             if unchanged {
+                seen.insert(key);
                 continue;
             }
             let new = Arc::new(obj);
-            let old = inner.insert(key.clone(), new.clone());
+            let old = inner.insert(&key, new.clone());
             let kind = if old.is_some() {
                 ChangeKind::Modified
             } else {
                 ChangeKind::Added
             };
+            seen.insert(key.clone());
             changes.push(Change {
                 kind,
                 key,
@@ -326,17 +447,17 @@ impl StoreWriter {
                 new: Some(new),
             });
         }
-        let gone: Vec<String> = inner
+        let gone: Vec<Arc<str>> = inner
             .objects
             .keys()
-            .filter(|k| !seen.contains(*k))
+            .filter(|k| !seen.contains(&***k))
             .cloned()
             .collect();
         for key in gone {
             let old = inner.remove(&key);
             changes.push(Change {
                 kind: ChangeKind::Deleted,
-                key,
+                key: key.to_string(),
                 old,
                 new: None,
             });
@@ -359,7 +480,20 @@ impl StoreWriter {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::client::WatchEvent;
     use bosun_api::v1;
+
+    /// Applies one watch event the way the informer does.
+    fn apply(w: &StoreWriter, event: WatchEvent) -> Option<Change> {
+        match event {
+            WatchEvent::Added(o) | WatchEvent::Modified(o) => w.upsert(o),
+            WatchEvent::Deleted(o) => w.delete(o),
+            WatchEvent::Bookmark(rev) => {
+                w.bookmark(rev);
+                None
+            }
+        }
+    }
 
     /// A pod `ns/name` at `rv`, with labels, owner uids and a node.
     pub(crate) fn pod(
@@ -445,7 +579,7 @@ pub(crate) mod tests {
         ];
         for (event, want, keys) in table {
             let what = format!("{event:?}");
-            let change = w.apply(event);
+            let change = apply(&w, event);
             assert_eq!(change.map(|c| c.kind), want, "{what}");
             assert_eq!(store.keys(), keys, "{what}");
         }
@@ -456,27 +590,18 @@ pub(crate) mod tests {
     #[test]
     fn indexes_follow_updates_and_deletes() {
         let (store, w) = store();
-        w.apply(WatchEvent::Added(pod(
-            "a",
-            1,
-            &[("app", "x")],
-            &["job-1"],
-            "n1",
-        )));
-        w.apply(WatchEvent::Added(pod(
-            "b",
-            2,
-            &[("app", "x")],
-            &["job-2"],
-            "n1",
-        )));
-        w.apply(WatchEvent::Added(pod(
-            "c",
-            3,
-            &[("app", "y")],
-            &["job-1"],
-            "",
-        )));
+        apply(
+            &w,
+            WatchEvent::Added(pod("a", 1, &[("app", "x")], &["job-1"], "n1")),
+        );
+        apply(
+            &w,
+            WatchEvent::Added(pod("b", 2, &[("app", "x")], &["job-2"], "n1")),
+        );
+        apply(
+            &w,
+            WatchEvent::Added(pod("c", 3, &[("app", "y")], &["job-1"], "")),
+        );
         // (query, expected names)
         type Row<'a> = (&'a str, Vec<Arc<Object>>, &'a [&'a str]);
         let check = |when: &str, table: &[Row]| {
@@ -496,14 +621,11 @@ pub(crate) mod tests {
             ],
         );
         // a moves: new label, new owner, new node; b goes away.
-        w.apply(WatchEvent::Modified(pod(
-            "a",
-            4,
-            &[("app", "y")],
-            &["job-2"],
-            "n2",
-        )));
-        w.apply(WatchEvent::Deleted(pod("b", 5, &[], &[], "")));
+        apply(
+            &w,
+            WatchEvent::Modified(pod("a", 4, &[("app", "y")], &["job-2"], "n2")),
+        );
+        apply(&w, WatchEvent::Deleted(pod("b", 5, &[], &[], "")));
         check(
             "after changes",
             &[
@@ -563,6 +685,64 @@ pub(crate) mod tests {
         assert_eq!(store.revision(), 9);
     }
 
+    /// A compact entry: name, version and controller uid, nothing else.
+    struct Slim {
+        name: String,
+        rv: i64,
+        owner: Option<String>,
+    }
+
+    impl Cached for Slim {
+        fn namespace(&self) -> &str {
+            "ns"
+        }
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn resource_version(&self) -> i64 {
+            self.rv
+        }
+        fn owners(&self) -> Vec<OwnerRef<'_>> {
+            self.owner
+                .iter()
+                .map(|uid| OwnerRef {
+                    kind: "Job",
+                    name: "j",
+                    uid,
+                    controller: true,
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_store_of_projected_entries_indexes_what_they_report() {
+        let (store, w) = store::<Slim>();
+        let slim = |name: &str, rv, owner: Option<&str>| Slim {
+            name: name.into(),
+            rv,
+            owner: owner.map(String::from),
+        };
+        w.replace(vec![slim("a", 1, Some("u1")), slim("b", 2, Some("u1"))], 2);
+        assert!(w.upsert(slim("c", 3, None)).is_some());
+        assert!(w.upsert(slim("a", 1, Some("u2"))).is_none(), "not newer");
+        let change = w.upsert(slim("a", 4, Some("u2"))).expect("newer");
+        assert_eq!(change.kind, ChangeKind::Modified);
+        assert_eq!(change.new.as_ref().unwrap().controller().unwrap().uid, "u2");
+        let owned = |uid: &str| {
+            let mut n: Vec<String> = store.by_owner(uid).iter().map(|o| o.name.clone()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(owned("u1"), ["b"]);
+        assert_eq!(owned("u2"), ["a"]);
+        assert!(store.by_node("n1").is_empty() && store.by_label("app", "x").is_empty());
+        assert!(w.delete(slim("b", 5, Some("u1"))).is_some());
+        assert!(owned("u1").is_empty());
+        assert_eq!(store.keys(), ["ns/a", "ns/c"]);
+        assert_eq!(store.revision(), 5);
+    }
+
     #[tokio::test]
     async fn readers_wait_until_the_first_list_is_loaded() {
         let (store, w) = store();
@@ -577,7 +757,7 @@ pub(crate) mod tests {
         assert!(store.is_ready());
         assert_eq!(store.len(), 1);
         // A dropped writer releases waiters too.
-        let (never, w2) = super::store();
+        let (never, w2) = super::store::<Object>();
         drop(w2);
         never.wait_until_ready().await;
     }

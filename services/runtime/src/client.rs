@@ -2,7 +2,6 @@
 //! and [`Broker`], typed helpers over it that speak [`Object`]s and a [`ClientError`] which
 //! tells "not found", "already exists", "conflict" and "expired, relist" apart.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use bosun_api::v1::objects_client::ObjectsClient;
@@ -255,7 +254,10 @@ impl WatchEvent {
 /// A running watch, yielding events one at a time.
 pub struct WatchStream {
     inner: tonic::Streaming<WatchResponse>,
-    pending: VecDeque<WatchEvent>,
+    /// The rest of the last response, still encoded: each event is decoded when it is
+    /// taken, so a batch of hundreds of events never sits decoded in memory at once (a
+    /// decoded object is several times its encoded size).
+    pending: std::vec::IntoIter<bosun_api::v1::WatchEvent>,
 }
 
 impl WatchStream {
@@ -263,17 +265,15 @@ impl WatchStream {
     /// revision seen), `Err(Expired)` when the caller must relist.
     pub async fn next(&mut self) -> Result<Option<WatchEvent>, ClientError> {
         loop {
-            if let Some(ev) = self.pending.pop_front() {
-                return Ok(Some(ev));
+            for ev in self.pending.by_ref() {
+                if let Some(ev) = WatchEvent::decode(&ev)? {
+                    return Ok(Some(ev));
+                }
             }
             let Some(resp) = self.inner.message().await? else {
                 return Ok(None);
             };
-            for ev in &resp.events {
-                if let Some(ev) = WatchEvent::decode(ev)? {
-                    self.pending.push_back(ev);
-                }
-            }
+            self.pending = resp.events.into_iter();
         }
     }
 }
@@ -525,7 +525,7 @@ impl Broker {
         let inner = self.client.clone().watch(req).await?.into_inner();
         Ok(WatchStream {
             inner,
-            pending: VecDeque::new(),
+            pending: Vec::new().into_iter(),
         })
     }
 }

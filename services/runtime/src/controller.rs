@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 
 use bosun_api::Object;
 use futures::FutureExt as _;
+use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::cache::{Change, Store};
+use crate::cache::{Cached, Change, Store};
 use crate::informer::{Informer, enqueue_controller_owner, enqueue_self};
 use crate::metrics::{Counter, Histogram, Metrics};
 use crate::queue::{Backoff, WorkQueue};
@@ -92,12 +93,32 @@ impl ReconcileMetrics {
     }
 }
 
+/// An informer of any entry type, started by [`Controller::run`].
+trait Spawn: Send {
+    /// Starts the informer; returns a future that resolves once its cache is loaded, and its
+    /// task.
+    fn spawn(
+        self: Box<Self>,
+        shutdown: CancellationToken,
+    ) -> (BoxFuture<'static, ()>, tokio::task::JoinHandle<()>);
+}
+
+impl<T: Cached> Spawn for Informer<T> {
+    fn spawn(
+        self: Box<Self>,
+        shutdown: CancellationToken,
+    ) -> (BoxFuture<'static, ()>, tokio::task::JoinHandle<()>) {
+        let (store, task) = Informer::<T>::spawn(*self, shutdown);
+        (async move { store.wait_until_ready().await }.boxed(), task)
+    }
+}
+
 /// Informers, a work queue and workers for one primary kind.
 pub struct Controller {
     name: String,
     queue: WorkQueue<String>,
     primary: Store,
-    informers: Vec<Informer>,
+    informers: Vec<Box<dyn Spawn>>,
     workers: usize,
     metrics: ReconcileMetrics,
 }
@@ -123,7 +144,7 @@ impl Controller {
             name: name.to_string(),
             queue,
             primary: store,
-            informers: vec![primary.with_metrics(metrics)],
+            informers: vec![Box::new(primary.with_metrics(metrics))],
             workers: 1,
             metrics: ReconcileMetrics::new(metrics, name),
         }
@@ -131,18 +152,22 @@ impl Controller {
 
     /// Also watches dependents whose controller reference is of kind `owner_kind` (`"Job"`):
     /// a change to one enqueues its owner.
-    pub fn owns(mut self, mut informer: Informer, owner_kind: &'static str) -> Controller {
+    pub fn owns<T: Cached>(
+        mut self,
+        mut informer: Informer<T>,
+        owner_kind: &'static str,
+    ) -> Controller {
         informer.on_change(enqueue_controller_owner(self.queue.clone(), owner_kind));
-        self.informers.push(informer);
+        self.informers.push(Box::new(informer));
         self
     }
 
     /// Also watches another kind, mapping each change to the keys to reconcile (a node
     /// change to the DaemonSets that may now place a pod on it).
-    pub fn watches(
+    pub fn watches<T: Cached>(
         mut self,
-        mut informer: Informer,
-        map: impl Fn(&Change) -> Vec<String> + Send + Sync + 'static,
+        mut informer: Informer<T>,
+        map: impl Fn(&Change<T>) -> Vec<String> + Send + Sync + 'static,
     ) -> Controller {
         let queue = self.queue.clone();
         informer.on_change(move |change| {
@@ -150,7 +175,7 @@ impl Controller {
                 queue.add(key);
             }
         });
-        self.informers.push(informer);
+        self.informers.push(Box::new(informer));
         self
     }
 
@@ -193,20 +218,16 @@ impl Controller {
             metrics,
         } = self;
         let stop_informers = shutdown.child_token();
-        let mut stores = Vec::new();
+        let mut loaded = Vec::new();
         let mut tasks = Vec::new();
         for informer in informers {
-            let (store, task) = informer.spawn(stop_informers.clone());
-            stores.push(store);
+            let (ready, task) = informer.spawn(stop_informers.clone());
+            loaded.push(ready);
             tasks.push(task);
         }
 
         // sample-controller: no worker acts before every cache has its first list.
-        let synced = async {
-            for store in &stores {
-                store.wait_until_ready().await;
-            }
-        };
+        let synced = futures::future::join_all(loaded);
         let ready = tokio::select! {
             _ = shutdown.cancelled() => false,
             _ = synced => true,

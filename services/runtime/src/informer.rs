@@ -11,6 +11,9 @@
 //! objects that vanished while the watch was down). Every change goes to the registered
 //! handlers, which only compute keys and enqueue them (sample-controller style); helpers
 //! for the two usual handlers are [`enqueue_self`] and [`enqueue_controller_owner`].
+//!
+//! An informer caches whole objects, or with [`Informer::projected`] a compact entry built
+//! from each (a controller that caches every pod of a large Job keeps only what it reads).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +26,7 @@ use futures::stream::BoxStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::cache::{self, Change, ChangeKind, Store, StoreWriter};
+use crate::cache::{self, Cached, Change, ChangeKind, Store, StoreWriter};
 use crate::client::{Broker, ClientError, ObjectList, Selector, WatchEvent};
 use crate::metrics::{Counter, Gauge, Metrics};
 use crate::queue::{Backoff, WorkQueue};
@@ -81,10 +84,10 @@ impl ListWatch for Broker {
 }
 
 /// A change handler: computes keys from a change and enqueues them. Must not block.
-pub type Handler = Box<dyn Fn(&Change) + Send + Sync>;
+pub type Handler<T = Object> = Box<dyn Fn(&Change<T>) + Send + Sync>;
 
-/// Rewrites each object before it is cached (see [`Informer::with_transform`]).
-pub type Transform = Box<dyn Fn(&mut Object) + Send + Sync>;
+/// Builds the cache entry of each listed or watched object (see [`Informer::projected`]).
+pub type Projection<T> = Box<dyn Fn(Object) -> T + Send + Sync>;
 
 struct InformerMetrics {
     events: Counter,
@@ -94,17 +97,17 @@ struct InformerMetrics {
 }
 
 /// Lists then watches one kind into a [`Store`]; see the module docs.
-pub struct Informer {
+pub struct Informer<T = Object> {
     kind: Kind,
     selector: Selector,
     source: Arc<dyn ListWatch>,
-    writer: StoreWriter,
-    handlers: Vec<Handler>,
+    writer: StoreWriter<T>,
+    handlers: Vec<Handler<T>>,
     metrics: Option<InformerMetrics>,
     /// Delay between failed list/watch attempts.
     retry: Backoff,
-    /// Applied to every listed or watched object before it is stored.
-    transform: Option<Transform>,
+    /// Turns every listed or watched object into what is stored.
+    project: Projection<T>,
 }
 
 /// Where the informer's state machine stands.
@@ -113,9 +116,53 @@ enum Step {
     Watch(i64),
 }
 
-impl Informer {
-    /// An informer for `kind` objects that `selector` picks, from `source`.
+impl Informer<Object> {
+    /// An informer for `kind` objects that `selector` picks, from `source`, caching whole
+    /// objects.
     pub fn new(source: Arc<dyn ListWatch>, kind: Kind, selector: Selector) -> Informer {
+        Informer::projected(source, kind, selector, |obj| obj)
+    }
+
+    /// An informer over the broker.
+    pub fn for_broker(broker: &Broker, kind: Kind, selector: Selector) -> Informer {
+        Informer::new(Arc::new(broker.clone()), kind, selector)
+    }
+
+    /// Applies `transform` to every object (list items and watch events) before it is stored,
+    /// e.g. to drop the fields a controller never reads and keep a large cache small (for a
+    /// cache of a few fields, [`Informer::projected`] is smaller still).
+    ///
+    /// A transformed cache holds partial objects: they must never be written back to the
+    /// broker (an update would wipe the dropped fields). Read the object fresh with
+    /// `Broker::get` before updating it.
+    pub fn with_transform(
+        mut self,
+        transform: impl Fn(&mut Object) + Send + Sync + 'static,
+    ) -> Informer {
+        let project = std::mem::replace(&mut self.project, Box::new(|obj| obj));
+        self.project = Box::new(move |obj| {
+            let mut obj = project(obj);
+            transform(&mut obj);
+            obj
+        });
+        self
+    }
+}
+
+impl<T: Cached> Informer<T> {
+    /// An informer for `kind` objects that `selector` picks, from `source`, caching
+    /// `project(object)` for each listed or watched object (deletions included), e.g. the
+    /// few fields a controller reads, so a large cache stays small.
+    ///
+    /// A projected entry is not the object: a controller never writes one back, it reads
+    /// the object fresh with `Broker::get` or sends a targeted update
+    /// (`Broker::update_finalizers`).
+    pub fn projected(
+        source: Arc<dyn ListWatch>,
+        kind: Kind,
+        selector: Selector,
+        project: impl Fn(Object) -> T + Send + Sync + 'static,
+    ) -> Informer<T> {
         let (_, writer) = cache::store();
         Informer {
             kind,
@@ -125,29 +172,24 @@ impl Informer {
             handlers: Vec::new(),
             metrics: None,
             retry: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
-            transform: None,
+            project: Box::new(project),
         }
     }
 
-    /// An informer over the broker.
-    pub fn for_broker(broker: &Broker, kind: Kind, selector: Selector) -> Informer {
-        Informer::new(Arc::new(broker.clone()), kind, selector)
-    }
-
     /// The store this informer fills (ready after the first list).
-    pub fn store(&self) -> Store {
+    pub fn store(&self) -> Store<T> {
         self.writer.reader()
     }
 
     /// Registers a change handler (before [`Informer::run`]).
-    pub fn on_change(&mut self, handler: impl Fn(&Change) + Send + Sync + 'static) -> &mut Self {
+    pub fn on_change(&mut self, handler: impl Fn(&Change<T>) + Send + Sync + 'static) -> &mut Self {
         self.handlers.push(Box::new(handler));
         self
     }
 
     /// Reports `bosun_informer_events_total`, `bosun_informer_relists_total`,
     /// `bosun_informer_objects` and `bosun_informer_revision`, labelled `kind`.
-    pub fn with_metrics(mut self, metrics: &Metrics) -> Informer {
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Informer<T> {
         let name = format!("{:?}", self.kind);
         let labels = [("kind", name.as_str())];
         self.metrics = Some(InformerMetrics {
@@ -176,32 +218,18 @@ impl Informer {
     }
 
     /// Sets the delay between failed attempts (default 100 ms doubling to 10 s).
-    pub fn with_retry(mut self, retry: Backoff) -> Informer {
+    pub fn with_retry(mut self, retry: Backoff) -> Informer<T> {
         self.retry = retry;
         self
     }
 
-    /// Applies `transform` to every object (list items and watch events) before it is stored,
-    /// e.g. to drop the fields a controller never reads and keep a large cache small.
-    ///
-    /// A transformed cache holds partial objects: they must never be written back to the
-    /// broker (an update would wipe the dropped fields). Read the object fresh with
-    /// `Broker::get` before updating it.
-    pub fn with_transform(
-        mut self,
-        transform: impl Fn(&mut Object) + Send + Sync + 'static,
-    ) -> Informer {
-        self.transform = Some(Box::new(transform));
-        self
-    }
-
     /// Runs in the background until `shutdown`; returns the store and the task.
-    pub fn spawn(self, shutdown: CancellationToken) -> (Store, tokio::task::JoinHandle<()>) {
+    pub fn spawn(self, shutdown: CancellationToken) -> (Store<T>, tokio::task::JoinHandle<()>) {
         let store = self.store();
         (store, tokio::spawn(self.run(shutdown)))
     }
 
-    fn emit(&self, change: &Change) {
+    fn emit(&self, change: &Change<T>) {
         for handler in &self.handlers {
             handler(change);
         }
@@ -256,10 +284,7 @@ impl Informer {
                     .map_err(|e| (Step::Relist, e))?;
                 *failures = 0;
                 let revision = list.revision;
-                let mut items = list.items;
-                if let Some(transform) = &self.transform {
-                    items.iter_mut().for_each(transform);
-                }
+                let items = list.items.into_iter().map(&self.project).collect();
                 let changes = self.writer.replace(items, revision);
                 tracing::debug!(revision, changes = changes.len(), "listed");
                 self.writer.mark_ready();
@@ -282,19 +307,11 @@ impl Informer {
                 let mut received = 0usize;
                 while let Some(event) = events.next().await {
                     match event {
-                        Ok(mut event) => {
+                        Ok(event) => {
                             received += 1;
-                            if let Some(transform) = &self.transform {
-                                match &mut event {
-                                    WatchEvent::Added(o)
-                                    | WatchEvent::Modified(o)
-                                    | WatchEvent::Deleted(o) => transform(o),
-                                    WatchEvent::Bookmark(_) => {}
-                                }
-                            }
                             *failures = 0;
                             revision = revision.max(event.revision());
-                            if let Some(change) = self.writer.apply(event) {
+                            if let Some(change) = self.apply(event) {
                                 self.emit(&change);
                             }
                             if let Some(m) = &self.metrics {
@@ -319,6 +336,20 @@ impl Informer {
         }
     }
 
+    /// Applies one watch event to the store, projected.
+    fn apply(&self, event: WatchEvent) -> Option<Change<T>> {
+        match event {
+            WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
+                self.writer.upsert((self.project)(obj))
+            }
+            WatchEvent::Deleted(obj) => self.writer.delete((self.project)(obj)),
+            WatchEvent::Bookmark(revision) => {
+                self.writer.bookmark(revision);
+                None
+            }
+        }
+    }
+
     fn expired(&self, revision: i64) -> Step {
         tracing::info!(revision, "watch revision expired; relisting");
         Step::Relist
@@ -326,22 +357,22 @@ impl Informer {
 }
 
 /// A handler that enqueues the changed object's own key.
-pub fn enqueue_self(queue: WorkQueue<String>) -> impl Fn(&Change) + Send + Sync + 'static {
+pub fn enqueue_self<T>(queue: WorkQueue<String>) -> impl Fn(&Change<T>) + Send + Sync + 'static {
     move |change| queue.add(change.key.clone())
 }
 
 /// A handler that enqueues the key of the changed object's controller (its ownerReference
 /// with `controller: true`) when that controller is of kind `owner_kind` (`"Job"`). When an
 /// update moved the object to another controller, both are enqueued.
-pub fn enqueue_controller_owner(
+pub fn enqueue_controller_owner<T: Cached>(
     queue: WorkQueue<String>,
     owner_kind: &'static str,
-) -> impl Fn(&Change) + Send + Sync + 'static {
+) -> impl Fn(&Change<T>) + Send + Sync + 'static {
     move |change| {
-        let owner_key = |obj: &Option<Arc<bosun_api::Object>>| {
+        let owner_key = |obj: &Option<Arc<T>>| {
             let obj = obj.as_ref()?;
-            let owner = obj.controller_ref()?;
-            (owner.kind == owner_kind).then(|| object_key(obj.namespace(), &owner.name))
+            let owner = obj.controller()?;
+            (owner.kind == owner_kind).then(|| object_key(obj.namespace(), owner.name))
         };
         let new = owner_key(&change.new);
         let old = owner_key(&change.old);
@@ -461,15 +492,89 @@ pub(crate) mod tests {
         for obj in store.list() {
             assert!(obj.meta().unwrap().labels.is_empty(), "{}", obj.key());
         }
-        assert_eq!(obj_rv(&store, "ns/a"), 7);
+        assert_eq!(store.get("ns/a").map(|o| o.resource_version()), Some(7));
         assert!(store.by_label("app", "x").is_empty());
         assert_eq!(*seen.lock().unwrap(), [Some(0), Some(0), Some(0)]);
         shutdown.cancel();
         task.await.unwrap();
     }
 
-    fn obj_rv(store: &Store, key: &str) -> i64 {
-        store.get(key).map_or(0, |o| o.resource_version())
+    /// A projected entry: the pod's name, version and how many labels it had.
+    #[derive(Debug)]
+    struct Entry {
+        name: String,
+        rv: i64,
+        labels: usize,
+    }
+
+    impl Cached for Entry {
+        fn namespace(&self) -> &str {
+            "ns"
+        }
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn resource_version(&self) -> i64 {
+            self.rv
+        }
+        fn owners(&self) -> Vec<crate::cache::OwnerRef<'_>> {
+            Vec::new()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_projected_informer_caches_the_projection_of_listed_and_watched_objects() {
+        let labelled = |name: &str, rv: i64| pod(name, rv, &[("app", "x")], &[], "");
+        let fake = Arc::new(Fake::default());
+        fake.lists
+            .lock()
+            .unwrap()
+            .push_back(list(vec![labelled("a", 1), labelled("c", 2)], 5));
+        fake.watches.lock().unwrap().push_back(vec![
+            Ok(WatchEvent::Added(labelled("b", 6))),
+            Ok(WatchEvent::Modified(labelled("a", 7))),
+            Ok(WatchEvent::Deleted(labelled("c", 8))),
+        ]);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut informer =
+            Informer::projected(fake.clone(), Kind::Pod, Selector::all(), |o| Entry {
+                name: o.name().to_string(),
+                rv: o.resource_version(),
+                labels: o.meta().map_or(0, |m| m.labels.len()),
+            });
+        {
+            let seen = seen.clone();
+            informer.on_change(move |c: &Change<Entry>| {
+                let e = c.object().unwrap();
+                seen.lock().unwrap().push((c.kind, e.name.clone(), e.rv));
+            });
+        }
+        let shutdown = CancellationToken::new();
+        let (store, task) = informer.spawn(shutdown.clone());
+        store.wait_until_ready().await;
+        // list, the scripted watch, then the silent watch after it: all events applied.
+        wait_for_calls(&fake, 3).await;
+        assert_eq!(store.keys(), ["ns/a", "ns/b"]);
+        assert!(store.list().iter().all(|e| e.labels == 1));
+        assert_eq!(store.get("ns/a").map(|e| e.rv), Some(7));
+        use ChangeKind::*;
+        let mut list_changes = seen.lock().unwrap()[..2].to_vec();
+        list_changes.sort_by(|x, y| x.1.cmp(&y.1));
+        assert_eq!(
+            list_changes,
+            [(Added, "a".to_string(), 1), (Added, "c".to_string(), 2)]
+        );
+        assert_eq!(
+            seen.lock().unwrap()[2..],
+            [
+                (Added, "b".to_string(), 6),
+                (Modified, "a".to_string(), 7),
+                (Deleted, "c".to_string(), 2),
+            ],
+            "a delete reports the last cached state"
+        );
+        shutdown.cancel();
+        task.await.unwrap();
     }
 
     #[tokio::test]
