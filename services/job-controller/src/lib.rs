@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 pub use error::{Error, Result};
 use plan::{Dependency, DependencyState, Inputs};
-use pods::{PodFacts, TRACKING_FINALIZER};
+use pods::{CachedPod, PodFacts, TRACKING_FINALIZER};
 
 /// The component name on events, and the `managedBy` value this controller answers to.
 pub const COMPONENT: &str = "job-controller";
@@ -92,7 +92,7 @@ struct InFlight {
 
 struct Ctx {
     broker: Broker,
-    pods: Store,
+    pods: Store<CachedPod>,
     jobs: Store,
     /// The Jobs as the informer that wakes dependents saw them: dependency states are read
     /// here, so a dependent woken by a change always sees that change.
@@ -111,19 +111,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown).await?;
 
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
-    // The pod cache keeps only what the controller reads (`pods::slim`): its pods are never
-    // written back; `release_one` sends a finalizer-only update.
-    let mut pods = Informer::for_broker(&broker, Kind::Pod, Selector::all())
-        .with_metrics(&registry)
-        .with_transform(pods::slim);
+    // The pod cache keeps a compact `CachedPod` per pod, its repeated strings shared: never
+    // the pod itself, so `release_one` sends a finalizer-only update by uid.
+    let shared = pods::Shared::default();
+    let mut pods = Informer::projected(
+        Arc::new(broker.clone()),
+        Kind::Pod,
+        Selector::all(),
+        move |obj| CachedPod::new(&obj, &shared),
+    )
+    .with_metrics(&registry);
     let pod_store = pods.store();
     // Pods still tracked whose Job is gone go to the orphan sweeper.
-    let (orphans_tx, orphans_rx) = mpsc::unbounded_channel::<Arc<Object>>();
-    pods.on_change(move |change: &Change| {
+    let (orphans_tx, orphans_rx) = mpsc::unbounded_channel::<Arc<CachedPod>>();
+    pods.on_change(move |change: &Change<CachedPod>| {
         if let Some(pod) = &change.new
-            && pod
-                .meta()
-                .is_some_and(|m| m.finalizers.iter().any(|f| f == TRACKING_FINALIZER))
+            && pod.facts.tracked
         {
             let _ = orphans_tx.send(pod.clone());
         }
@@ -213,26 +216,26 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
         return Ok(Action::AwaitChange);
     }
     let meta = job.metadata.clone().unwrap_or_default();
-    let cached: Vec<Arc<Object>> = ctx
+    let cached: Vec<Arc<CachedPod>> = ctx
         .pods
         .by_owner(&meta.uid)
         .into_iter()
-        .filter(|p| p.controller_ref().is_some_and(|r| r.uid == meta.uid))
+        .filter(|p| p.controller.as_ref().is_some_and(|r| r.uid == meta.uid))
         .collect();
     if !meta.deletion_timestamp.is_empty() {
         // Being deleted: let its pods go so the deletion can finish.
-        let tracked: Vec<Arc<Object>> = cached.into_iter().filter(|p| is_tracked(p)).collect();
+        let tracked: Vec<Arc<CachedPod>> = cached.into_iter().filter(|p| p.facts.tracked).collect();
         release(&ctx, tracked).await?;
         return Ok(Action::AwaitChange);
     }
     // Counted, released, finished pods only matter for what a replacement of their index
     // inherits (backoffLimitPerIndex); skipping them keeps a reconcile O(pods in play).
-    let in_play: Vec<Arc<Object>> = if spec.backoff_limit_per_index.is_some() {
+    let in_play: Vec<Arc<CachedPod>> = if spec.backoff_limit_per_index.is_some() {
         cached.clone()
     } else {
         cached
             .iter()
-            .filter(|p| is_tracked(p) || !is_finished(p))
+            .filter(|p| p.facts.tracked || !p.facts.finished())
             .cloned()
             .collect()
     };
@@ -268,9 +271,9 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
             Err(err) => return Err(err.into()),
         }
     }
-    let by_name: HashMap<&str, &Arc<Object>> = cached.iter().map(|p| (p.name(), p)).collect();
+    let by_name: HashMap<&str, &Arc<CachedPod>> = cached.iter().map(|p| (p.name(), p)).collect();
     // 2. Counted pods let go.
-    let to_release: Vec<Arc<Object>> = plan
+    let to_release: Vec<Arc<CachedPod>> = plan
         .release
         .iter()
         .filter_map(|n| by_name.get(n.as_str()).map(|p| (*p).clone()))
@@ -278,14 +281,18 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
     release(&ctx, to_release).await?;
     // 3. Deletions (released first: never counted as failures).
     if !plan.delete.is_empty() {
-        let victims: Vec<Arc<Object>> = plan
+        let victims: Vec<Arc<CachedPod>> = plan
             .delete
             .iter()
             .filter_map(|n| by_name.get(n.as_str()).map(|p| (*p).clone()))
             .collect();
         release(
             &ctx,
-            victims.iter().filter(|p| is_tracked(p)).cloned().collect(),
+            victims
+                .iter()
+                .filter(|p| p.facts.tracked)
+                .cloned()
+                .collect(),
         )
         .await?;
         delete_pods(&ctx, &obj, &meta.uid, victims).await?;
@@ -306,24 +313,10 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
     Ok(plan.requeue.map_or(Action::AwaitChange, Action::Requeue))
 }
 
-fn is_finished(pod: &Object) -> bool {
-    pod.as_pod()
-        .and_then(|p| p.status.as_ref())
-        .is_some_and(|s| s.phase == "Succeeded" || s.phase == "Failed")
-}
-
-fn is_tracked(pod: &Object) -> bool {
-    pod.meta()
-        .is_some_and(|m| m.finalizers.iter().any(|f| f == TRACKING_FINALIZER))
-}
-
 /// The facts of the cached pods, plus the pods created a moment ago and not yet seen, minus
 /// the ones deleted a moment ago.
-fn with_in_flight(ctx: &Ctx, job_uid: &str, cached: &[Arc<Object>]) -> Vec<PodFacts> {
-    let mut facts: Vec<PodFacts> = cached
-        .iter()
-        .filter_map(|o| o.as_pod().map(pods::facts))
-        .collect();
+fn with_in_flight(ctx: &Ctx, job_uid: &str, cached: &[Arc<CachedPod>]) -> Vec<PodFacts> {
+    let mut facts: Vec<PodFacts> = cached.iter().map(|p| p.facts.clone()).collect();
     let mut all = ctx.in_flight.lock().unwrap_or_else(|p| p.into_inner());
     let Some(flight) = all.get_mut(job_uid) else {
         return facts;
@@ -356,7 +349,7 @@ fn with_in_flight(ctx: &Ctx, job_uid: &str, cached: &[Arc<Object>]) -> Vec<PodFa
             finished_at: None,
             created_at: Some(chrono::Utc::now()),
             exit_codes: Vec::new(),
-            conditions: Vec::new(),
+            conditions: Default::default(),
             index_failures: 0,
             index_ignored_failures: 0,
         });
@@ -368,7 +361,7 @@ fn with_in_flight(ctx: &Ctx, job_uid: &str, cached: &[Arc<Object>]) -> Vec<PodFa
 }
 
 /// Removes the tracking finalizer from `pods` (re-reading a pod that changed meanwhile).
-async fn release(ctx: &Arc<Ctx>, pods: Vec<Arc<Object>>) -> Result<()> {
+async fn release(ctx: &Arc<Ctx>, pods: Vec<Arc<CachedPod>>) -> Result<()> {
     let mut set = JoinSet::new();
     let mut first_error: Option<ClientError> = None;
     for pod in pods {
@@ -396,7 +389,7 @@ async fn release(ctx: &Arc<Ctx>, pods: Vec<Arc<Object>>) -> Result<()> {
 /// Removes the tracking finalizer from `pod` (a cached pod, so never written back): a
 /// finalizer-only update naming the pod's uid, so nothing else of the pod is read or sent.
 /// Gone, or replaced by another pod of the same name: nothing to release.
-async fn release_one(ctx: &Ctx, pod: &Object) -> std::result::Result<(), ClientError> {
+async fn release_one(ctx: &Ctx, pod: &CachedPod) -> std::result::Result<(), ClientError> {
     let released = ctx
         .broker
         .update_finalizers(
@@ -422,7 +415,7 @@ async fn delete_pods(
     ctx: &Arc<Ctx>,
     job: &Arc<Object>,
     job_uid: &str,
-    victims: Vec<Arc<Object>>,
+    victims: Vec<Arc<CachedPod>>,
 ) -> Result<()> {
     {
         let mut all = ctx.in_flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -552,7 +545,7 @@ fn record(ctx: &Arc<Ctx>, obj: &Arc<Object>, ty: EventType, reason: &'static str
 /// Releases tracked pods whose Job no longer exists (checked with an uncached read, by uid).
 async fn sweep_orphans(
     ctx: Arc<Ctx>,
-    mut rx: mpsc::UnboundedReceiver<Arc<Object>>,
+    mut rx: mpsc::UnboundedReceiver<Arc<CachedPod>>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -560,8 +553,8 @@ async fn sweep_orphans(
             _ = shutdown.cancelled() => return,
             p = rx.recv() => match p { Some(p) => p, None => return },
         };
-        let owner = pod.controller_ref().filter(|r| r.kind == "Job").cloned();
-        let owner_alive = match &owner {
+        let owner = pod.controller.as_ref().filter(|r| r.kind == "Job");
+        let owner_alive = match owner {
             None => false,
             Some(r) => {
                 let key = bosun_api::object::object_key(pod.namespace(), &r.name);

@@ -1,13 +1,18 @@
-//! A Job's pods: what the controller reads from each ([`PodFacts`]) and how it builds a new
-//! one from the template (Kubernetes' names, labels, annotations, ownerReference, tracking
-//! finalizer, `JOB_COMPLETION_INDEX`, Indexed hostname). Pure functions.
+//! A Job's pods: what the controller reads from each ([`PodFacts`]), what its cache keeps of
+//! each ([`CachedPod`]), and how it builds a new one from the template (Kubernetes' names,
+//! labels, annotations, ownerReference, tracking finalizer, `JOB_COMPLETION_INDEX`, Indexed
+//! hostname). Pure functions.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bosun_api::defaults::{
     JOB_CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL,
 };
-use bosun_api::v1;
+use bosun_api::object::object_key;
+use bosun_api::{Object, v1};
+use bosun_runtime::cache::{Cached, OwnerRef};
+use bosun_runtime::intern::Interner;
 use chrono::{DateTime, Utc};
 
 /// The finalizer on every pod the controller creates: the pod cannot disappear before it
@@ -61,8 +66,9 @@ pub struct PodFacts {
     pub finished_at: Option<DateTime<Utc>>,
     pub created_at: Option<DateTime<Utc>>,
     pub exit_codes: Vec<ExitCode>,
-    /// Its conditions as (type, status).
-    pub conditions: Vec<(String, String)>,
+    /// Its conditions as (type, status); the list is shared, all pods in one state have
+    /// the same.
+    pub conditions: Arc<[(String, String)]>,
     /// `batch.kubernetes.io/job-index-failure-count` (0 when absent).
     pub index_failures: i32,
     /// `batch.kubernetes.io/job-index-ignored-failure-count` (0 when absent).
@@ -82,8 +88,16 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Reads the facts of `pod`.
-pub fn facts(pod: &v1::Pod) -> PodFacts {
+/// Where the facts of many pods share their repeated values.
+#[derive(Debug, Default)]
+pub struct Shared {
+    strings: Interner<str>,
+    conditions: Interner<[(String, String)]>,
+    controllers: Interner<ControllerRef>,
+}
+
+/// Reads the facts of `pod`; repeated values come from `shared`.
+pub fn facts(pod: &v1::Pod, shared: &Shared) -> PodFacts {
     let empty_meta = v1::ObjectMeta::default();
     let empty_status = v1::PodStatus::default();
     let meta = pod.metadata.as_ref().unwrap_or(&empty_meta);
@@ -144,11 +158,13 @@ pub fn facts(pod: &v1::Pod) -> PodFacts {
         finished_at,
         created_at,
         exit_codes,
-        conditions: status
-            .conditions
-            .iter()
-            .map(|c| (c.r#type.clone(), c.status.clone()))
-            .collect(),
+        conditions: shared.conditions.intern(
+            &status
+                .conditions
+                .iter()
+                .map(|c| (c.r#type.clone(), c.status.clone()))
+                .collect::<Vec<_>>(),
+        ),
         index_failures: annotation_int(INDEX_FAILURE_COUNT),
         index_ignored_failures: annotation_int(INDEX_IGNORED_FAILURE_COUNT),
         name: meta.name.clone(),
@@ -156,95 +172,89 @@ pub fn facts(pod: &v1::Pod) -> PodFacts {
     }
 }
 
-/// Cuts a cached pod down to what [`facts`] (and the controller's cache indexes) read, so the
-/// pod informer holds about a tenth of each pod. Anything else becomes empty: a slimmed pod
-/// must never be written back to the broker.
-pub fn slim(obj: &mut bosun_api::Object) {
-    let Some(bosun_api::v1::object::Object::Pod(pod)) = &mut obj.object else {
-        return;
-    };
-    let pod = &mut **pod;
-    let meta = pod.metadata.take().map(|m| {
-        let keep = |map: BTreeMap<String, String>, keys: &[&str]| -> BTreeMap<String, String> {
-            map.into_iter()
-                .filter(|(k, _)| keys.contains(&k.as_str()))
-                .collect()
-        };
-        v1::ObjectMeta {
-            name: m.name,
-            namespace: m.namespace,
-            uid: m.uid,
-            resource_version: m.resource_version,
-            creation_timestamp: m.creation_timestamp,
-            deletion_timestamp: m.deletion_timestamp,
-            labels: keep(m.labels, &[COMPLETION_INDEX]),
-            annotations: keep(
-                m.annotations,
-                &[
-                    COMPLETION_INDEX,
-                    INDEX_FAILURE_COUNT,
-                    INDEX_IGNORED_FAILURE_COUNT,
-                ],
-            ),
-            owner_references: m.owner_references,
-            finalizers: m.finalizers,
-            ..Default::default()
+/// A pod's controller (its ownerReference with `controller: true`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ControllerRef {
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// A pod as the controller's cache keeps it: its [`PodFacts`] (name and uid included) and
+/// the few metadata fields the controller acts on, a few hundred bytes instead of the whole
+/// pod; what all the pods of a Job repeat (namespace, controller, conditions) is shared.
+/// It is not the pod: the controller never writes one back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedPod {
+    pub namespace: Arc<str>,
+    pub resource_version: i64,
+    pub controller: Option<Arc<ControllerRef>>,
+    pub facts: PodFacts,
+}
+
+impl CachedPod {
+    /// What the cache keeps of `obj` (a pod; any other kind gives an empty entry).
+    pub fn new(obj: &Object, shared: &Shared) -> CachedPod {
+        let empty = v1::Pod::default();
+        let pod = obj.as_pod().unwrap_or(&empty);
+        CachedPod {
+            namespace: shared.strings.intern(obj.namespace()),
+            resource_version: obj.resource_version(),
+            controller: obj.controller_ref().map(|r| {
+                shared.controllers.intern_owned(ControllerRef {
+                    kind: r.kind.clone(),
+                    name: r.name.clone(),
+                    uid: r.uid.clone(),
+                })
+            }),
+            facts: facts(pod, shared),
         }
-    });
-    let spec = pod.spec.take().and_then(|s| {
-        // Only whether the pod is scheduled is read.
-        (!s.node_name.is_empty()).then(|| {
-            Box::new(v1::PodSpec {
-                node_name: s.node_name,
-                ..Default::default()
-            })
-        })
-    });
-    let containers = |statuses: Vec<v1::ContainerStatus>| -> Vec<v1::ContainerStatus> {
-        statuses
-            .into_iter()
-            .map(|c| v1::ContainerStatus {
-                name: c.name,
-                restart_count: c.restart_count,
-                state: c
-                    .state
-                    .and_then(|s| s.terminated)
-                    .map(|t| v1::ContainerState {
-                        terminated: Some(v1::ContainerStateTerminated {
-                            exit_code: t.exit_code,
-                            finished_at: t.finished_at,
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                ..Default::default()
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn name(&self) -> &str {
+        &self.facts.name
+    }
+
+    pub fn uid(&self) -> &str {
+        &self.facts.uid
+    }
+
+    pub fn resource_version(&self) -> i64 {
+        self.resource_version
+    }
+
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        object_key(&self.namespace, &self.facts.name)
+    }
+}
+
+/// Indexed by its controller's uid only (the one owner the controller looks pods up by).
+impl Cached for CachedPod {
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+    fn name(&self) -> &str {
+        &self.facts.name
+    }
+    fn resource_version(&self) -> i64 {
+        self.resource_version
+    }
+    fn owners(&self) -> Vec<OwnerRef<'_>> {
+        self.controller
+            .iter()
+            .map(|c| OwnerRef {
+                kind: &c.kind,
+                name: &c.name,
+                uid: &c.uid,
+                controller: true,
             })
             .collect()
-    };
-    let status = pod.status.take().map(|s| v1::PodStatus {
-        phase: s.phase,
-        conditions: s
-            .conditions
-            .into_iter()
-            .map(|c| v1::Condition {
-                r#type: c.r#type,
-                status: c.status,
-                ..Default::default()
-            })
-            .collect(),
-        init_container_statuses: containers(s.init_container_statuses),
-        container_statuses: containers(s.container_statuses),
-        ..Default::default()
-    });
-    // Cloned, then the pieces moved out of the full pod dropped: the kept strings get fresh,
-    // compact allocations instead of staying scattered among the freed parts of the full pod.
-    *pod = v1::Pod {
-        metadata: meta,
-        spec,
-        status,
-        ..Default::default()
     }
-    .clone();
 }
 
 /// The generateName prefix of a pod: `<job>-` or, Indexed, `<job>-<index>-`, cut to 58.
@@ -419,7 +429,7 @@ mod tests {
             "metadata.annotations['batch.kubernetes.io/job-completion-index']"
         );
         // Read back, it is index 2, tracked, pending.
-        let f = facts(&pod);
+        let f = facts(&pod, &Shared::default());
         assert_eq!(
             (f.index, f.tracked, f.phase),
             (Some(2), true, Phase::Pending)
@@ -476,7 +486,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let f = facts(&pod);
+        let f = facts(&pod, &Shared::default());
         assert_eq!(f.phase, Phase::Failed);
         assert!(f.deleting && !f.ready && !f.tracked);
         assert_eq!(f.restarts, 3);
@@ -563,7 +573,8 @@ mod tests {
     }
 
     #[test]
-    fn a_slimmed_pod_has_the_same_facts_and_no_spec_but_its_node() {
+    fn a_cached_pod_keeps_the_facts_identity_version_and_controller_of_the_pod() {
+        let shared = Shared::default();
         let cases = [
             (Some(3), "node-1", "Failed"),
             (None, "node-1", "Running"),
@@ -572,34 +583,67 @@ mod tests {
         ];
         for (index, node, phase) in cases {
             let full = full_pod(index, node, phase);
-            let mut obj = bosun_api::Object::from(full.clone());
-            slim(&mut obj);
-            let slimmed = obj.as_pod().expect("still a pod");
-            assert_eq!(facts(slimmed), facts(&full), "{index:?} {node} {phase}");
+            let cached = CachedPod::new(&Object::from(full.clone()), &shared);
+            let what = format!("{index:?} {node} {phase}");
+            assert_eq!(cached.facts, facts(&full, &shared), "{what}");
+            assert_eq!(cached.facts.scheduled, !node.is_empty(), "{what}");
             assert_eq!(
-                obj.controller_ref(),
-                bosun_api::Object::from(full.clone()).controller_ref()
+                (cached.key(), cached.uid(), cached.resource_version()),
+                ("ns/j-abc".to_string(), "pod-uid", 42)
             );
-            assert_eq!(obj.key(), "ns/j-abc");
-            assert_eq!(obj.resource_version(), 42);
-            let meta = slimmed.metadata.as_ref().expect("metadata");
-            assert!(!meta.annotations.contains_key("other"));
-            assert!(meta.labels.keys().all(|k| k == COMPLETION_INDEX));
-            match &slimmed.spec {
-                Some(spec) => {
-                    assert_eq!(
-                        **spec,
-                        v1::PodSpec {
-                            node_name: node.into(),
-                            ..Default::default()
-                        }
-                    );
-                }
-                None => assert!(node.is_empty()),
-            }
-            let status = slimmed.status.as_ref().expect("status");
-            assert!(status.pod_ip.is_empty() && status.host_ip.is_empty());
-            assert!(status.container_statuses[0].last_state.is_none());
+            let owner = cached.controller.as_ref().expect("controller");
+            assert_eq!(
+                (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+                ("Job", "j", "u-1")
+            );
+            assert_eq!(
+                Cached::owners(&cached),
+                [OwnerRef {
+                    kind: "Job",
+                    name: "j",
+                    uid: "u-1",
+                    controller: true
+                }]
+            );
         }
+    }
+
+    #[test]
+    fn cached_pods_share_their_repeated_strings_and_keep_only_the_controller_owner() {
+        let shared = Shared::default();
+        let mut other = full_pod(None, "n", "Running");
+        let meta = other.metadata.as_mut().unwrap();
+        meta.name = "j-def".into();
+        meta.owner_references.push(v1::OwnerReference {
+            kind: "Thing".into(),
+            name: "t".into(),
+            uid: "t-1".into(),
+            controller: None,
+            ..Default::default()
+        });
+        let a = CachedPod::new(&Object::from(full_pod(None, "n", "Running")), &shared);
+        let b = CachedPod::new(&Object::from(other), &shared);
+        assert!(Arc::ptr_eq(&a.namespace, &b.namespace));
+        let (ca, cb) = (
+            a.controller.as_ref().unwrap(),
+            b.controller.as_ref().unwrap(),
+        );
+        assert!(Arc::ptr_eq(ca, cb));
+        assert!(Arc::ptr_eq(&a.facts.conditions, &b.facts.conditions));
+        assert_eq!(
+            Cached::owners(&b).len(),
+            1,
+            "only the controller is indexed"
+        );
+        let orphan = v1::Pod {
+            metadata: Some(v1::ObjectMeta {
+                name: "o".into(),
+                namespace: "ns".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let orphan = CachedPod::new(&Object::from(orphan), &shared);
+        assert!(orphan.controller.is_none() && Cached::owners(&orphan).is_empty());
     }
 }

@@ -56,7 +56,7 @@ fn pod(name: &str, phase: Phase) -> PodFacts {
             .then(|| parse_time("2026-01-01T00:00:50Z").unwrap()),
         created_at: parse_time("2026-01-01T00:00:01Z"),
         exit_codes: Vec::new(),
-        conditions: Vec::new(),
+        conditions: Default::default(),
         index_failures: 0,
         index_ignored_failures: 0,
     }
@@ -393,7 +393,7 @@ fn pod_failure_policy_matches_pod_conditions() {
         });
     });
     let evicted = PodFacts {
-        conditions: vec![("DisruptionTarget".into(), "True".into())],
+        conditions: vec![("DisruptionTarget".into(), "True".into())].into(),
         ..pod("e", Phase::Failed)
     };
     let p = run(&j, &[evicted]);
