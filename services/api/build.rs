@@ -27,7 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Every kind lives in one `Object` enum: boxing its variants keeps an Object (and
         // each entry of an informer cache) the size of a pointer instead of the largest kind.
         .boxed(".bosun.v1.Object.object")
-        // A pod's spec is the bulk of a Pod; caches that slim pods drop it.
+        // A pod's spec is the bulk of a Pod; a cache that keeps metadata only (the gc's,
+        // `Object::retain_identity_only`) then holds a pointer, not the spec's inline size.
         .boxed(".bosun.v1.Pod.spec")
         .btree_map(".")
         .compile_fds(fds)?;

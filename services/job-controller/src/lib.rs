@@ -360,7 +360,7 @@ fn with_in_flight(ctx: &Ctx, job_uid: &str, cached: &[Arc<CachedPod>]) -> Vec<Po
     facts
 }
 
-/// Removes the tracking finalizer from `pods` (re-reading a pod that changed meanwhile).
+/// Removes the tracking finalizer from `pods` (a finalizer-only update each, see `release_one`).
 async fn release(ctx: &Arc<Ctx>, pods: Vec<Arc<CachedPod>>) -> Result<()> {
     let mut set = JoinSet::new();
     let mut first_error: Option<ClientError> = None;
