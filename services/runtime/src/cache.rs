@@ -180,6 +180,23 @@ where
 }
 
 impl<T: Cached> Inner<T> {
+    /// Stores `obj` at `key`: the change it makes (Added or Modified).
+    fn put(&mut self, key: String, obj: T) -> Change<T> {
+        let new = Arc::new(obj);
+        let old = self.insert(&key, new.clone());
+        let kind = if old.is_some() {
+            ChangeKind::Modified
+        } else {
+            ChangeKind::Added
+        };
+        Change {
+            kind,
+            key,
+            old,
+            new: Some(new),
+        }
+    }
+
     fn insert(&mut self, key: &str, obj: Arc<T>) -> Option<Arc<T>> {
         let old = self.remove(key);
         let key: Arc<str> = Arc::from(key);
@@ -374,19 +391,7 @@ impl<T: Cached> StoreWriter<T> {
         if current.is_some_and(|current| current >= rv) {
             return None;
         }
-        let new = Arc::new(obj);
-        let old = inner.insert(&key, new.clone());
-        let kind = if old.is_some() {
-            ChangeKind::Modified
-        } else {
-            ChangeKind::Added
-        };
-        Some(Change {
-            kind,
-            key,
-            old,
-            new: Some(new),
-        })
+        Some(inner.put(key, obj))
     }
 
     /// Applies a deletion (the entry's last state, from a watch event); returns the change
@@ -432,20 +437,8 @@ impl<T: Cached> StoreWriter<T> {
                 seen.insert(key);
                 continue;
             }
-            let new = Arc::new(obj);
-            let old = inner.insert(&key, new.clone());
-            let kind = if old.is_some() {
-                ChangeKind::Modified
-            } else {
-                ChangeKind::Added
-            };
             seen.insert(key.clone());
-            changes.push(Change {
-                kind,
-                key,
-                old,
-                new: Some(new),
-            });
+            changes.push(inner.put(key, obj));
         }
         let gone: Vec<Arc<str>> = inner
             .objects
