@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bosun_api::{Kind, Object, v1};
-use bosun_runtime::cache::{Change, Store};
+use bosun_runtime::cache::{Cached, Change, Store};
 use bosun_runtime::client::{Broker, ClientError, DeleteOptions, Selector};
 use bosun_runtime::controller::{Action, Controller};
 use bosun_runtime::events::{EventRecorder, EventType};

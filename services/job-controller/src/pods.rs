@@ -9,7 +9,6 @@ use std::sync::Arc;
 use bosun_api::defaults::{
     JOB_CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL,
 };
-use bosun_api::object::object_key;
 use bosun_api::{Object, v1};
 use bosun_runtime::cache::{Cached, OwnerRef};
 use bosun_runtime::intern::Interner;
@@ -211,25 +210,8 @@ impl CachedPod {
         }
     }
 
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
-    pub fn name(&self) -> &str {
-        &self.facts.name
-    }
-
     pub fn uid(&self) -> &str {
         &self.facts.uid
-    }
-
-    pub fn resource_version(&self) -> i64 {
-        self.resource_version
-    }
-
-    /// `namespace/name`.
-    pub fn key(&self) -> String {
-        object_key(&self.namespace, &self.facts.name)
     }
 }
 
