@@ -372,6 +372,48 @@ async fn deleting_a_running_pod_sends_sigterm_then_the_pod_is_gone() {
 }
 
 #[tokio::test]
+async fn a_finished_pods_worker_ends_yet_the_pod_never_runs_again_and_its_files_go_with_it() {
+    let plane = plane().await;
+    let dir = temp_dir("agent");
+    let runs = dir.join("runs");
+    let script = format!("echo run >> {}; echo hi", runs.display());
+    let agent = start(config(&plane, "n1", &dir.join("data")));
+    plane
+        .client
+        .create(pod("once", "n1", Some(&script), "Never"))
+        .await
+        .expect("create");
+    wait_phase(&plane.client, "once", "Succeeded").await;
+    // Changes after the end reach the agent as events for a pod whose worker is gone.
+    for value in ["a", "b"] {
+        let mut obj: Object = get_pod(&plane.client, "once").await.expect("pod").into();
+        obj.meta_mut().labels.insert("touched".into(), value.into());
+        plane.client.update(obj).await.expect("update labels");
+    }
+    assert_eq!(broker_logs(&plane, "once").await.expect("logs"), "hi\n");
+    let uid = get_pod(&plane.client, "once")
+        .await
+        .and_then(|p| p.metadata)
+        .expect("metadata")
+        .uid;
+    let files = dir.join("data").join("pods").join(&uid);
+    assert!(files.exists(), "{} holds the logs", files.display());
+    plane
+        .client
+        .delete(Kind::Pod, "default", "once", DeleteOptions::default())
+        .await
+        .expect("delete");
+    // The agent sees the changes in order, and cleans up once the pod is gone.
+    eventually(WAIT, || async { !files.exists() }).await;
+    assert_eq!(
+        std::fs::read_to_string(&runs).expect("runs"),
+        "run\n",
+        "started once"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test]
 async fn a_restarted_agent_keeps_its_running_pods_without_starting_them_twice() {
     let plane = plane().await;
     let dir = temp_dir("agent");

@@ -19,8 +19,8 @@ pub mod runtime;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use bosun_api::v1::Kind;
 use bosun_api::v1::logs_server::LogsServer;
+use bosun_api::v1::{Kind, Object};
 use bosun_runtime::client::{Broker, Selector};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::queue::{Backoff, WorkQueue};
@@ -109,7 +109,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         _ => Selector::all().fields("spec.nodeName!="),
     };
     let queue: WorkQueue<String> = WorkQueue::new(Backoff::default());
-    let mut informer = Informer::for_broker(&broker, Kind::Pod, selector).with_metrics(&registry);
+    // Finished pods are cached slim: they pile up, and only their deletion needs a worker.
+    let mut informer = Informer::for_broker(&broker, Kind::Pod, selector)
+        .with_transform(Object::slim_if_finished_pod)
+        .with_metrics(&registry);
     informer.on_change(bosun_runtime::informer::enqueue_self(queue.clone()));
     let (store, informer_task) = informer.spawn(shutdown.clone());
 

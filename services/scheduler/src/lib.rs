@@ -18,7 +18,7 @@ pub mod lifecycle_plan;
 pub mod placement;
 pub mod scheduler;
 
-use bosun_api::v1::Kind;
+use bosun_api::v1::{Kind, Object};
 use bosun_runtime::client::{Broker, Selector};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::Metrics;
@@ -43,7 +43,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         "scheduler starting"
     );
     // One pod informer for both controllers: every pod event is received and decoded once.
-    let mut pods = Informer::for_broker(&broker, Kind::Pod, Selector::all());
+    // Neither reads more of a finished pod than its node and phase: those are cached slim.
+    let mut pods = Informer::for_broker(&broker, Kind::Pod, Selector::all())
+        .with_transform(Object::slim_if_finished_pod);
     let lifecycle = lifecycle::run(
         broker.clone(),
         &mut pods,

@@ -206,7 +206,12 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Context>) -> Result<Action> {
         // Look again just after the lease would go stale.
         soonest(ctx.grace - age + Duration::from_millis(50));
     }
-    for pod_obj in ctx.pods.by_node(&name) {
+    // Only a NoExecute taint evicts: without one, the node's pods need no look.
+    let pods = match taints.iter().any(|t| t.effect == "NoExecute") {
+        true => ctx.pods.by_node(&name),
+        false => Vec::new(),
+    };
+    for pod_obj in pods {
         let Some(pod) = pod_obj.as_pod() else {
             continue;
         };
