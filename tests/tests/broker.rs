@@ -709,3 +709,92 @@ async fn batched_writes_keep_each_compare_and_same_key_writes_never_share_a_txn(
             .is_none()
     );
 }
+
+/// Each broker starts a write from the object as it last wrote it; a second broker on the same
+/// etcd makes that copy stale. Nothing it wrote may be lost, and conflicts stay exact.
+#[tokio::test]
+async fn a_broker_whose_copy_of_an_object_went_stale_loses_nothing_and_reports_conflicts_exactly() {
+    let etcd = Etcd::start().await;
+    let (a, b) = (Broker::start(&etcd).await, Broker::start(&etcd).await);
+    let (mut a, mut b) = (a.client().await, b.client().await);
+    let updated = |resp: tonic::Response<v1::ObjectResponse>| resp.into_inner().object.unwrap();
+    let created = create(&mut a, pod("default", "shared")).await;
+
+    // B changes it behind A's back; A's unconditional write must build on B's change.
+    let via_b = b
+        .update(update_req(with_label(created.clone(), "by", "b")))
+        .await
+        .map(updated)
+        .unwrap();
+    a.update_finalizers(finalizers_req(
+        "shared",
+        created.uid(),
+        &["example.com/f"],
+        &[],
+    ))
+    .await
+    .unwrap();
+    let stored = b
+        .get(get_req(v1::Kind::Pod, "default", "shared"))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap();
+    let meta = stored.meta().unwrap();
+    assert_eq!(meta.labels.get("by").map(String::as_str), Some("b"));
+    assert_eq!(meta.finalizers, vec!["example.com/f".to_string()]);
+    // B removes the finalizer; to A's stale copy adding it again changes nothing, but it must.
+    b.update_finalizers(finalizers_req(
+        "shared",
+        created.uid(),
+        &[],
+        &["example.com/f"],
+    ))
+    .await
+    .unwrap();
+    a.update_finalizers(finalizers_req(
+        "shared",
+        created.uid(),
+        &["example.com/f"],
+        &[],
+    ))
+    .await
+    .unwrap();
+    let stored = b
+        .get(get_req(v1::Kind::Pod, "default", "shared"))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap();
+    assert_eq!(
+        stored.meta().unwrap().finalizers,
+        vec!["example.com/f".to_string()]
+    );
+
+    // A conditional write through A at the version B wrote last succeeds...
+    let via_b = b
+        .update(update_req(with_label(stored, "by", "b2")))
+        .await
+        .map(updated)
+        .unwrap();
+    let via_a = a
+        .update(update_req(with_label(via_b.clone(), "then", "a")))
+        .await
+        .map(updated)
+        .unwrap();
+    assert!(via_a.resource_version() > via_b.resource_version());
+    assert_eq!(
+        via_a.meta().unwrap().labels.get("by").map(String::as_str),
+        Some("b2")
+    );
+    // ...and one at an older version is a conflict, through either broker.
+    for client in [&mut a, &mut b] {
+        let err = client
+            .update(update_req(with_label(via_b.clone(), "late", "x")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Aborted, "{err:?}");
+    }
+}

@@ -40,6 +40,12 @@ pub struct Config {
     #[arg(long, env = "BOSUN_MAX_OBJECT_BYTES", default_value_t = 1_572_864)]
     pub max_object_bytes: usize,
 
+    /// How many bytes of objects, as the broker last wrote or read them, it keeps to start
+    /// the next write of the same object without an etcd read (0: none). Every such write is
+    /// still guarded by the object's mod_revision.
+    #[arg(long, env = "BOSUN_WRITE_CACHE_BYTES", default_value_t = 64 << 20)]
+    pub write_cache_bytes: usize,
+
     /// Where Prometheus metrics are served (`/metrics`); unset: not served.
     #[arg(long, env = "BOSUN_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -55,6 +61,7 @@ impl Config {
             subscriber_buffer: 1024,
             bookmark_interval: Duration::from_secs(5),
             max_object_bytes: 1_572_864,
+            write_cache_bytes: 64 << 20,
             metrics_listen: None,
         }
     }
@@ -113,6 +120,7 @@ mod tests {
         assert_eq!(c.max_object_bytes, 1_572_864);
         assert_eq!(c.subscriber_buffer, 1024);
         assert_eq!(c.subscriber_buffer, Config::for_etcd("x").subscriber_buffer);
+        assert_eq!(c.write_cache_bytes, Config::for_etcd("x").write_cache_bytes);
         let c = Config::parse_from(["bosun-broker", "--subscriber-buffer", "64"]);
         assert_eq!(c.subscriber_buffer, 64);
         assert!(Config::try_parse_from(["bosun-broker", "--subscriber-buffer", "0"]).is_err());

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod logs;
 pub mod metrics;
+pub mod recent;
 pub mod service;
 pub mod store;
 pub mod watch;
@@ -78,6 +79,7 @@ pub async fn run_with_listener(
             .kv_client()
             .max_decoding_message_size(ETCD_MAX_MESSAGE_BYTES),
         config.max_object_bytes,
+        config.write_cache_bytes,
     );
     // Pod logs: forwarded to the node agent running the pod.
     let logs = LogsServer::new(logs::LogsProxy {

@@ -12,8 +12,11 @@ use etcd_client::{Compare, CompareOp, GetOptions, KvClient, TxnOp};
 use prost::Message;
 use rand::Rng;
 
+use std::sync::Arc;
+
 use crate::batch::Batcher;
 use crate::error::{Error, Result};
+use crate::recent::Recent;
 
 /// The finalizer a Foreground delete adds: the garbage collector removes it once the
 /// dependents are gone.
@@ -41,17 +44,21 @@ pub struct Store {
     kv: KvClient,
     batcher: Batcher,
     max_object_bytes: usize,
+    /// What this broker last wrote or read of each object (see [`Recent`]).
+    recent: Arc<Recent>,
 }
 
 impl Store {
-    /// A store over `kv`, refusing objects larger than `max_object_bytes` once encoded.
+    /// A store over `kv`, refusing objects larger than `max_object_bytes` once encoded and
+    /// remembering up to `cache_bytes` of objects it wrote or read (see [`Recent`]).
     /// Single-object reads and writes go through a [`Batcher`] (started here, so this must
     /// run inside a tokio runtime).
-    pub fn new(kv: KvClient, max_object_bytes: usize) -> Store {
+    pub fn new(kv: KvClient, max_object_bytes: usize, cache_bytes: usize) -> Store {
         Store {
             batcher: Batcher::start(kv.clone()),
             kv,
             max_object_bytes,
+            recent: Arc::new(Recent::new(cache_bytes)),
         }
     }
 
@@ -80,9 +87,14 @@ impl Store {
             }
             let key = info.etcd_key(obj.namespace(), obj.name());
             let compare = Compare::version(key.clone(), CompareOp::Equal, 0);
+            let remembered: Arc<[u8]> = Arc::from(&bytes[..]);
             let op = TxnOp::put(key.clone(), bytes, None);
-            let written = self.batcher.write(key.into_bytes(), compare, op).await?;
+            let written = self
+                .batcher
+                .write(key.clone().into_bytes(), compare, op)
+                .await?;
             if written.succeeded {
+                self.recent.put(&key, remembered, written.revision);
                 obj.meta_mut().resource_version = written.revision.to_string();
                 return Ok(obj);
             }
@@ -203,7 +215,11 @@ impl Store {
         self.write_existing(target, false, merge, check).await
     }
 
-    /// The shared read-merge-txn loop of update, update-status and bind.
+    /// The shared read-merge-txn loop of update, update-status, bind and update-finalizers.
+    ///
+    /// The first attempt starts from the object as this broker last wrote or read it, when
+    /// it remembers it (and, for a conditional write, at the revision the caller sent);
+    /// anything but a clean write decided on that copy is decided again on a fresh read.
     async fn write_existing(
         &self,
         target: Target,
@@ -221,29 +237,37 @@ impl Store {
             return Err(Error::BadRequest("metadata.name is required".into()));
         }
         let key = info.etcd_key(&namespace, &name);
+        let mut remembered = self
+            .recent
+            .get(&key)
+            .filter(|e| !dry_run && (sent == 0 || sent == e.revision));
         for _ in 0..WRITE_ATTEMPTS {
-            let (stored, stored_bytes) = self
-                .read(info, &namespace, &name)
-                .await?
-                .ok_or_else(|| not_found(info, &namespace, &name))?;
+            let cached = remembered.is_some();
+            let (stored, stored_bytes) = match remembered.take() {
+                Some(e) => (decode(key.as_bytes(), &e.bytes, e.revision)?, e.bytes),
+                None => self
+                    .read(info, &namespace, &name)
+                    .await?
+                    .ok_or_else(|| not_found(info, &namespace, &name))?,
+            };
             let current = stored.resource_version();
-            if sent != 0 && sent != current {
-                return Err(conflict(info, &stored, sent, current));
-            }
-            let mut next = merge(&stored)?;
-            bosun_api::defaults::apply_defaults(&mut next);
-            check(&stored, &next).map_err(|errors| Error::Invalid {
-                resource: info.resource_word(),
-                name: stored.key(),
-                errors,
-            })?;
-            let finished = finalized(&next);
-            let bytes = self.encode(&next, info)?;
-            if dry_run || (!finished && bytes == stored_bytes) {
-                // Nothing changed: no write, no event, same resourceVersion.
+            let planned = self.plan_write(info, &stored, &stored_bytes, sent, &merge, &check);
+            let (mut next, bytes) = match planned {
+                Ok(Planned::Write(next, bytes)) => (next, bytes),
+                // Decided on a remembered copy that may be stale: decide again on a fresh read.
+                _ if cached => {
+                    self.recent.remove(&key);
+                    continue;
+                }
+                Ok(Planned::Unchanged(next)) => return Ok(next),
+                Err(err) => return Err(err),
+            };
+            if dry_run {
                 next.meta_mut().resource_version = current.to_string();
                 return Ok(next);
             }
+            let finished = finalized(&next);
+            let remember: Arc<[u8]> = Arc::from(&bytes[..]);
             let op = if finished {
                 TxnOp::delete(key.clone(), None)
             } else {
@@ -257,9 +281,16 @@ impl Store {
             if written.succeeded {
                 next.meta_mut().resource_version = written.revision.to_string();
                 if finished {
+                    self.recent.remove(&key);
                     tracing::debug!(key = %key, "last finalizer removed: deleted");
+                } else {
+                    self.recent.put(&key, remember, written.revision);
                 }
                 return Ok(next);
+            }
+            self.recent.remove(&key);
+            if cached {
+                continue;
             }
             if sent != 0 {
                 // Someone wrote between our read and our txn: report the version now stored.
@@ -275,6 +306,38 @@ impl Store {
             resource: info.resource_word(),
             name: bosun_api::object::object_key(&namespace, &name),
         })
+    }
+
+    /// What one read-merge-write does with the stored object: refuse (a conflict with the
+    /// revision the caller `sent`, a failed merge, an invalid result), write new bytes, or
+    /// nothing (no change, or a dry run: the object as it would be).
+    fn plan_write(
+        &self,
+        info: &'static KindInfo,
+        stored: &Object,
+        stored_bytes: &[u8],
+        sent: i64,
+        merge: &impl Fn(&Object) -> Result<Object>,
+        check: &impl Fn(&Object, &Object) -> std::result::Result<(), Vec<FieldError>>,
+    ) -> Result<Planned> {
+        let current = stored.resource_version();
+        if sent != 0 && sent != current {
+            return Err(conflict(info, stored, sent, current));
+        }
+        let mut next = merge(stored)?;
+        bosun_api::defaults::apply_defaults(&mut next);
+        check(stored, &next).map_err(|errors| Error::Invalid {
+            resource: info.resource_word(),
+            name: stored.key(),
+            errors,
+        })?;
+        let bytes = self.encode(&next, info)?;
+        if !finalized(&next) && bytes == stored_bytes {
+            // Nothing changed: no write, no event, same resourceVersion.
+            next.meta_mut().resource_version = current.to_string();
+            return Ok(Planned::Unchanged(next));
+        }
+        Ok(Planned::Write(next, bytes))
     }
 
     /// Deletes an object, or marks it for deletion when finalizers hold it.
@@ -301,12 +364,14 @@ impl Store {
             let now = chrono::Utc::now();
             let plan = plan_delete(&stored, policy, grace_period_seconds, now);
             let guard = Compare::mod_revision(key.clone(), CompareOp::Equal, current);
+            let mut remember: Option<Arc<[u8]>> = None;
             let (op, deleted) = match &plan {
                 DeletePlan::DeleteNow => (TxnOp::delete(key.clone(), None), true),
-                DeletePlan::Mark(marked) => (
-                    TxnOp::put(key.clone(), self.encode(marked, info)?, None),
-                    false,
-                ),
+                DeletePlan::Mark(marked) => {
+                    let bytes = self.encode(marked, info)?;
+                    remember = Some(Arc::from(&bytes[..]));
+                    (TxnOp::put(key.clone(), bytes, None), false)
+                }
                 DeletePlan::AlreadyMarked => {
                     return Ok(Deleted {
                         object: stored,
@@ -318,6 +383,10 @@ impl Store {
                 .batcher
                 .write(key.clone().into_bytes(), guard, op)
                 .await?;
+            match remember {
+                Some(bytes) if written.succeeded => self.recent.put(&key, bytes, written.revision),
+                _ => self.recent.remove(&key),
+            }
             if written.succeeded {
                 let rev = written.revision;
                 let mut object = match plan {
@@ -355,13 +424,16 @@ impl Store {
         info: &KindInfo,
         namespace: &str,
         name: &str,
-    ) -> Result<Option<(Object, Vec<u8>)>> {
+    ) -> Result<Option<(Object, Arc<[u8]>)>> {
         let key = info.etcd_key(namespace, name);
-        let Some(kv) = self.batcher.read(key.into_bytes()).await? else {
+        let Some(kv) = self.batcher.read(key.clone().into_bytes()).await? else {
+            self.recent.remove(&key);
             return Ok(None);
         };
         let obj = decode(kv.key(), kv.value(), kv.mod_revision())?;
-        Ok(Some((obj, kv.value().to_vec())))
+        let bytes: Arc<[u8]> = Arc::from(kv.value());
+        self.recent.put(&key, bytes.clone(), kv.mod_revision());
+        Ok(Some((obj, bytes)))
     }
 
     /// Encodes for storage: resourceVersion cleared, within the size limit.
@@ -391,6 +463,14 @@ pub fn decode(key: &[u8], value: &[u8], revision: i64) -> Result<Object> {
 
 fn info_of(kind: Kind) -> Result<&'static KindInfo> {
     KindInfo::of(kind).ok_or_else(|| Error::BadRequest("kind is required".into()))
+}
+
+/// What a read-merge-write does, once merged and checked.
+enum Planned {
+    /// Write these bytes (or delete, when the object is finalized).
+    Write(Object, Vec<u8>),
+    /// Nothing changed: the object as it is stored.
+    Unchanged(Object),
 }
 
 /// The object a read-merge-write names: its kind, where it lives, and the resourceVersion the
