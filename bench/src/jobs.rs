@@ -382,17 +382,12 @@ async fn start_plane(
     etcd_endpoint: &str,
     etcd_pid: u32,
 ) -> anyhow::Result<Plane> {
-    // Room in the watch window for every event of a run.
-    let window = (args.pods * 10).max(10_000).to_string();
+    // The broker as users run it: its default watch window (a window holding every event of
+    // a run would cost ~10 KB of broker memory per pod, and memory first touched costs CPU).
     let broker_metrics = support::free_addr()?;
     let (broker, addr) = support::spawn_broker(
         etcd_endpoint,
-        &[
-            "--window-events",
-            &window,
-            "--metrics-listen",
-            &broker_metrics.to_string(),
-        ],
+        &["--metrics-listen", &broker_metrics.to_string()],
     )?;
     let client = support::connect_with_deadline(&addr, Duration::from_secs(30)).await?;
     let broker_client = Broker::new(client);

@@ -165,12 +165,16 @@ async fn a_revision_older_than_the_window_is_answered_with_expired() {
     let broker = Broker::start_with(config).await;
     let mut c = broker.client().await;
     let rev = list_revision(&mut c).await;
-    let mut live = watch(&mut c, watch_req(rev)).await;
     for i in 0..5 {
         create(&mut c, pod("default", &format!("p{i}"))).await;
     }
-    // Wait until the broker has seen them all, so its window has moved on.
-    collect_events(&mut live, 5, Duration::from_secs(10)).await;
+    // Once the broker delivers a later marker, it has seen the five before it and its
+    // window (two events) has moved past them. (A watcher of all six from `rev` would be
+    // cut off: nobody is served from further back than the window.)
+    let now = list_revision(&mut c).await;
+    let mut live = watch(&mut c, watch_req(now)).await;
+    create(&mut c, pod("default", "marker")).await;
+    collect_events(&mut live, 1, Duration::from_secs(10)).await;
     let err = match c.watch(watch_req(rev)).await {
         Err(status) => status,
         Ok(resp) => final_status(&mut resp.into_inner(), Duration::from_secs(10)).await,

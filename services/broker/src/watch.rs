@@ -11,16 +11,18 @@
 //! events. Subscribers that fall behind are cut off with "too slow: resume from revision N";
 //! the broadcast never waits for them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bosun_api::kind::KindInfo;
 use bosun_api::selector::{FieldSelector, LabelSelector, Selectable};
 use bosun_api::v1::{EventType, Kind, WatchEvent, WatchResponse};
 use bytes::Bytes;
-use etcd_client::{EventType as EtcdEventType, WatchOptions};
+use etcd_client::{
+    EventType as EtcdEventType, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
 use futures::{Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -56,8 +58,11 @@ impl StoredEvent {
 /// What a hub broadcasts to its subscribers.
 #[derive(Debug, Clone)]
 enum Msg {
-    /// Events of one etcd watch response, in revision order.
-    Events(Arc<[Arc<StoredEvent>]>),
+    /// Events of one etcd watch response, in revision order. The window holds them; a
+    /// message only points at them, so the channel's ring of past messages (kept for slow
+    /// readers) pins no event the window has let go of. A reader that finds an event gone
+    /// fell a whole window behind.
+    Events(Arc<[(i64, Weak<StoredEvent>)]>),
     /// etcd confirmed every event up to this revision has been delivered.
     Progress(i64),
     /// The hub lost events (etcd compacted while it was reconnecting): everyone relists.
@@ -263,7 +268,8 @@ impl Hub {
         }
         // Sent under the lock so a subscriber registering concurrently sees each event
         // exactly once: either in its backlog or through its receiver.
-        let _ = self.tx.send(Msg::Events(events.into()));
+        let refs = events.iter().map(|e| (e.revision, Arc::downgrade(e)));
+        let _ = self.tx.send(Msg::Events(refs.collect()));
     }
 
     fn progress(&self, revision: i64) {
@@ -282,6 +288,9 @@ async fn run_hub(
     shutdown: CancellationToken,
 ) {
     let prefix = hub.info.etcd_prefix();
+    let kv = client
+        .kv_client()
+        .max_decoding_message_size(crate::ETCD_MAX_MESSAGE_BYTES);
     let mut backoff = Duration::from_millis(100);
     // The first revision the watch asks for; None until etcd's head is known.
     let mut next: Option<i64> = None;
@@ -310,9 +319,9 @@ async fn run_hub(
                 }
             },
         };
+        // No prev_kv: see `deleted_values`.
         let opts = WatchOptions::new()
             .with_prefix()
-            .with_prev_key()
             .with_progress_notify()
             .with_start_revision(start);
         let stream = match client
@@ -400,9 +409,23 @@ async fn run_hub(
                 hub.progress(header_rev);
                 continue;
             }
+            let deleted = match deleted_values(&kv, resp.events()).await {
+                Ok(values) => values,
+                Err(err) if is_compacted(&err) => {
+                    // Only when the hub lags behind etcd's compaction: subscribers relist.
+                    tracing::warn!(kind = hub.info.plural, %err, "a deleted object's last value is compacted away; subscribers relist");
+                    hub.reset(header_rev + 1);
+                    next = Some(header_rev + 1);
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(kind = hub.info.plural, %err, "cannot read what deleted objects held; reconnecting");
+                    break;
+                }
+            };
             let mut batch = Vec::with_capacity(resp.events().len());
             for ev in resp.events() {
-                match convert(ev) {
+                match convert(ev, &deleted) {
                     Ok(Some(e)) => {
                         next = Some(e.revision + 1);
                         batch.push(Arc::new(e));
@@ -444,8 +467,50 @@ async fn head_revision(client: &etcd_client::Client) -> Result<i64, etcd_client:
     Ok(resp.header().map_or(0, |h| h.revision()))
 }
 
-/// An etcd event as the broker keeps it.
-fn convert(ev: &etcd_client::Event) -> Result<Option<StoredEvent>, Error> {
+/// The last values of the keys deleted among `events`, by (key, revision of the delete).
+///
+/// The hub watches without etcd's prev_kv: with it, etcd reads the previous value of every
+/// event it sends (measured on `bosun-bench jobs`: half of etcd's CPU), where only a DELETED
+/// event needs it. The deletes of one watch response are read back here instead, in one txn
+/// of ranges at each delete's revision − 1.
+async fn deleted_values(
+    kv: &KvClient,
+    events: &[etcd_client::Event],
+) -> Result<HashMap<(Vec<u8>, i64), Vec<u8>>, etcd_client::Error> {
+    let deletes: Vec<(&[u8], i64)> = events
+        .iter()
+        .filter(|e| e.event_type() == EtcdEventType::Delete)
+        .filter_map(|e| e.kv())
+        .map(|kv| (kv.key(), kv.mod_revision()))
+        .collect();
+    let mut values = HashMap::new();
+    for chunk in deletes.chunks(crate::batch::MAX_READS) {
+        let ops: Vec<TxnOp> = chunk
+            .iter()
+            .map(|(key, rev)| TxnOp::get(*key, Some(GetOptions::new().with_revision(rev - 1))))
+            .collect();
+        let resp = kv.clone().txn(Txn::new().and_then(ops)).await?;
+        for ((key, rev), op) in chunk.iter().zip(resp.op_responses()) {
+            if let TxnOpResponse::Get(got) = op
+                && let Some(found) = got.kvs().first()
+            {
+                values.insert((key.to_vec(), *rev), found.value().to_vec());
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// Whether etcd refused a read because the revision asked for is compacted away.
+fn is_compacted(err: &etcd_client::Error) -> bool {
+    matches!(err, etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::OutOfRange)
+}
+
+/// An etcd event as the broker keeps it (`deleted`: see [`deleted_values`]).
+fn convert(
+    ev: &etcd_client::Event,
+    deleted: &HashMap<(Vec<u8>, i64), Vec<u8>>,
+) -> Result<Option<StoredEvent>, Error> {
     let Some(kv) = ev.kv() else { return Ok(None) };
     let revision = kv.mod_revision();
     let (ty, value) = match ev.event_type() {
@@ -453,8 +518,8 @@ fn convert(ev: &etcd_client::Event) -> Result<Option<StoredEvent>, Error> {
             (EventType::Added, kv.value())
         }
         EtcdEventType::Put => (EventType::Modified, kv.value()),
-        EtcdEventType::Delete => match ev.prev_kv() {
-            Some(prev) => (EventType::Deleted, prev.value()),
+        EtcdEventType::Delete => match deleted.get(&(kv.key().to_vec(), revision)) {
+            Some(prev) => (EventType::Deleted, &prev[..]),
             None => return Ok(None),
         },
     };
@@ -531,11 +596,18 @@ impl Subscriber {
                 }
                 msg = rx.recv() => match msg {
                     Ok(Msg::Events(evs)) => {
-                        self.take_events(&evs);
+                        if !self.take_broadcast(&evs) {
+                            break Some(Error::TooSlow { resume_from: self.delivered });
+                        }
                         // Batch whatever else is already queued.
                         while self.pending.len() < MAX_BATCH {
                             match rx.try_recv() {
-                                Ok(Msg::Events(evs)) => self.take_events(&evs),
+                                Ok(Msg::Events(evs)) => {
+                                    if !self.take_broadcast(&evs) {
+                                        let err = Error::TooSlow { resume_from: self.delivered };
+                                        return self.finish(Some(err));
+                                    }
+                                }
                                 Ok(Msg::Progress(_)) => {}
                                 Ok(Msg::Reset { oldest }) => {
                                     let err = Error::Expired { requested: self.delivered, oldest };
@@ -572,15 +644,39 @@ impl Subscriber {
     /// Queues the events after `last` that pass the filter.
     fn take_events(&mut self, events: &[Arc<StoredEvent>]) {
         for e in events {
-            // Several events can share a revision (one etcd txn); a subscriber has
-            // everything up to the revision it started from.
-            if e.revision <= self.start || e.revision < self.last {
+            self.take_event(e);
+        }
+    }
+
+    /// Queues the events of a broadcast message; `false` when one it needs has already left
+    /// the window (this subscriber fell a whole window behind).
+    fn take_broadcast(&mut self, events: &[(i64, Weak<StoredEvent>)]) -> bool {
+        for (revision, e) in events {
+            if !self.wants(*revision) {
                 continue;
             }
-            self.last = e.revision;
-            if self.filter.matches(&e.view) {
-                self.pending.push_back(e.to_proto());
-            }
+            let Some(e) = e.upgrade() else {
+                return false;
+            };
+            self.take_event(&e);
+        }
+        true
+    }
+
+    /// Whether an event at `revision` is new to this subscriber. Several events can share a
+    /// revision (one etcd txn); a subscriber has everything up to the revision it started
+    /// from.
+    fn wants(&self, revision: i64) -> bool {
+        revision > self.start && revision >= self.last
+    }
+
+    fn take_event(&mut self, e: &StoredEvent) {
+        if !self.wants(e.revision) {
+            return;
+        }
+        self.last = e.revision;
+        if self.filter.matches(&e.view) {
+            self.pending.push_back(e.to_proto());
         }
     }
 
