@@ -37,10 +37,6 @@ pub trait Cached: Send + Sync + 'static {
     fn resource_version(&self) -> i64;
     /// Its ownerReferences (the [`Store::by_owner`] index; owner handlers read the controller).
     fn owners(&self) -> Vec<OwnerRef<'_>>;
-    /// Its labels (the [`Store::by_label`] index); none unless the entry keeps them.
-    fn labels(&self) -> Vec<(&str, &str)> {
-        Vec::new()
-    }
     /// The node a pod is bound to (the [`Store::by_node`] index); none unless the entry keeps
     /// it.
     fn node_name(&self) -> Option<&str> {
@@ -78,16 +74,6 @@ impl Cached for Object {
                         uid: &r.uid,
                         controller: r.controller == Some(true),
                     })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-    fn labels(&self) -> Vec<(&str, &str)> {
-        self.meta()
-            .map(|m| {
-                m.labels
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect()
             })
             .unwrap_or_default()
@@ -144,7 +130,6 @@ type Keys = BTreeSet<Arc<str>>;
 struct Inner<T> {
     objects: HashMap<Arc<str>, Arc<T>>,
     by_owner: HashMap<String, Keys>,
-    by_label: HashMap<(String, String), Keys>,
     by_node: HashMap<String, Keys>,
     /// The revision the store reflects (last list or event or bookmark).
     revision: i64,
@@ -155,7 +140,6 @@ impl<T> Default for Inner<T> {
         Inner {
             objects: HashMap::new(),
             by_owner: HashMap::new(),
-            by_label: HashMap::new(),
             by_node: HashMap::new(),
             revision: 0,
         }
@@ -164,6 +148,15 @@ impl<T> Default for Inner<T> {
 
 fn index<K: Eq + std::hash::Hash>(map: &mut HashMap<K, Keys>, index: K, key: &Arc<str>) {
     map.entry(index).or_default().insert(key.clone());
+}
+
+/// Whether two entries of one key sit in the same index entries (owners and node).
+fn same_indexes<T: Cached>(a: &T, b: &T) -> bool {
+    a.node_name() == b.node_name()
+        && a.owners()
+            .iter()
+            .map(|r| r.uid)
+            .eq(b.owners().iter().map(|r| r.uid))
 }
 
 fn unindex<K, Q>(map: &mut HashMap<K, Keys>, index: &Q, key: &str)
@@ -198,13 +191,16 @@ impl<T: Cached> Inner<T> {
     }
 
     fn insert(&mut self, key: &str, obj: Arc<T>) -> Option<Arc<T>> {
+        // Most updates (status, finalizers) keep owners and node: only the entry changes.
+        if let Some(slot) = self.objects.get_mut(key)
+            && same_indexes(slot.as_ref(), obj.as_ref())
+        {
+            return Some(std::mem::replace(slot, obj));
+        }
         let old = self.remove(key);
         let key: Arc<str> = Arc::from(key);
         for owner in obj.owners() {
             index(&mut self.by_owner, owner.uid.to_string(), &key);
-        }
-        for (k, v) in obj.labels() {
-            index(&mut self.by_label, (k.to_string(), v.to_string()), &key);
         }
         if let Some(node) = obj.node_name() {
             index(&mut self.by_node, node.to_string(), &key);
@@ -217,9 +213,6 @@ impl<T: Cached> Inner<T> {
         let old = self.objects.remove(key)?;
         for owner in old.owners() {
             unindex(&mut self.by_owner, owner.uid, key);
-        }
-        for (k, v) in old.labels() {
-            unindex(&mut self.by_label, &(k.to_string(), v.to_string()), key);
         }
         if let Some(node) = old.node_name() {
             unindex(&mut self.by_node, node, key);
@@ -324,12 +317,6 @@ impl<T: Cached> Store<T> {
     pub fn by_owner(&self, uid: &str) -> Vec<Arc<T>> {
         let inner = read(&self.inner);
         inner.lookup(inner.by_owner.get(uid))
-    }
-
-    /// The entries labelled `key=value`.
-    pub fn by_label(&self, key: &str, value: &str) -> Vec<Arc<T>> {
-        let inner = read(&self.inner);
-        inner.lookup(inner.by_label.get(&(key.to_string(), value.to_string())))
     }
 
     /// The pods bound to `node` (`spec.nodeName`).
@@ -607,8 +594,6 @@ pub(crate) mod tests {
             &[
                 ("owner job-1", store.by_owner("job-1"), &["a", "c"]),
                 ("owner job-2", store.by_owner("job-2"), &["b"]),
-                ("label app=x", store.by_label("app", "x"), &["a", "b"]),
-                ("label app=y", store.by_label("app", "y"), &["c"]),
                 ("node n1", store.by_node("n1"), &["a", "b"]),
                 ("node none", store.by_node(""), &[]),
             ],
@@ -624,12 +609,23 @@ pub(crate) mod tests {
             &[
                 ("owner job-1", store.by_owner("job-1"), &["c"]),
                 ("owner job-2", store.by_owner("job-2"), &["a"]),
-                ("label app=x", store.by_label("app", "x"), &[]),
-                ("label app=y", store.by_label("app", "y"), &["a", "c"]),
                 ("node n1", store.by_node("n1"), &[]),
                 ("node n2", store.by_node("n2"), &["a"]),
             ],
         );
+        // A change that keeps owners and node (labels are not indexed) keeps a where it is.
+        apply(
+            &w,
+            WatchEvent::Modified(pod("a", 6, &[("app", "z")], &["job-2"], "n2")),
+        );
+        check(
+            "after an update in place",
+            &[
+                ("owner job-2", store.by_owner("job-2"), &["a"]),
+                ("node n2", store.by_node("n2"), &["a"]),
+            ],
+        );
+        assert_eq!(store.get("ns/a").map(|o| o.resource_version()), Some(6));
     }
 
     #[test]
@@ -729,7 +725,7 @@ pub(crate) mod tests {
         };
         assert_eq!(owned("u1"), ["b"]);
         assert_eq!(owned("u2"), ["a"]);
-        assert!(store.by_node("n1").is_empty() && store.by_label("app", "x").is_empty());
+        assert!(store.by_node("n1").is_empty());
         assert!(w.delete(slim("b", 5, Some("u1"))).is_some());
         assert!(owned("u1").is_empty());
         assert_eq!(store.keys(), ["ns/a", "ns/c"]);

@@ -493,7 +493,6 @@ pub(crate) mod tests {
             assert!(obj.meta().unwrap().labels.is_empty(), "{}", obj.key());
         }
         assert_eq!(store.get("ns/a").map(|o| o.resource_version()), Some(7));
-        assert!(store.by_label("app", "x").is_empty());
         assert_eq!(*seen.lock().unwrap(), [Some(0), Some(0), Some(0)]);
         shutdown.cancel();
         task.await.unwrap();
