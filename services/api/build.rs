@@ -30,6 +30,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // A pod's spec is the bulk of a Pod; a cache that keeps metadata only (the gc's,
         // `Object::retain_identity_only`) then holds a pointer, not the spec's inline size.
         .boxed(".bosun.v1.Pod.spec")
+        // Rarely set, large when inline: a Container was 1,624 B with its three probes, its
+        // lifecycle and security context inline (~400 B boxed), and every decoded pod, in
+        // every cache and request, carries its containers.
+        .boxed(".bosun.v1.Container.readiness_probe")
+        .boxed(".bosun.v1.Container.liveness_probe")
+        .boxed(".bosun.v1.Container.startup_probe")
+        .boxed(".bosun.v1.Container.lifecycle")
+        .boxed(".bosun.v1.Container.security_context")
+        .boxed(".bosun.v1.PodSpec.affinity")
+        .boxed(".bosun.v1.PodSpec.security_context")
+        .boxed(".bosun.v1.PodSpec.dns_config")
         .btree_map(".")
         .compile_fds(fds)?;
     Ok(())

@@ -651,7 +651,7 @@ impl Worker {
         });
         if let (false, Some(p)) = (init, c.spec.readiness_probe.clone()) {
             let env = c.run.env.clone();
-            c.prober = Some(tokio::spawn(probe::run(p, host, env, move |ready| {
+            c.prober = Some(tokio::spawn(probe::run(*p, host, env, move |ready| {
                 let tx = probe_tx.clone();
                 let id = id.clone();
                 async move {

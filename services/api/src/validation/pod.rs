@@ -613,7 +613,7 @@ mod tests {
             ),
             (
                 |s| {
-                    s.affinity = Some(v1::Affinity {
+                    s.affinity = Some(Box::new(v1::Affinity {
                         node_affinity: Some(v1::NodeAffinity {
                             required_during_scheduling_ignored_during_execution: Some(
                                 v1::NodeSelector {
@@ -630,7 +630,7 @@ mod tests {
                             ..Default::default()
                         }),
                         ..Default::default()
-                    });
+                    }));
                 },
                 "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values[0]: Invalid value: \"x\": must be an integer",
             ),
