@@ -3,12 +3,13 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = bosun_gc::Config::parse();
-    let telemetry = bosun_runtime::telemetry::init("bosun-gc")?;
-    let shutdown = bosun_runtime::shutdown::shutdown_signal();
-    let result = bosun_gc::run(config, shutdown).await;
-    telemetry.shutdown();
-    result.map_err(Into::into)
+fn main() -> anyhow::Result<()> {
+    bosun_runtime::rt::controller()?.block_on(async {
+        let config = bosun_gc::Config::parse();
+        let telemetry = bosun_runtime::telemetry::init("bosun-gc")?;
+        let shutdown = bosun_runtime::shutdown::shutdown_signal();
+        let result = bosun_gc::run(config, shutdown).await;
+        telemetry.shutdown();
+        result.map_err(Into::into)
+    })
 }

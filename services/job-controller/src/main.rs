@@ -3,17 +3,18 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     // Its heap is mostly the pod cache: small entries, better in small pages.
     let small_pages = bosun_runtime::alloc::disable_huge_pages();
-    let config = bosun_job_controller::Config::parse();
-    let telemetry = bosun_runtime::telemetry::init("bosun-job-controller")?;
-    if let Err(err) = small_pages {
-        tracing::warn!(%err, "could not turn off transparent huge pages; running with them");
-    }
-    let shutdown = bosun_runtime::shutdown::shutdown_signal();
-    let result = bosun_job_controller::run(config, shutdown).await;
-    telemetry.shutdown();
-    result.map_err(Into::into)
+    bosun_runtime::rt::controller()?.block_on(async {
+        let config = bosun_job_controller::Config::parse();
+        let telemetry = bosun_runtime::telemetry::init("bosun-job-controller")?;
+        if let Err(err) = small_pages {
+            tracing::warn!(%err, "could not turn off transparent huge pages; running with them");
+        }
+        let shutdown = bosun_runtime::shutdown::shutdown_signal();
+        let result = bosun_job_controller::run(config, shutdown).await;
+        telemetry.shutdown();
+        result.map_err(Into::into)
+    })
 }

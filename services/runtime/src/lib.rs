@@ -15,5 +15,6 @@ pub mod intern;
 pub mod metrics;
 pub mod ports;
 pub mod queue;
+pub mod rt;
 pub mod shutdown;
 pub mod telemetry;
