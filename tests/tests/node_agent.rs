@@ -372,7 +372,7 @@ async fn deleting_a_running_pod_sends_sigterm_then_the_pod_is_gone() {
 }
 
 #[tokio::test]
-async fn a_finished_pods_worker_ends_yet_the_pod_never_runs_again_and_its_files_go_with_it() {
+async fn a_finished_pod_never_runs_again_and_its_files_go_with_it() {
     let plane = plane().await;
     let dir = temp_dir("agent");
     let runs = dir.join("runs");
@@ -384,7 +384,7 @@ async fn a_finished_pods_worker_ends_yet_the_pod_never_runs_again_and_its_files_
         .await
         .expect("create");
     wait_phase(&plane.client, "once", "Succeeded").await;
-    // Changes after the end reach the agent as events for a pod whose worker is gone.
+    // Changes after the end reach the agent as events for a finished pod.
     for value in ["a", "b"] {
         let mut obj: Object = get_pod(&plane.client, "once").await.expect("pod").into();
         obj.meta_mut().labels.insert("touched".into(), value.into());

@@ -90,27 +90,11 @@ impl Ctx {
     }
 }
 
-/// One worker per running pod, keyed by `namespace/name`, told the pod's latest state.
+/// One worker per pod, keyed by `namespace/name`, told the pod's latest state.
 pub struct Dispatcher {
     ctx: Arc<Ctx>,
     nodes: HashSet<String>,
-    workers: BTreeMap<String, Slot>,
-}
-
-/// What the dispatcher holds for one pod key.
-enum Slot {
-    /// A worker runs (or ran: a closed channel) the pod with this uid.
-    Worker(String, watch::Sender<PodRef>),
-    /// A worker ran the pod with this uid to a terminal phase and ended: the pod needs no
-    /// worker again until it is marked for deletion (a later watch event may still show it
-    /// running — it must not be started twice).
-    Finished(String),
-}
-
-/// Whether a pod reached a terminal phase (Succeeded or Failed).
-fn finished(pod: &v1::Pod) -> bool {
-    let phase = pod.status.as_ref().map_or("", |s| s.phase.as_str());
-    phase == "Succeeded" || phase == "Failed"
+    workers: BTreeMap<String, (String, watch::Sender<PodRef>)>,
 }
 
 /// A pod as the informer cached it, shared with the cache (a worker holds no copy of its own).
@@ -152,75 +136,30 @@ impl Dispatcher {
                 .is_some_and(|s| self.nodes.contains(&s.node_name))
         });
         let Some(pod) = pod else {
-            // Gone (or no longer ours): dropping the sender tells a running worker.
-            if let Some(slot) = self.workers.remove(key) {
-                self.release(slot);
-            }
+            // Gone (or no longer ours): dropping the sender tells the worker.
+            self.workers.remove(key);
             return;
         };
-        let (uid, marked) = pod.metadata.as_ref().map_or((String::new(), false), |m| {
-            (m.uid.clone(), !m.deletion_timestamp.is_empty())
-        });
-        let ended = match self.workers.get(key) {
-            Some(Slot::Worker(wuid, tx)) if *wuid == uid && !tx.is_closed() => {
-                let _ = tx.send(pod);
-                return;
-            }
-            // Its worker ran it to the end.
-            Some(slot) => slot.idle_uid() == Some(uid.as_str()),
-            None => false,
-        };
-        if !marked && (ended || finished(&pod)) {
-            // A finished pod needs no worker until it is marked for deletion (a lagging event
-            // may still show it running: it must not start twice); nor does one that finished
-            // before this agent saw it (say, before a restart).
-            self.put(key, Slot::Finished(uid));
+        let uid = pod
+            .metadata
+            .as_ref()
+            .map(|m| m.uid.clone())
+            .unwrap_or_default();
+        if let Some((wuid, tx)) = self.workers.get(key)
+            && *wuid == uid
+            && !tx.is_closed()
+        {
+            let _ = tx.send(pod);
             return;
         }
         let span = pod_span(key, &pod);
         let (tx, rx) = watch::channel(pod);
-        self.put(key, Slot::Worker(uid, tx));
+        self.workers.insert(key.to_string(), (uid, tx));
         let ctx = self.ctx.clone();
         tokio::spawn(tracing::Instrument::instrument(
             async move { Worker::new(ctx, rx).run().await },
             span,
         ));
-    }
-
-    /// Puts `slot` under `key`; a slot it replaces that was another pod's (same name, new
-    /// uid) is released.
-    fn put(&mut self, key: &str, slot: Slot) {
-        let uid = slot.uid().to_string();
-        if let Some(old) = self.workers.insert(key.to_string(), slot)
-            && old.uid() != uid
-        {
-            self.release(old);
-        }
-    }
-
-    /// Lets go of a pod: a running worker is told by its sender being dropped (and cleans up
-    /// itself); a pod whose worker is gone has its files cleaned up here.
-    fn release(&self, slot: Slot) {
-        if let Some(uid) = slot.idle_uid() {
-            let (ctx, uid) = (self.ctx.clone(), uid.to_string());
-            tokio::spawn(async move { ctx.runtime.cleanup(&uid).await });
-        }
-    }
-}
-
-impl Slot {
-    fn uid(&self) -> &str {
-        match self {
-            Slot::Worker(uid, _) | Slot::Finished(uid) => uid,
-        }
-    }
-
-    /// The pod's uid when no worker runs for it any more.
-    fn idle_uid(&self) -> Option<&str> {
-        match self {
-            Slot::Worker(_, tx) if !tx.is_closed() => None,
-            _ => Some(self.uid()),
-        }
     }
 }
 
@@ -422,17 +361,23 @@ impl Worker {
             .as_ref()
             .map(|s| s.phase.clone())
             .unwrap_or_default();
-        if phase == "Succeeded" || phase == "Failed" {
-            // Started for a finished pod marked for deletion: finish the delete.
-            return self.await_deletion().await;
-        }
-        let end = self.live().await;
+        let end = if phase == "Succeeded" || phase == "Failed" {
+            End::Finished
+        } else {
+            self.live().await
+        };
         self.set_counted(false);
         match end {
-            // Its terminal status is written: the worker ends (a node may keep thousands of
-            // finished pods, and they need nothing from it). The dispatcher remembers the pod
-            // as finished and starts a worker again only to finish its deletion.
-            End::Finished => {}
+            End::Finished => {
+                // A finished pod's worker only waits for the deletion mark: it lets go of
+                // its containers and its copy of the last write (most of its memory; a node
+                // may keep thousands of finished pods).
+                self.init = Vec::new();
+                self.main = Vec::new();
+                self.written_pod = None;
+                self.last_written = None;
+                self.await_deletion().await
+            }
             End::Gone => {
                 self.stop_all(Duration::ZERO).await;
                 self.ctx.runtime.cleanup(&self.uid).await;
