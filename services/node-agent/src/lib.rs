@@ -82,6 +82,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     };
     let (service_host, service_port) = host_port(&config.server);
     let host_ip = config.advertise_address.to_string();
+    let queue: WorkQueue<String> = WorkQueue::new(Backoff::default());
     let ctx = Arc::new(pods::Ctx {
         broker: broker.clone(),
         runtime: runtime.clone(),
@@ -100,6 +101,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         metrics: pods::AgentMetrics::new(&registry),
         running: Arc::new(Mutex::new(HashSet::new())),
         shutdown: shutdown.clone(),
+        dispatch: queue.clone(),
     });
 
     // Only this node's pods (sim: every bound pod, filtered to ours by the dispatcher; an
@@ -108,7 +110,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         [one] => Selector::all().fields(format!("spec.nodeName={one}")),
         _ => Selector::all().fields("spec.nodeName!="),
     };
-    let queue: WorkQueue<String> = WorkQueue::new(Backoff::default());
     // Finished pods are cached slim: they pile up, and only their deletion needs a worker.
     let mut informer = Informer::for_broker(&broker, Kind::Pod, selector)
         .with_transform(Object::slim_if_finished_pod)

@@ -5,6 +5,7 @@
 //! writes the pod status (only when it changed). The decisions are in [`crate::plan`].
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use bosun_api::v1::{self, Kind, Object};
 use bosun_runtime::client::{Broker, DeleteOptions};
 use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::metrics::{Counter, Gauge, Metrics};
+use bosun_runtime::queue::WorkQueue;
 use bosun_runtime::telemetry::{TRACEPARENT_ANNOTATION, set_parent_from_traceparent};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -75,6 +77,9 @@ pub struct Ctx {
     pub running: Arc<Mutex<HashSet<String>>>,
     /// Agent shutdown: workers stop watching but leave their containers running.
     pub shutdown: CancellationToken,
+    /// The dispatcher's queue: a worker whose pod finished queues its key, so the dispatcher
+    /// retires it.
+    pub dispatch: WorkQueue<String>,
 }
 
 impl Ctx {
@@ -90,11 +95,53 @@ impl Ctx {
     }
 }
 
-/// One worker per pod, keyed by `namespace/name`, told the pod's latest state.
+/// One worker per running pod, keyed by `namespace/name`, told the pod's latest state.
+///
+/// A worker whose pod finished waits for the pod's deletion mark (to finish the delete) and
+/// asks the dispatcher to retire it: unless the pod is being deleted, the dispatcher drops
+/// the worker's channel (the worker ends) and keeps a tombstone instead, so a node's
+/// thousands of finished pods hold no task, and a late event still showing the pod running
+/// cannot start it twice. Only the dispatcher decides this, so no event sent to a worker is
+/// lost as it ends. A retired pod's files are removed when the pod is deleted.
 pub struct Dispatcher {
     ctx: Arc<Ctx>,
     nodes: HashSet<String>,
-    workers: BTreeMap<String, (String, watch::Sender<PodRef>)>,
+    workers: BTreeMap<String, Slot>,
+}
+
+/// What the dispatcher holds for one pod key.
+enum Slot {
+    /// A worker runs the pod with this uid; `finished` once the pod reached a terminal phase.
+    Worker {
+        uid: String,
+        tx: watch::Sender<PodRef>,
+        finished: Arc<AtomicBool>,
+    },
+    /// The pod with this uid finished and its worker was retired.
+    Finished(String),
+}
+
+impl Slot {
+    fn uid(&self) -> &str {
+        match self {
+            Slot::Worker { uid, .. } | Slot::Finished(uid) => uid,
+        }
+    }
+
+    /// Whether the pod's files are the dispatcher's to remove (its worker finished or
+    /// ended; a running worker removes them itself when told the pod is gone).
+    fn idle(&self) -> bool {
+        match self {
+            Slot::Worker { tx, finished, .. } => tx.is_closed() || finished.load(Ordering::Acquire),
+            Slot::Finished(_) => true,
+        }
+    }
+}
+
+/// Whether a pod reached a terminal phase (Succeeded or Failed).
+fn finished(pod: &v1::Pod) -> bool {
+    let phase = pod.status.as_ref().map_or("", |s| s.phase.as_str());
+    phase == "Succeeded" || phase == "Failed"
 }
 
 /// A pod as the informer cached it, shared with the cache (a worker holds no copy of its own).
@@ -136,30 +183,73 @@ impl Dispatcher {
                 .is_some_and(|s| self.nodes.contains(&s.node_name))
         });
         let Some(pod) = pod else {
-            // Gone (or no longer ours): dropping the sender tells the worker.
-            self.workers.remove(key);
+            // Gone (or no longer ours): dropping the sender tells a running worker.
+            if let Some(slot) = self.workers.remove(key) {
+                self.release(slot);
+            }
             return;
         };
-        let uid = pod
-            .metadata
-            .as_ref()
-            .map(|m| m.uid.clone())
-            .unwrap_or_default();
-        if let Some((wuid, tx)) = self.workers.get(key)
-            && *wuid == uid
-            && !tx.is_closed()
-        {
-            let _ = tx.send(pod);
-            return;
+        let (uid, marked) = pod.metadata.as_ref().map_or((String::new(), false), |m| {
+            (m.uid.clone(), !m.deletion_timestamp.is_empty())
+        });
+        match self.workers.get(key) {
+            Some(Slot::Worker {
+                uid: w,
+                tx,
+                finished,
+            }) if *w == uid && !tx.is_closed() => {
+                if finished.load(Ordering::Acquire) && !marked {
+                    // Retire it: dropping its sender ends it.
+                    self.workers.insert(key.to_string(), Slot::Finished(uid));
+                } else {
+                    let _ = tx.send(pod);
+                }
+                return;
+            }
+            Some(Slot::Finished(w)) if *w == uid && !marked => return,
+            // Finished before this agent saw it (say, before a restart): nothing to run.
+            _ if finished(&pod) && !marked => {
+                self.put(key, Slot::Finished(uid));
+                return;
+            }
+            _ => {}
         }
         let span = pod_span(key, &pod);
         let (tx, rx) = watch::channel(pod);
-        self.workers.insert(key.to_string(), (uid, tx));
+        let done = Arc::new(AtomicBool::new(false));
+        self.put(
+            key,
+            Slot::Worker {
+                uid,
+                tx,
+                finished: done.clone(),
+            },
+        );
         let ctx = self.ctx.clone();
         tokio::spawn(tracing::Instrument::instrument(
-            async move { Worker::new(ctx, rx).run().await },
+            async move { Worker::new(ctx, rx, done).run().await },
             span,
         ));
+    }
+
+    /// Puts `slot` under `key`; a slot it replaces that held another pod (same name, new
+    /// uid) is released.
+    fn put(&mut self, key: &str, slot: Slot) {
+        let uid = slot.uid().to_string();
+        if let Some(old) = self.workers.insert(key.to_string(), slot)
+            && old.uid() != uid
+        {
+            self.release(old);
+        }
+    }
+
+    /// Lets go of a pod: a running worker is told by its sender being dropped (and cleans up
+    /// itself); the files of a pod whose worker finished or ended are removed here.
+    fn release(&self, slot: Slot) {
+        if slot.idle() {
+            let (ctx, uid) = (self.ctx.clone(), slot.uid().to_string());
+            tokio::spawn(async move { ctx.runtime.cleanup(&uid).await });
+        }
     }
 }
 
@@ -219,6 +309,8 @@ enum End {
 struct Worker {
     ctx: Arc<Ctx>,
     rx: watch::Receiver<PodRef>,
+    /// Set once the pod reached a terminal phase (shared with the dispatcher's slot).
+    finished: Arc<AtomicBool>,
     pod: PodRef,
     key: String,
     uid: String,
@@ -262,7 +354,7 @@ fn sim_of(pod: &v1::Pod) -> (Duration, i32) {
 }
 
 impl Worker {
-    fn new(ctx: Arc<Ctx>, rx: watch::Receiver<PodRef>) -> Worker {
+    fn new(ctx: Arc<Ctx>, rx: watch::Receiver<PodRef>, finished: Arc<AtomicBool>) -> Worker {
         let pod = rx.borrow().clone();
         let m = meta(&pod);
         let spec = pod.spec.clone().unwrap_or_default();
@@ -350,6 +442,7 @@ impl Worker {
             tx,
             msgs,
             counted_running: false,
+            finished,
             pod,
         }
     }
@@ -370,12 +463,14 @@ impl Worker {
         match end {
             End::Finished => {
                 // A finished pod's worker only waits for the deletion mark: it lets go of
-                // its containers and its copy of the last write (most of its memory; a node
-                // may keep thousands of finished pods).
+                // its containers and its copy of the last write, and asks the dispatcher to
+                // retire it (see `Dispatcher`).
                 self.init = Vec::new();
                 self.main = Vec::new();
                 self.written_pod = None;
                 self.last_written = None;
+                self.finished.store(true, Ordering::Release);
+                self.ctx.dispatch.add(self.key.clone());
                 self.await_deletion().await
             }
             End::Gone => {
@@ -896,8 +991,8 @@ impl Worker {
             tokio::select! {
                 _ = self.ctx.shutdown.cancelled() => return,
                 changed = self.rx.changed() => {
+                    // Retired or gone: the dispatcher removes the files when the pod goes.
                     if changed.is_err() {
-                        self.ctx.runtime.cleanup(&self.uid).await;
                         return;
                     }
                     self.pod = self.rx.borrow_and_update().clone();
