@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use bosun_api::kind::KINDS;
+use bosun_runtime::client::BrokerClient;
 use bosun_tests::{Broker, Etcd, create, object_of, pod, v1, with_label};
 use tonic::Code;
 
@@ -720,52 +721,33 @@ async fn a_broker_whose_copy_of_an_object_went_stale_loses_nothing_and_reports_c
     let updated = |resp: tonic::Response<v1::ObjectResponse>| resp.into_inner().object.unwrap();
     let created = create(&mut a, pod("default", "shared")).await;
 
+    let uid = created.uid().to_string();
+    let finalizer = |c: &BrokerClient, add: &[&str], remove: &[&str]| {
+        let req = finalizers_req("shared", &uid, add, remove);
+        let mut c = c.clone();
+        async move { c.update_finalizers(req).await.unwrap() }
+    };
+    let get = |c: &BrokerClient| {
+        let mut c = c.clone();
+        async move {
+            let req = get_req(v1::Kind::Pod, "default", "shared");
+            c.get(req).await.unwrap().into_inner().object.unwrap()
+        }
+    };
+
     // B changes it behind A's back; A's unconditional write must build on B's change.
     b.update(update_req(with_label(created.clone(), "by", "b")))
         .await
         .unwrap();
-    a.update_finalizers(finalizers_req(
-        "shared",
-        created.uid(),
-        &["example.com/f"],
-        &[],
-    ))
-    .await
-    .unwrap();
-    let stored = b
-        .get(get_req(v1::Kind::Pod, "default", "shared"))
-        .await
-        .unwrap()
-        .into_inner()
-        .object
-        .unwrap();
+    finalizer(&a, &["example.com/f"], &[]).await;
+    let stored = get(&b).await;
     let meta = stored.meta().unwrap();
     assert_eq!(meta.labels.get("by").map(String::as_str), Some("b"));
     assert_eq!(meta.finalizers, vec!["example.com/f".to_string()]);
     // B removes the finalizer; to A's stale copy adding it again changes nothing, but it must.
-    b.update_finalizers(finalizers_req(
-        "shared",
-        created.uid(),
-        &[],
-        &["example.com/f"],
-    ))
-    .await
-    .unwrap();
-    a.update_finalizers(finalizers_req(
-        "shared",
-        created.uid(),
-        &["example.com/f"],
-        &[],
-    ))
-    .await
-    .unwrap();
-    let stored = b
-        .get(get_req(v1::Kind::Pod, "default", "shared"))
-        .await
-        .unwrap()
-        .into_inner()
-        .object
-        .unwrap();
+    finalizer(&b, &[], &["example.com/f"]).await;
+    finalizer(&a, &["example.com/f"], &[]).await;
+    let stored = get(&b).await;
     assert_eq!(
         stored.meta().unwrap().finalizers,
         vec!["example.com/f".to_string()]
