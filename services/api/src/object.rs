@@ -6,6 +6,12 @@ use prost::Message;
 use crate::kind::KindInfo;
 use crate::v1::{self, Kind, Object, ObjectMeta, object::Object as O};
 
+/// Whether a pod reached a terminal phase (Succeeded or Failed).
+pub fn pod_finished(pod: &v1::Pod) -> bool {
+    let phase = pod.status.as_ref().map_or("", |s| s.phase.as_str());
+    phase == "Succeeded" || phase == "Failed"
+}
+
 /// Runs `$body` with `$v` bound to the inner object, whatever its kind.
 macro_rules! each_kind {
     ($obj:expr, $v:ident => $body:expr, none => $none:expr) => {
@@ -82,13 +88,10 @@ impl Object {
         let Some(O::Pod(pod)) = &mut self.object else {
             return;
         };
-        let Some(status) = pod.status.take() else {
-            return;
-        };
-        if status.phase != "Succeeded" && status.phase != "Failed" {
-            pod.status = Some(status);
+        if !pod_finished(pod) {
             return;
         }
+        let status = pod.status.take().unwrap_or_default();
         let names = |cs: &[v1::Container]| -> Vec<v1::Container> {
             cs.iter()
                 .map(|c| v1::Container {

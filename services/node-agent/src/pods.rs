@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bosun_api::object::pod_finished;
 use bosun_api::v1::{self, Kind, Object};
 use bosun_runtime::client::{Broker, DeleteOptions};
 use bosun_runtime::events::{EventRecorder, EventType};
@@ -138,12 +139,6 @@ impl Slot {
     }
 }
 
-/// Whether a pod reached a terminal phase (Succeeded or Failed).
-fn finished(pod: &v1::Pod) -> bool {
-    let phase = pod.status.as_ref().map_or("", |s| s.phase.as_str());
-    phase == "Succeeded" || phase == "Failed"
-}
-
 /// A pod as the informer cached it, shared with the cache (a worker holds no copy of its own).
 #[derive(Clone)]
 struct PodRef(Arc<Object>);
@@ -208,7 +203,7 @@ impl Dispatcher {
             }
             Some(Slot::Finished(w)) if *w == uid && !marked => return,
             // Finished before this agent saw it (say, before a restart): nothing to run.
-            _ if finished(&pod) && !marked => {
+            _ if pod_finished(&pod) && !marked => {
                 self.put(key, Slot::Finished(uid));
                 return;
             }
@@ -448,13 +443,7 @@ impl Worker {
     }
 
     async fn run(mut self) {
-        let phase = self
-            .pod
-            .status
-            .as_ref()
-            .map(|s| s.phase.clone())
-            .unwrap_or_default();
-        let end = if phase == "Succeeded" || phase == "Failed" {
+        let end = if pod_finished(&self.pod) {
             End::Finished
         } else {
             self.live().await

@@ -68,8 +68,7 @@ pub struct ClusterCache {
 /// The node and resources a pod counts against, if it is bound and not finished.
 fn placed_of(pod: &bosun_api::v1::Pod) -> Option<Placed> {
     let node = pod.spec.as_ref().map_or("", |s| s.node_name.as_str());
-    let phase = pod.status.as_ref().map_or("", |s| s.phase.as_str());
-    if node.is_empty() || phase == "Succeeded" || phase == "Failed" {
+    if node.is_empty() || bosun_api::object::pod_finished(pod) {
         return None;
     }
     let facts = placement::pod_facts(pod);

@@ -151,8 +151,7 @@ pub fn evictable(pod: &v1::Pod) -> bool {
         .metadata
         .as_ref()
         .is_some_and(|m| !m.deletion_timestamp.is_empty());
-    let phase = pod.status.as_ref().map_or("", |s| s.phase.as_str());
-    !deleting && phase != "Succeeded" && phase != "Failed"
+    !deleting && !bosun_api::object::pod_finished(pod)
 }
 
 #[cfg(test)]

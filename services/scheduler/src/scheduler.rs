@@ -93,9 +93,8 @@ pub fn wants_scheduling(pod: &v1::Pod) -> bool {
         .metadata
         .as_ref()
         .is_some_and(|m| !m.deletion_timestamp.is_empty());
-    let phase = pod.status.as_ref().map_or("", |s| s.phase.as_str());
     let gated = spec.is_some_and(|s| !s.scheduling_gates.is_empty());
-    unbound && ours && !deleting && !gated && phase != "Succeeded" && phase != "Failed"
+    unbound && ours && !deleting && !gated && !bosun_api::object::pod_finished(pod)
 }
 
 /// Runs the scheduler until `shutdown`, driven by `pods`, an informer of every pod.
