@@ -1,6 +1,7 @@
 //! bosun's API: the object types generated from `proto/bosun/v1`, helpers that treat every
 //! kind alike ([`object`], [`kind`]), Kubernetes' defaults and validation rules, label and
-//! field selectors, and the strict YAML/JSON codec shared by the CLI and the broker.
+//! field selectors, the strict YAML/JSON codec shared by the CLI and the broker, and the
+//! shared Kubernetes vocabulary ([`vocab`]: phases, conditions, taints, finalizers).
 
 pub mod codec;
 pub mod defaults;
@@ -9,6 +10,7 @@ pub mod object;
 pub mod schedule;
 pub mod selector;
 pub mod validation;
+pub mod vocab;
 
 /// The generated protobuf types and gRPC stubs (`bosun.v1`).
 pub mod v1 {
