@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod defaults;
 pub mod kind;
+pub mod nodematch;
 pub mod object;
 pub mod schedule;
 pub mod selector;

@@ -224,6 +224,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use bosun_api::vocab::{condition, status};
     use bosun_api::{Object, v1};
 
     fn node(name: &str, cpu: &str) -> Object {
@@ -235,8 +236,8 @@ mod tests {
             status: Some(v1::NodeStatus {
                 allocatable: [("cpu".to_string(), cpu.to_string())].into(),
                 conditions: vec![v1::Condition {
-                    r#type: "Ready".into(),
-                    status: "True".into(),
+                    r#type: condition::READY.into(),
+                    status: status::TRUE.into(),
                     ..Default::default()
                 }],
                 ..Default::default()

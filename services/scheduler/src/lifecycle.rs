@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bosun_api::vocab::{condition, effect, status, taint};
 use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::Store;
 use bosun_runtime::client::{Broker, DeleteOptions, Selector};
@@ -26,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::lifecycle_plan::{Eviction, evictable, eviction, plan_node};
-use crate::placement::TAINT_UNREACHABLE;
 
 /// Where node heartbeats live.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -71,7 +71,7 @@ pub fn run(
                 o.as_ref()
                     .and_then(|o| o.as_node())
                     .and_then(|n| n.status.as_ref())
-                    .and_then(|s| s.conditions.iter().find(|c| c.r#type == "Ready"))
+                    .and_then(|s| s.conditions.iter().find(|c| c.r#type == condition::READY))
                     .cloned()
             };
             let new = ready(&change.new);
@@ -178,7 +178,7 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Context>) -> Result<Action> {
     if let Some(cond) = plan.ready_condition {
         tracing::info!(node = %name, status = %cond.status, reason = %cond.reason, "node condition changes");
         let status = current.status.get_or_insert_with(Default::default);
-        status.conditions.retain(|c| c.r#type != "Ready");
+        status.conditions.retain(|c| c.r#type != condition::READY);
         status.conditions.push(cond);
         let stored = ctx
             .broker
@@ -199,7 +199,7 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Context>) -> Result<Action> {
     }
 
     let taints = current.spec.as_ref().map_or(&[][..], |s| &s.taints[..]);
-    let unreachable = taints.iter().any(|t| t.key == TAINT_UNREACHABLE);
+    let unreachable = taints.iter().any(|t| t.key == taint::UNREACHABLE);
     let mut next: Option<Duration> = None;
     let mut soonest = |d: Duration| next = Some(next.map_or(d, |n: Duration| n.min(d)));
     if age <= ctx.grace {
@@ -207,7 +207,7 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Context>) -> Result<Action> {
         soonest(ctx.grace - age + Duration::from_millis(50));
     }
     // Only a NoExecute taint evicts: without one, the node's pods need no look.
-    let pods = match taints.iter().any(|t| t.effect == "NoExecute") {
+    let pods = match taints.iter().any(|t| t.effect == effect::NO_EXECUTE) {
         true => ctx.pods.by_node(&name),
         false => Vec::new(),
     };
@@ -245,7 +245,7 @@ async fn evict(ctx: &Context, obj: &Object, pod: &v1::Pod, unreachable: bool) ->
     status.conditions.retain(|c| c.r#type != "DisruptionTarget");
     status.conditions.push(v1::Condition {
         r#type: "DisruptionTarget".into(),
-        status: "True".into(),
+        status: status::TRUE.into(),
         reason: REASON_EVICTED.into(),
         message: "Taint manager: deleting due to NoExecute taint".into(),
         last_transition_time: rfc3339(Utc::now()),

@@ -11,7 +11,8 @@ use std::time::Duration;
 use bosun_api::v1;
 use chrono::{DateTime, Utc};
 
-use crate::placement::{TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE, tolerates};
+use bosun_api::nodematch::tolerates;
+use bosun_api::vocab::{condition, effect, status, taint};
 
 /// The Ready condition's reason when the lease went stale (Kubernetes').
 pub const REASON_STATUS_UNKNOWN: &str = "NodeStatusUnknown";
@@ -32,7 +33,7 @@ fn ready_condition(node: &v1::Node) -> Option<&v1::Condition> {
         .as_ref()?
         .conditions
         .iter()
-        .find(|c| c.r#type == "Ready")
+        .find(|c| c.r#type == condition::READY)
 }
 
 /// Decides a node's condition and taints. `lease_age` is how long since the controller last
@@ -46,7 +47,7 @@ pub fn plan_node(node: &v1::Node, lease_age: Duration, grace: Duration, now: &st
     let status = if stale {
         if current.is_none_or(|c| c.status != "Unknown") {
             plan.ready_condition = Some(v1::Condition {
-                r#type: "Ready".into(),
+                r#type: condition::READY.into(),
                 status: "Unknown".into(),
                 reason: REASON_STATUS_UNKNOWN.into(),
                 message: MESSAGE_STATUS_UNKNOWN.into(),
@@ -64,12 +65,16 @@ pub fn plan_node(node: &v1::Node, lease_age: Duration, grace: Duration, now: &st
     // (key, effect, wanted)
     let managed = [
         (
-            TAINT_UNREACHABLE,
-            "NoExecute",
+            taint::UNREACHABLE,
+            effect::NO_EXECUTE,
             status == "Unknown" && (stale || current.is_some()),
         ),
-        (TAINT_NOT_READY, "NoExecute", status == "False"),
-        (TAINT_UNSCHEDULABLE, "NoSchedule", unschedulable),
+        (
+            taint::NOT_READY,
+            effect::NO_EXECUTE,
+            status == status::FALSE,
+        ),
+        (taint::UNSCHEDULABLE, effect::NO_SCHEDULE, unschedulable),
     ];
     let taints = node.spec.as_ref().map_or(&[][..], |s| &s.taints[..]);
     let mut next: Vec<v1::Taint> = taints
@@ -116,7 +121,7 @@ pub fn eviction(
     now: DateTime<Utc>,
 ) -> Eviction {
     let mut earliest: Option<DateTime<Utc>> = None;
-    for taint in taints.iter().filter(|t| t.effect == "NoExecute") {
+    for taint in taints.iter().filter(|t| t.effect == effect::NO_EXECUTE) {
         let matching: Vec<&v1::Toleration> =
             tolerations.iter().filter(|t| tolerates(t, taint)).collect();
         if matching.is_empty() {

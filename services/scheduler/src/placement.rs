@@ -12,15 +12,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+pub use bosun_api::nodematch::{Readiness, node_readiness, term_matches, tolerates};
+use bosun_api::nodematch::{first_untolerated, node_selector_matches, tolerated};
 use bosun_api::v1;
 use bosun_api::validation::parse_quantity;
-
-/// The taint the node lifecycle controller puts on a node whose agent stopped heartbeating.
-pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
-/// The taint for a node whose agent reports Ready=False.
-pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
-/// The taint for a cordoned node (`spec.unschedulable`).
-pub const TAINT_UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
+use bosun_api::vocab::{effect, taint};
 
 /// CPU in millicores and memory in bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,16 +37,6 @@ pub struct PodFacts {
     pub tolerations: Vec<v1::Toleration>,
     /// The uid of the pod's controller (for spreading), if it has one.
     pub owner: Option<String>,
-}
-
-/// Whether a node's agent says it is ready (its `Ready` condition).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Readiness {
-    Ready,
-    /// Ready=False: the agent is up and says it cannot run pods.
-    NotReady,
-    /// Ready=Unknown or no Ready condition: nobody has heard from the agent.
-    Unknown,
 }
 
 /// What the scheduler needs to know about a node.
@@ -191,13 +177,7 @@ pub fn node_facts(node: &v1::Node) -> NodeFacts {
     let meta = node.metadata.clone().unwrap_or_default();
     let spec = node.spec.clone().unwrap_or_default();
     let status = node.status.as_ref();
-    let readiness = status
-        .and_then(|s| s.conditions.iter().find(|c| c.r#type == "Ready"))
-        .map_or(Readiness::Unknown, |c| match c.status.as_str() {
-            "True" => Readiness::Ready,
-            "False" => Readiness::NotReady,
-            _ => Readiness::Unknown,
-        });
+    let readiness = node_readiness(node);
     let alloc = |name: &str| {
         status
             .and_then(|s| s.allocatable.get(name))
@@ -215,95 +195,26 @@ pub fn node_facts(node: &v1::Node) -> NodeFacts {
     }
 }
 
-/// Kubernetes' `ToleratesTaint`: effect empty matches every effect, key empty (with Exists)
-/// matches every key, Exists ignores the value, Equal (or empty) compares it.
-pub fn tolerates(toleration: &v1::Toleration, taint: &v1::Taint) -> bool {
-    if !toleration.effect.is_empty() && toleration.effect != taint.effect {
-        return false;
-    }
-    if !toleration.key.is_empty() && toleration.key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_str() {
-        "Exists" => true,
-        "" | "Equal" => toleration.value == taint.value,
-        _ => false,
-    }
-}
-
-/// Whether any of `tolerations` tolerates `taint`.
-pub fn tolerated(tolerations: &[v1::Toleration], taint: &v1::Taint) -> bool {
-    tolerations.iter().any(|t| tolerates(t, taint))
-}
-
-/// Whether a node's labels and name satisfy one term: every expression and field must hold.
-/// A term with neither matches nothing (Kubernetes).
-pub fn term_matches(
-    term: &v1::NodeSelectorTerm,
-    labels: &BTreeMap<String, String>,
-    name: &str,
-) -> bool {
-    if term.match_expressions.is_empty() && term.match_fields.is_empty() {
-        return false;
-    }
-    term.match_expressions
-        .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && term.match_fields.iter().all(|r| {
-            // Only metadata.name is a node field selectors may name.
-            r.key == "metadata.name" && requirement_matches(r, Some(name))
-        })
-}
-
-fn requirement_matches(r: &v1::NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let number = |s: &str| s.parse::<i64>().ok();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| r.values.iter().any(|x| x == v)),
-        "NotIn" => !value.is_some_and(|v| r.values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(have), [want]) = (value.and_then(number), r.values.as_slice()) else {
-                return false;
-            };
-            let Some(want) = number(want) else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                have > want
-            } else {
-                have < want
-            }
-        }
-        _ => false,
-    }
-}
-
 /// nodeSelector (every pair) and required node affinity (any term).
 pub fn matches_affinity(pod: &PodFacts, node: &NodeFacts) -> bool {
-    let selector_ok = pod
-        .node_selector
-        .iter()
-        .all(|(k, v)| node.labels.get(k) == Some(v));
-    let affinity_ok = pod.required.as_ref().is_none_or(|required| {
-        required
-            .node_selector_terms
-            .iter()
-            .any(|t| term_matches(t, &node.labels, &node.name))
-    });
-    selector_ok && affinity_ok
+    node_selector_matches(
+        &pod.node_selector,
+        pod.required.as_ref(),
+        &node.labels,
+        &node.name,
+    )
 }
 
 /// The taint a node's readiness implies before the lifecycle controller has written it.
 fn readiness_taint(node: &NodeFacts) -> Option<v1::Taint> {
     let key = match node.readiness {
         Readiness::Ready => return None,
-        Readiness::NotReady => TAINT_NOT_READY,
-        Readiness::Unknown => TAINT_UNREACHABLE,
+        Readiness::NotReady => taint::NOT_READY,
+        Readiness::Unknown => taint::UNREACHABLE,
     };
     Some(v1::Taint {
         key: key.into(),
-        effect: "NoSchedule".into(),
+        effect: effect::NO_SCHEDULE.into(),
         ..Default::default()
     })
 }
@@ -314,8 +225,8 @@ pub fn filter(pod: &PodFacts, node: &NodeFacts, usage: &Usage) -> Result<(), Vec
     // NodeUnschedulable.
     if node.unschedulable {
         let cordon = v1::Taint {
-            key: TAINT_UNSCHEDULABLE.into(),
-            effect: "NoSchedule".into(),
+            key: taint::UNSCHEDULABLE.into(),
+            effect: effect::NO_SCHEDULE.into(),
             ..Default::default()
         };
         if !tolerated(&pod.tolerations, &cordon) {
@@ -323,17 +234,12 @@ pub fn filter(pod: &PodFacts, node: &NodeFacts, usage: &Usage) -> Result<(), Vec
         }
     }
     // TaintToleration: the first untolerated NoSchedule/NoExecute taint, then readiness.
-    let hard = node
-        .taints
-        .iter()
-        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute");
-    for taint in hard.chain(readiness_taint(node).as_ref()) {
-        if !tolerated(&pod.tolerations, taint) {
-            return Err(vec![Reason::UntoleratedTaint {
-                key: taint.key.clone(),
-                value: taint.value.clone(),
-            }]);
-        }
+    let readiness = readiness_taint(node);
+    if let Some(taint) = first_untolerated(&pod.tolerations, node.taints.iter().chain(&readiness)) {
+        return Err(vec![Reason::UntoleratedTaint {
+            key: taint.key.clone(),
+            value: taint.value.clone(),
+        }]);
     }
     // NodeAffinity.
     if !matches_affinity(pod, node) {
@@ -399,7 +305,7 @@ pub fn score_prefer_no_schedule(pod: &PodFacts, node: &NodeFacts) -> i64 {
     let untolerated = node
         .taints
         .iter()
-        .filter(|t| t.effect == "PreferNoSchedule" && !tolerated(&pod.tolerations, t))
+        .filter(|t| t.effect == effect::PREFER_NO_SCHEDULE && !tolerated(&pod.tolerations, t))
         .count() as u32;
     MAX_SCORE >> untolerated.min(7)
 }

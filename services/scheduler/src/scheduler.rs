@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bosun_api::vocab::status;
 use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::Store;
 use bosun_runtime::client::{Broker, Selector};
@@ -240,7 +241,9 @@ fn set_pod_scheduled_false(pod: &mut v1::Pod, message: &str, now: &str) -> bool 
         .iter_mut()
         .find(|c| c.r#type == "PodScheduled");
     match existing {
-        Some(c) if c.status == "False" && c.reason == "Unschedulable" && c.message == message => {
+        Some(c)
+            if c.status == status::FALSE && c.reason == "Unschedulable" && c.message == message =>
+        {
             false
         }
         Some(c) => {

@@ -46,8 +46,8 @@ fn keys(plan: &NodePlan) -> Option<Vec<String>> {
 fn node_plans_follow_lease_age_readiness_and_cordon() {
     let fresh = Duration::from_secs(1);
     let stale = Duration::from_secs(41);
-    let unreachable = taint(TAINT_UNREACHABLE, "NoExecute", "2026-03-01T11:00:00Z");
-    let not_ready = taint(TAINT_NOT_READY, "NoExecute", "2026-03-01T11:00:00Z");
+    let unreachable = taint(taint::UNREACHABLE, "NoExecute", "2026-03-01T11:00:00Z");
+    let not_ready = taint(taint::NOT_READY, "NoExecute", "2026-03-01T11:00:00Z");
     let user = taint("dedicated", "NoSchedule", "");
     // (what, node, lease age, condition written?, new taints or None if unchanged)
     type Row<'a> = (&'a str, v1::Node, Duration, bool, Option<Vec<&'a str>>);
@@ -122,7 +122,7 @@ fn node_plans_follow_lease_age_readiness_and_cordon() {
             "uncordoned: the taint goes",
             node(
                 Some("True"),
-                vec![taint(TAINT_UNSCHEDULABLE, "NoSchedule", "")],
+                vec![taint(taint::UNSCHEDULABLE, "NoSchedule", "")],
                 false,
             ),
             fresh,
@@ -157,7 +157,7 @@ fn the_stale_condition_and_new_taints_carry_kubernetes_wording_and_time() {
     assert_eq!(cond.last_transition_time, NOW);
     assert_eq!(plan.taints.expect("taints")[0].time_added, NOW);
     // An existing taint keeps its timeAdded.
-    let old = taint(TAINT_UNREACHABLE, "NoExecute", "2026-03-01T11:00:00Z");
+    let old = taint(taint::UNREACHABLE, "NoExecute", "2026-03-01T11:00:00Z");
     let plan = plan_node(
         &node(Some("Unknown"), vec![old.clone()], true),
         GRACE * 2,
@@ -181,9 +181,9 @@ fn tol(key: &str, op: &str, effect: &str, seconds: Option<i64>) -> v1::Toleratio
 fn evictions_follow_the_pods_own_tolerations() {
     let now: DateTime<Utc> = NOW.parse().unwrap();
     let added = "2026-03-01T11:59:00Z"; // one minute ago
-    let unreachable = vec![taint(TAINT_UNREACHABLE, "NoExecute", added)];
+    let unreachable = vec![taint(taint::UNREACHABLE, "NoExecute", added)];
     let both = vec![
-        taint(TAINT_UNREACHABLE, "NoExecute", added),
+        taint(taint::UNREACHABLE, "NoExecute", added),
         taint("maintenance", "NoExecute", added),
     ];
     let soft = vec![taint("x", "NoSchedule", added)];
@@ -201,7 +201,7 @@ fn evictions_follow_the_pods_own_tolerations() {
         (
             "tolerated forever",
             unreachable.clone(),
-            vec![tol(TAINT_UNREACHABLE, "Exists", "NoExecute", None)],
+            vec![tol(taint::UNREACHABLE, "Exists", "NoExecute", None)],
             Eviction::Never,
         ),
         (
@@ -213,26 +213,26 @@ fn evictions_follow_the_pods_own_tolerations() {
         (
             "300 s from timeAdded",
             unreachable.clone(),
-            vec![tol(TAINT_UNREACHABLE, "Exists", "NoExecute", Some(300))],
+            vec![tol(taint::UNREACHABLE, "Exists", "NoExecute", Some(300))],
             at("2026-03-01T12:04:00Z"),
         ),
         (
             "30 s from timeAdded is already past",
             unreachable.clone(),
-            vec![tol(TAINT_UNREACHABLE, "Exists", "NoExecute", Some(30))],
+            vec![tol(taint::UNREACHABLE, "Exists", "NoExecute", Some(30))],
             Eviction::Now,
         ),
         (
             "one of two taints untolerated: now",
             both.clone(),
-            vec![tol(TAINT_UNREACHABLE, "Exists", "NoExecute", None)],
+            vec![tol(taint::UNREACHABLE, "Exists", "NoExecute", None)],
             Eviction::Now,
         ),
         (
             "the shortest toleration wins",
             both,
             vec![
-                tol(TAINT_UNREACHABLE, "Exists", "NoExecute", Some(600)),
+                tol(taint::UNREACHABLE, "Exists", "NoExecute", Some(600)),
                 tol("maintenance", "Exists", "", Some(120)),
             ],
             at("2026-03-01T12:01:00Z"),
@@ -240,7 +240,7 @@ fn evictions_follow_the_pods_own_tolerations() {
         (
             "a NoSchedule toleration does not count",
             unreachable,
-            vec![tol(TAINT_UNREACHABLE, "Exists", "NoSchedule", None)],
+            vec![tol(taint::UNREACHABLE, "Exists", "NoSchedule", None)],
             Eviction::Now,
         ),
     ];

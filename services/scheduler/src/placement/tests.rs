@@ -54,107 +54,6 @@ fn term(exprs: Vec<v1::NodeSelectorRequirement>) -> v1::NodeSelectorTerm {
     }
 }
 
-#[test]
-fn every_match_expression_operator_behaves_like_kubernetes() {
-    let l = labels(&[("zone", "a"), ("cores", "8")]);
-    // (requirement, matches)
-    let table = [
-        (req("zone", "In", &["a", "b"]), true),
-        (req("zone", "In", &["b"]), false),
-        (req("missing", "In", &["a"]), false),
-        (req("zone", "NotIn", &["b"]), true),
-        (req("zone", "NotIn", &["a"]), false),
-        (req("missing", "NotIn", &["a"]), true),
-        (req("zone", "Exists", &[]), true),
-        (req("missing", "Exists", &[]), false),
-        (req("missing", "DoesNotExist", &[]), true),
-        (req("zone", "DoesNotExist", &[]), false),
-        (req("cores", "Gt", &["4"]), true),
-        (req("cores", "Gt", &["8"]), false),
-        (req("cores", "Lt", &["16"]), true),
-        (req("cores", "Lt", &["8"]), false),
-        (req("zone", "Gt", &["1"]), false),
-        (req("missing", "Lt", &["1"]), false),
-        (req("cores", "Gt", &["1", "2"]), false),
-        (req("zone", "Bogus", &["a"]), false),
-    ];
-    for (r, want) in table {
-        assert_eq!(
-            term_matches(&term(vec![r.clone()]), &l, "n1"),
-            want,
-            "{r:?}"
-        );
-    }
-}
-
-#[test]
-fn terms_and_expressions_and_fields_combine_as_kubernetes_says() {
-    let l = labels(&[("zone", "a"), ("disk", "ssd")]);
-    let both = term(vec![req("zone", "In", &["a"]), req("disk", "In", &["ssd"])]);
-    let one_wrong = term(vec![req("zone", "In", &["a"]), req("disk", "In", &["hdd"])]);
-    let by_name = v1::NodeSelectorTerm {
-        match_expressions: vec![],
-        match_fields: vec![req("metadata.name", "In", &["n1"])],
-    };
-    let other_field = v1::NodeSelectorTerm {
-        match_expressions: vec![],
-        match_fields: vec![req("metadata.uid", "In", &["n1"])],
-    };
-    // (term, matches on node n1)
-    let table = [
-        (both, true),
-        (one_wrong.clone(), false),
-        (by_name, true),
-        (other_field, false),
-        (v1::NodeSelectorTerm::default(), false),
-    ];
-    for (t, want) in table {
-        assert_eq!(term_matches(&t, &l, "n1"), want, "{t:?}");
-    }
-    // Terms are ORed.
-    let mut n = node("n1");
-    n.labels = l;
-    let pod = |terms: Vec<v1::NodeSelectorTerm>| PodFacts {
-        required: Some(v1::NodeSelector {
-            node_selector_terms: terms,
-        }),
-        ..Default::default()
-    };
-    assert!(matches_affinity(
-        &pod(vec![
-            one_wrong.clone(),
-            term(vec![req("zone", "Exists", &[])])
-        ]),
-        &n
-    ));
-    assert!(!matches_affinity(&pod(vec![one_wrong]), &n));
-    assert!(
-        !matches_affinity(&pod(vec![]), &n),
-        "no terms match nothing"
-    );
-}
-
-#[test]
-fn tolerations_match_taints_by_key_operator_value_and_effect() {
-    let t = taint("gpu", "nvidia", "NoSchedule");
-    // (toleration, tolerates)
-    let table = [
-        (toleration("gpu", "Equal", "nvidia", "NoSchedule"), true),
-        (toleration("gpu", "", "nvidia", "NoSchedule"), true),
-        (toleration("gpu", "Equal", "amd", "NoSchedule"), false),
-        (toleration("gpu", "Exists", "", "NoSchedule"), true),
-        (toleration("gpu", "Exists", "", ""), true),
-        (toleration("gpu", "Exists", "", "NoExecute"), false),
-        (toleration("other", "Exists", "", ""), false),
-        (toleration("", "Exists", "", ""), true),
-        (toleration("", "Exists", "", "NoExecute"), false),
-        (toleration("gpu", "Bogus", "nvidia", ""), false),
-    ];
-    for (tol, want) in table {
-        assert_eq!(tolerates(&tol, &t), want, "{tol:?}");
-    }
-}
-
 fn untolerated(key: &str, value: &str) -> Reason {
     Reason::UntoleratedTaint {
         key: key.into(),
@@ -262,14 +161,14 @@ fn each_filter_rejects_with_kubernetes_reason() {
             &plain,
             &lost,
             &none,
-            Err(vec![untolerated(TAINT_UNREACHABLE, "")]),
+            Err(vec![untolerated(taint::UNREACHABLE, "")]),
         ),
         (
             "not-ready node",
             &plain,
             &sick,
             &none,
-            Err(vec![untolerated(TAINT_NOT_READY, "")]),
+            Err(vec![untolerated(taint::NOT_READY, "")]),
         ),
         ("not-ready tolerated", &tolerating_all, &sick, &none, Ok(())),
         (
