@@ -4,12 +4,14 @@
 //! shared Kubernetes vocabulary ([`vocab`]: phases, conditions, taints, finalizers).
 
 pub mod codec;
+pub mod condition;
 pub mod defaults;
 pub mod kind;
 pub mod nodematch;
 pub mod object;
 pub mod schedule;
 pub mod selector;
+pub mod units;
 pub mod validation;
 pub mod vocab;
 

@@ -3,6 +3,8 @@
 //! steps and month/weekday names, the `@yearly`...`@hourly` macros and `@every <duration>`.
 //! `TZ=`/`CRON_TZ=` prefixes are rejected (use `spec.timeZone`), as are `L`, `W` and `#`.
 
+use crate::units::parse_go_duration;
+
 /// Why a schedule is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
@@ -165,43 +167,6 @@ fn value(text: &str, b: &Bounds) -> Result<u32, String> {
     Ok(v)
 }
 
-/// Parses a Go `time.ParseDuration` string (`1h30m`, `90s`, `1.5h`) into seconds.
-pub fn parse_go_duration(s: &str) -> Option<f64> {
-    if s.is_empty() {
-        return None;
-    }
-    if s == "0" {
-        return Some(0.0);
-    }
-    let mut total = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * factor;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,13 +223,5 @@ mod tests {
         ] {
             assert!(validate_schedule(s).is_err(), "{s}");
         }
-    }
-
-    #[test]
-    fn go_durations_parse_to_seconds() {
-        assert_eq!(parse_go_duration("1h30m"), Some(5400.0));
-        assert_eq!(parse_go_duration("1.5h"), Some(5400.0));
-        assert_eq!(parse_go_duration("500ms"), Some(0.5));
-        assert_eq!(parse_go_duration("5"), None);
     }
 }

@@ -708,29 +708,12 @@ fn pod_resources(p: &v1::Pod) -> [i64; 4] {
 
 /// A cpu quantity in millicores, or a memory quantity in bytes (0 when unreadable).
 pub fn quantity(resource: &str, v: &str) -> i64 {
-    let v = v.trim();
-    if resource == "cpu" {
-        return match v.strip_suffix('m') {
-            Some(m) => m.parse().unwrap_or(0),
-            None => v.parse::<f64>().map_or(0, |c| (c * 1000.0).round() as i64),
-        };
-    }
-    const UNITS: &[(&str, i64)] = &[
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1_000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ];
-    for (suffix, mult) in UNITS {
-        if let Some(n) = v.strip_suffix(suffix) {
-            return n.parse::<f64>().map_or(0, |x| (x * *mult as f64) as i64);
-        }
-    }
-    v.parse().unwrap_or(0)
+    let parsed = if resource == "cpu" {
+        bosun_api::units::cpu_millis(v)
+    } else {
+        bosun_api::units::whole_units(v)
+    };
+    parsed.unwrap_or(0)
 }
 
 /// `100m (5%)`: a cpu (millicores) or memory (bytes) amount and its share of `total`.

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 
 pub use bosun_api::nodematch::{Readiness, node_readiness, term_matches, tolerates};
 use bosun_api::nodematch::{first_untolerated, node_selector_matches, tolerated};
+use bosun_api::units::{cpu_millis, parse_quantity, whole_units};
 use bosun_api::v1;
-use bosun_api::validation::parse_quantity;
 use bosun_api::vocab::{effect, taint};
 
 /// CPU in millicores and memory in bytes.
@@ -164,11 +164,11 @@ fn container_requests(c: &v1::Container) -> Resources {
         res.requests
             .get(name)
             .or_else(|| res.limits.get(name))
-            .and_then(|q| parse_quantity(q))
+            .map(String::as_str)
     };
     Resources {
-        cpu_milli: get("cpu").map_or(0, |v| (v * 1000.0).ceil() as i64),
-        memory: get("memory").map_or(0, |v| v.ceil() as i64),
+        cpu_milli: get("cpu").and_then(cpu_millis).unwrap_or(0),
+        memory: get("memory").and_then(whole_units).unwrap_or(0),
     }
 }
 

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bosun_api::vocab::status;
+use bosun_api::condition::set_condition;
+use bosun_api::vocab::{condition, status};
 use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::Store;
 use bosun_runtime::client::{Broker, Selector};
@@ -236,38 +237,17 @@ async fn bind(obj: &Object, pod: &v1::Pod, key: &str, node: &str, ctx: &Context)
 /// Sets (or replaces) the PodScheduled condition; returns whether anything changed.
 fn set_pod_scheduled_false(pod: &mut v1::Pod, message: &str, now: &str) -> bool {
     let status = pod.status.get_or_insert_with(Default::default);
-    let existing = status
-        .conditions
-        .iter_mut()
-        .find(|c| c.r#type == "PodScheduled");
-    match existing {
-        Some(c)
-            if c.status == status::FALSE && c.reason == "Unschedulable" && c.message == message =>
-        {
-            false
-        }
-        Some(c) => {
-            if c.status != "False" {
-                c.last_transition_time = now.to_string();
-            }
-            c.status = "False".into();
-            c.reason = "Unschedulable".into();
-            c.message = message.to_string();
-            c.last_probe_time = String::new();
-            true
-        }
-        None => {
-            status.conditions.push(v1::Condition {
-                r#type: "PodScheduled".into(),
-                status: "False".into(),
-                reason: "Unschedulable".into(),
-                message: message.to_string(),
-                last_transition_time: now.to_string(),
-                ..Default::default()
-            });
-            true
-        }
-    }
+    set_condition(
+        &mut status.conditions,
+        v1::Condition {
+            r#type: condition::POD_SCHEDULED.into(),
+            status: status::FALSE.into(),
+            reason: "Unschedulable".into(),
+            message: message.to_string(),
+            last_transition_time: now.to_string(),
+            ..Default::default()
+        },
+    )
 }
 
 async fn unschedulable(

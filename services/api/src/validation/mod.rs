@@ -12,8 +12,8 @@ mod workloads;
 
 use crate::v1::{Object, object::Object as O};
 
+pub use crate::units::parse_quantity;
 pub use meta::{is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value};
-pub use pod::parse_quantity;
 
 /// One invalid field.
 #[derive(Debug, Clone, PartialEq, Eq)]
