@@ -5,11 +5,16 @@ use prost::Message;
 
 use crate::kind::KindInfo;
 use crate::v1::{self, Kind, Object, ObjectMeta, object::Object as O};
+use crate::vocab::phase;
 
 /// Whether a pod reached a terminal phase (Succeeded or Failed).
 pub fn pod_finished(pod: &v1::Pod) -> bool {
-    let phase = pod.status.as_ref().map_or("", |s| s.phase.as_str());
-    phase == "Succeeded" || phase == "Failed"
+    phase_finished(pod.status.as_ref().map_or("", |s| s.phase.as_str()))
+}
+
+/// Whether `phase` is terminal (Succeeded or Failed): no container of the pod runs again.
+pub fn phase_finished(phase: &str) -> bool {
+    phase == phase::SUCCEEDED || phase == phase::FAILED
 }
 
 /// Runs `$body` with `$v` bound to the inner object, whatever its kind.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::bail;
 use bosun_api::KindInfo;
 use bosun_api::v1::{DeleteRequest, GetRequest, ListRequest};
+use bosun_api::vocab::propagation;
 use clap::{Args, ValueEnum};
 use tonic::Code;
 
@@ -67,9 +68,9 @@ impl Cascade {
     /// The propagation policy sent to the broker.
     pub fn policy(self) -> &'static str {
         match self {
-            Cascade::Background | Cascade::True => "Background",
-            Cascade::Foreground => "Foreground",
-            Cascade::Orphan | Cascade::False => "Orphan",
+            Cascade::Background | Cascade::True => propagation::BACKGROUND,
+            Cascade::Foreground => propagation::FOREGROUND,
+            Cascade::Orphan | Cascade::False => propagation::ORPHAN,
         }
     }
 }

@@ -738,10 +738,7 @@ fn node_pods(d: &mut Doc, st: &v1::NodeStatus, related: &Related, now: DateTime<
     let running: Vec<&v1::Pod> = related
         .pods
         .iter()
-        .filter(|p| {
-            let phase = p.status.as_ref().map_or("", |s| s.phase.as_str());
-            phase != "Succeeded" && phase != "Failed"
-        })
+        .filter(|p| !bosun_api::object::pod_finished(p))
         .collect();
     let alloc = |k: &str| st.allocatable.get(k).map_or(0, |v| quantity(k, v));
     let (cpu, mem) = (alloc("cpu"), alloc("memory"));

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use bosun_api::v1::{self, DeleteRequest, GetRequest, Kind, ListRequest, Taint};
+use bosun_api::vocab::effect;
 use bosun_api::{KindInfo, Object};
 use clap::Args;
 use tonic::Code;
@@ -12,7 +13,11 @@ use crate::Ctx;
 use crate::delete::parse_duration;
 use crate::label::{fetch, store};
 
-const EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
+const EFFECTS: &[&str] = &[
+    effect::NO_SCHEDULE,
+    effect::PREFER_NO_SCHEDULE,
+    effect::NO_EXECUTE,
+];
 
 /// `bosun taint` flags.
 #[derive(Debug, Args)]
@@ -140,7 +145,7 @@ pub fn apply_taints(
     let mut added = false;
     for a in &adds {
         let mut t = (*a).clone();
-        if t.effect == "NoExecute" {
+        if t.effect == effect::NO_EXECUTE {
             t.time_added = now.to_string();
         }
         match taints
@@ -271,7 +276,7 @@ pub fn plan_drain(pods: &[v1::Pod], ignore_daemonsets: bool, force: bool) -> Dra
             .owner_references
             .iter()
             .find(|r| r.controller == Some(true));
-        if phase == "Succeeded" || phase == "Failed" || !m.deletion_timestamp.is_empty() {
+        if bosun_api::object::phase_finished(phase) || !m.deletion_timestamp.is_empty() {
             plan.evict.push(id);
         } else if controller.is_some_and(|c| c.kind == "DaemonSet") {
             ds.push(id);

@@ -4,6 +4,7 @@
 
 use bosun_api::KindInfo;
 use bosun_api::v1::{self, Kind, Object};
+use bosun_api::vocab::{condition, phase, status};
 use chrono::{DateTime, Utc};
 
 use crate::format::{age, format_labels, format_selector, human_duration, parse_time};
@@ -306,8 +307,13 @@ pub fn pod_summary(p: &v1::Pod) -> PodSummary {
             let pod_ready = status
                 .conditions
                 .iter()
-                .any(|c| c.r#type == "Ready" && c.status == "True");
-            reason = if pod_ready { "Running" } else { "NotReady" }.to_string();
+                .any(|c| c.r#type == condition::READY && c.status == status::TRUE);
+            reason = if pod_ready {
+                phase::RUNNING
+            } else {
+                "NotReady"
+            }
+            .to_string();
         }
     }
 
@@ -316,12 +322,12 @@ pub fn pod_summary(p: &v1::Pod) -> PodSummary {
         .as_ref()
         .is_some_and(|m| !m.deletion_timestamp.is_empty());
     if deleting && status.reason == "NodeLost" {
-        reason = "Unknown".to_string();
+        reason = phase::UNKNOWN.to_string();
     } else if deleting {
         reason = "Terminating".to_string();
     }
     if reason.is_empty() {
-        reason = "Pending".to_string();
+        reason = phase::PENDING.to_string();
     }
     PodSummary {
         ready,
@@ -366,8 +372,8 @@ pub fn node_status(n: &v1::Node) -> String {
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let mut parts = Vec::new();
-    match conditions.iter().find(|c| c.r#type == "Ready") {
-        Some(c) if c.status == "True" => parts.push("Ready"),
+    match conditions.iter().find(|c| c.r#type == condition::READY) {
+        Some(c) if c.status == status::TRUE => parts.push("Ready"),
         Some(_) => parts.push("NotReady"),
         None => parts.push("Unknown"),
     }
@@ -403,7 +409,7 @@ pub fn node_roles(n: &v1::Node) -> String {
 fn has_condition(conditions: &[v1::Condition], t: &str) -> bool {
     conditions
         .iter()
-        .any(|c| c.r#type == t && c.status == "True")
+        .any(|c| c.r#type == t && c.status == status::TRUE)
 }
 
 /// kubectl's job STATUS: Complete, Failed, Terminating, Suspended, FailureTarget,
@@ -418,23 +424,23 @@ pub fn job_status(j: &v1::Job) -> String {
         .metadata
         .as_ref()
         .is_some_and(|m| !m.deletion_timestamp.is_empty());
-    if has_condition(conditions, "Complete") {
-        "Complete"
-    } else if has_condition(conditions, "Failed") {
-        "Failed"
+    if has_condition(conditions, condition::COMPLETE) {
+        condition::COMPLETE
+    } else if has_condition(conditions, condition::FAILED) {
+        condition::FAILED
     } else if deleting {
         "Terminating"
-    } else if has_condition(conditions, "Suspended") {
-        "Suspended"
-    } else if has_condition(conditions, "FailureTarget") {
-        "FailureTarget"
-    } else if has_condition(conditions, "SuccessCriteriaMet") {
-        "SuccessCriteriaMet"
+    } else if has_condition(conditions, condition::SUSPENDED) {
+        condition::SUSPENDED
+    } else if has_condition(conditions, condition::FAILURE_TARGET) {
+        condition::FAILURE_TARGET
+    } else if has_condition(conditions, condition::SUCCESS_CRITERIA_MET) {
+        condition::SUCCESS_CRITERIA_MET
     } else if has_condition(conditions, "Waiting") {
         // bosun: a Job held back by spec.dependsOn runs nothing yet; kubectl would say Running.
         "Waiting"
     } else {
-        "Running"
+        phase::RUNNING
     }
     .to_string()
 }

@@ -6,10 +6,12 @@
 
 use bosun_api::v1::ObjectMeta;
 
-/// The finalizer of a Foreground delete: the owner waits for its blocking dependents.
-pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
-/// The finalizer of an Orphan delete: the owner waits for its dependents to be released.
-pub const ORPHAN_FINALIZER: &str = "orphan";
+/// The finalizers of a Foreground delete (the owner waits for its blocking dependents) and of
+/// an Orphan delete (the owner waits for its dependents to be released).
+pub use bosun_api::vocab::finalizer::{
+    FOREGROUND as FOREGROUND_FINALIZER, ORPHAN as ORPHAN_FINALIZER,
+};
+use bosun_api::vocab::propagation;
 
 /// A delete propagation policy, as the broker's `propagationPolicy` spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,9 +25,9 @@ impl Propagation {
     /// The wire spelling (`"Background"`).
     pub fn as_str(self) -> &'static str {
         match self {
-            Propagation::Background => "Background",
-            Propagation::Foreground => "Foreground",
-            Propagation::Orphan => "Orphan",
+            Propagation::Background => propagation::BACKGROUND,
+            Propagation::Foreground => propagation::FOREGROUND,
+            Propagation::Orphan => propagation::ORPHAN,
         }
     }
 }
