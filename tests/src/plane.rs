@@ -340,10 +340,14 @@ impl Plane {
     }
 
     /// The real `binary` (a workspace binary) with `--server <broker>`, no inherited
-    /// `RUST_LOG` or OTLP endpoint, stdout discarded, stderr written to `<log>.log` in the
+    /// `RUST_LOG` or OTLP endpoint, stdout discarded, stderr appended to `<log>.log` in the
     /// plane's directory, killed when dropped.
     pub fn command(&self, binary: &str, log: &str) -> tokio::process::Command {
-        let stderr = std::fs::File::create(self.dir.join(format!("{log}.log"))).expect("log file");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{log}.log")))
+            .expect("log file");
         let mut cmd = tokio::process::Command::new(workspace_binary(binary));
         cmd.env_remove("RUST_LOG")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
