@@ -32,11 +32,12 @@ pub struct PlaneBuilder {
     job_controller: Option<Tweak<bosun_job_controller::Config>>,
     nodes: Vec<String>,
     agent_config: Option<AgentTweak>,
-    agent_processes: Vec<(Vec<String>, usize)>,
+    agent_processes: Vec<(usize, AgentCommand)>,
     cli_dir: Option<PathBuf>,
 }
 
 type AgentTweak = std::sync::Arc<dyn Fn(&mut bosun_node_agent::Config) + Send + Sync>;
+type AgentCommand = Box<dyn FnOnce(&mut tokio::process::Command) + Send>;
 
 impl PlaneBuilder {
     /// Runs the real `bosun-broker` binary instead of the in-process broker.
@@ -110,12 +111,15 @@ impl PlaneBuilder {
         self
     }
 
-    /// Runs the real `bosun-node-agent` binary with `--server <broker>` and `args` (its
-    /// stderr goes to `node-agent.log` in the plane's directory); it plays `nodes` nodes,
+    /// Runs the real `bosun-node-agent` binary ([`Plane::command`], with `--data-dir` in the
+    /// plane's directory) with the flags and environment `args` adds; it plays `nodes` nodes,
     /// and `start` returns once they are Ready.
-    pub fn node_agent_process(mut self, args: &[&str], nodes: usize) -> Self {
-        self.agent_processes
-            .push((args.iter().map(|a| a.to_string()).collect(), nodes));
+    pub fn node_agent_process(
+        mut self,
+        nodes: usize,
+        args: impl FnOnce(&mut tokio::process::Command) + Send + 'static,
+    ) -> Self {
+        self.agent_processes.push((nodes, Box::new(args)));
         self
     }
 
@@ -184,13 +188,14 @@ impl PlaneBuilder {
             );
         }
         let mut process_nodes = 0;
-        for (args, nodes) in &self.agent_processes {
-            let child = plane
-                .command("bosun-node-agent", "node-agent")
-                .args(args)
-                .spawn()
-                .expect("bosun-node-agent runs");
-            plane.children.push(child);
+        for (i, (nodes, args)) in self.agent_processes.into_iter().enumerate() {
+            let mut cmd = plane.command("bosun-node-agent", &format!("node-agent-{i}"));
+            cmd.arg("--data-dir")
+                .arg(plane.dir.join(format!("node-agent-{i}")));
+            args(&mut cmd);
+            plane
+                .children
+                .push(cmd.spawn().expect("bosun-node-agent runs"));
             process_nodes += nodes;
         }
         if process_nodes > 0 {
