@@ -168,8 +168,9 @@ impl Broker {
             running: Some(Running::Process(child)),
         };
         let url = broker.url();
-        eventually(Duration::from_secs(20), || async {
-            bosun_runtime::client::connect(&url).await.is_ok()
+        let what = format!("bosun-broker to accept connections at {url}");
+        wait_for(&what, Duration::from_secs(20), || async {
+            bosun_runtime::client::connect(&url).await.map(drop)
         })
         .await;
         broker
@@ -675,4 +676,58 @@ pub async fn collect_events(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    use super::{try_wait_for, wait_for};
+
+    #[tokio::test]
+    async fn wait_for_returns_the_value_it_waited_for() {
+        let polls = Cell::new(0);
+        let value = wait_for("the third poll", Duration::from_secs(5), || async {
+            polls.set(polls.get() + 1);
+            if polls.get() == 3 {
+                Ok(polls.get() * 10)
+            } else {
+                Err(format!("poll {}", polls.get()))
+            }
+        })
+        .await;
+        assert_eq!(value, 30);
+        let some = wait_for("Some", Duration::from_secs(5), || async { Some("x") }).await;
+        assert_eq!(some, "x");
+        wait_for("true", Duration::from_secs(5), || async { true }).await;
+    }
+
+    #[tokio::test]
+    async fn a_timeout_says_what_was_waited_for_and_what_was_last_seen() {
+        let polls = Cell::new(0);
+        let timeout = try_wait_for("the answer", Duration::from_millis(50), || async {
+            polls.set(polls.get() + 1);
+            Err::<(), _>(format!("{} wrong answers", polls.get()))
+        })
+        .await
+        .expect_err("never answered");
+        let last = polls.get();
+        assert!(last > 1, "polled {last} times");
+        assert_eq!(
+            timeout,
+            format!("waited 50ms for the answer; last seen: {last} wrong answers")
+        );
+        let none = try_wait_for("Some", Duration::ZERO, || async { None::<()> }).await;
+        assert_eq!(
+            none,
+            Err("waited 0ns for Some; last seen: nothing yet (None)".into())
+        );
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "waited 10ms for a condition; last seen: false")]
+    async fn eventually_panics_at_its_deadline() {
+        super::eventually(Duration::from_millis(10), || async { false }).await;
+    }
 }
