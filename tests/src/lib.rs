@@ -1,8 +1,10 @@
 //! The end-to-end test harness: a real etcd per test ([`Etcd`]), the broker in-process
 //! ([`Broker::start`], stoppable and restartable) or as the real binary
 //! ([`Broker::spawn_process`]), the real `bosun` CLI as a child process ([`Bosun`]),
-//! connected clients, valid objects of every kind ([`object_of`]), and [`eventually`] for
-//! waiting on a condition with a deadline instead of sleeping.
+//! connected clients, valid objects of every kind ([`object_of`]), [`wait_for`] for waiting
+//! on a condition with a deadline instead of sleeping (it returns what it waited for and says
+//! what it saw on timeout), and [`Plane::builder`] for a whole control plane: etcd, the
+//! broker and the services a test needs.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +18,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use bosun_api::v1;
+pub use plane::{Agent, Plane, PlaneBuilder, node_ready};
+
+mod plane;
 
 /// A free loopback address, never handed out before in this process.
 pub fn free_addr() -> SocketAddr {
@@ -163,8 +168,9 @@ impl Broker {
             running: Some(Running::Process(child)),
         };
         let url = broker.url();
-        eventually(Duration::from_secs(20), || async {
-            bosun_runtime::client::connect(&url).await.is_ok()
+        let what = format!("bosun-broker to accept connections at {url}");
+        wait_for(&what, Duration::from_secs(20), || async {
+            bosun_runtime::client::connect(&url).await.map(drop)
         })
         .await;
         broker
@@ -375,24 +381,84 @@ pub async fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-/// Waits until `condition` holds, polling with a short backoff; panics at the deadline.
-pub async fn eventually<F, Fut>(deadline: Duration, mut condition: F)
+/// What a [`wait_for`] probe saw: done with a value, or not yet (with what it saw instead).
+pub trait Probe {
+    /// The value waited for.
+    type Value;
+    /// `Ok(value)` when done, else `Err(what was seen instead)`.
+    fn seen(self) -> Result<Self::Value, String>;
+}
+
+impl Probe for bool {
+    type Value = ();
+    fn seen(self) -> Result<(), String> {
+        if self { Ok(()) } else { Err("false".into()) }
+    }
+}
+
+impl<T> Probe for Option<T> {
+    type Value = T;
+    fn seen(self) -> Result<T, String> {
+        self.ok_or_else(|| "nothing yet (None)".into())
+    }
+}
+
+impl<T, E: std::fmt::Display> Probe for Result<T, E> {
+    type Value = T;
+    fn seen(self) -> Result<T, String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// Polls `probe` with a short backoff until it returns a value (`true`, `Some(v)`, `Ok(v)`),
+/// and returns that value. At the deadline it panics saying `what` it waited for and what the
+/// probe last saw (`Err(..)`'s message: make it say what was there instead).
+pub async fn wait_for<F, Fut, P>(what: &str, deadline: Duration, probe: F) -> P::Value
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
+    Fut: Future<Output = P>,
+    P: Probe,
+{
+    try_wait_for(what, deadline, probe)
+        .await
+        .unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// [`wait_for`], but a timeout is returned as `Err(message)` (saying what was waited for and
+/// last seen), for a caller that adds more to it before it panics.
+pub async fn try_wait_for<F, Fut, P>(
+    what: &str,
+    deadline: Duration,
+    mut probe: F,
+) -> Result<P::Value, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = P>,
+    P: Probe,
 {
     let end = tokio::time::Instant::now() + deadline;
     let mut pause = Duration::from_millis(5);
     loop {
-        if condition().await {
-            return;
-        }
+        let last = match probe().await.seen() {
+            Ok(value) => return Ok(value),
+            Err(last) => last,
+        };
         if tokio::time::Instant::now() >= end {
-            panic!("condition not met within {deadline:?}");
+            return Err(format!("waited {deadline:?} for {what}; last seen: {last}"));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));
     }
+}
+
+/// Waits until `condition` holds, polling with a short backoff; panics at the deadline.
+/// The older form of [`wait_for`], which says what it waited for: prefer that.
+pub async fn eventually<F, Fut>(deadline: Duration, condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    wait_for("a condition", deadline, condition).await
 }
 
 fn meta(namespace: &str, name: &str) -> Option<v1::ObjectMeta> {
@@ -610,4 +676,58 @@ pub async fn collect_events(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    use super::{try_wait_for, wait_for};
+
+    #[tokio::test]
+    async fn wait_for_returns_the_value_it_waited_for() {
+        let polls = Cell::new(0);
+        let value = wait_for("the third poll", Duration::from_secs(5), || async {
+            polls.set(polls.get() + 1);
+            if polls.get() == 3 {
+                Ok(polls.get() * 10)
+            } else {
+                Err(format!("poll {}", polls.get()))
+            }
+        })
+        .await;
+        assert_eq!(value, 30);
+        let some = wait_for("Some", Duration::from_secs(5), || async { Some("x") }).await;
+        assert_eq!(some, "x");
+        wait_for("true", Duration::from_secs(5), || async { true }).await;
+    }
+
+    #[tokio::test]
+    async fn a_timeout_says_what_was_waited_for_and_what_was_last_seen() {
+        let polls = Cell::new(0);
+        let timeout = try_wait_for("the answer", Duration::from_millis(50), || async {
+            polls.set(polls.get() + 1);
+            Err::<(), _>(format!("{} wrong answers", polls.get()))
+        })
+        .await
+        .expect_err("never answered");
+        let last = polls.get();
+        assert!(last > 1, "polled {last} times");
+        assert_eq!(
+            timeout,
+            format!("waited 50ms for the answer; last seen: {last} wrong answers")
+        );
+        let none = try_wait_for("Some", Duration::ZERO, || async { None::<()> }).await;
+        assert_eq!(
+            none,
+            Err("waited 0ns for Some; last seen: nothing yet (None)".into())
+        );
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "waited 10ms for a condition; last seen: false")]
+    async fn eventually_panics_at_its_deadline() {
+        super::eventually(Duration::from_millis(10), || async { false }).await;
+    }
 }

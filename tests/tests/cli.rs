@@ -4,36 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bosun_tests::{Bosun, Broker, Etcd, Output, manifests_dir, temp_dir};
+use bosun_tests::{Bosun, Plane, manifests_dir, temp_dir};
 use tokio::io::AsyncBufReadExt as _;
 
 /// etcd, the broker binary, and a `bosun` that talks to it from `tests/manifests`.
-struct Plane {
-    _etcd: Etcd,
-    _broker: Broker,
-    bosun: Bosun,
-}
-
 async fn plane() -> Plane {
-    let etcd = Etcd::start().await;
-    let broker = Broker::spawn_process(&etcd).await;
-    let bosun = Bosun::new(&broker.url()).in_dir(manifests_dir());
-    Plane {
-        _etcd: etcd,
-        _broker: broker,
-        bosun,
-    }
-}
-
-impl Plane {
-    async fn run(&self, args: &[&str]) -> Output {
-        self.bosun.run(args).await
-    }
-
-    /// Runs and insists on exit code 0.
-    async fn ok(&self, args: &[&str]) -> String {
-        self.bosun.ok(args).await
-    }
+    Plane::builder("cli")
+        .broker_process()
+        .cli_in(manifests_dir())
+        .start()
+        .await
 }
 
 /// Every (file, kind word, namespace, name) of the seed manifests that Kubernetes accepts.
@@ -277,7 +257,7 @@ async fn a_folder_and_stdin_apply_and_one_bad_document_in_a_file_writes_nothing(
     assert!(out.contains("job.batch/pi created"), "{out}");
 
     let out = p
-        .bosun
+        .bosun()
         .run_with_stdin(&["apply", "-f", "-"], Some(&job_named("from-stdin", "x")))
         .await;
     assert_eq!(
@@ -312,7 +292,7 @@ async fn a_folder_and_stdin_apply_and_one_bad_document_in_a_file_writes_nothing(
 /// Applies `text` as a manifest through stdin.
 async fn apply_text(p: &Plane, text: &str) {
     let out = p
-        .bosun
+        .bosun()
         .run_with_stdin(&["apply", "-f", "-"], Some(text))
         .await;
     assert_eq!(out.code, 0, "{out:#?}");
@@ -397,7 +377,7 @@ async fn get_across_namespaces_adds_a_namespace_column() {
     let p = plane().await;
     apply_text(&p, &job_named("pi", "pi")).await;
     let out = p
-        .bosun
+        .bosun()
         .run_with_stdin(
             &["apply", "-n", "team", "-f", "-"],
             Some(&job_named("other", "pi")),
@@ -432,7 +412,7 @@ async fn get_watch_shows_a_row_for_an_object_created_after_it_started() {
     let p = plane().await;
     apply_text(&p, &job_named("pi", "pi")).await;
     let mut child = p
-        .bosun
+        .bosun()
         .command(&["get", "jobs", "-w"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

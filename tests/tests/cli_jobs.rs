@@ -3,48 +3,39 @@
 //! fields, and `get jobs` STATUS. No Job controller runs here: statuses are written directly,
 //! as the controller would write them.
 
-use bosun_runtime::client::Broker as Client;
-use bosun_tests::{Bosun, Broker, Etcd, Output, manifests_dir, v1};
+use bosun_tests::{manifests_dir, v1};
 
-struct Plane {
-    _etcd: Etcd,
-    _broker: Broker,
-    client: Client,
-    bosun: Bosun,
+/// The shared plane (etcd, the broker binary, `bosun` in `tests/manifests`), with this file's helpers.
+struct Plane(bosun_tests::Plane);
+
+impl std::ops::Deref for Plane {
+    type Target = bosun_tests::Plane;
+    fn deref(&self) -> &bosun_tests::Plane {
+        &self.0
+    }
 }
 
 async fn plane() -> Plane {
-    let etcd = Etcd::start().await;
-    let broker = Broker::spawn_process(&etcd).await;
-    let client = Client::connect(&broker.url()).await.expect("broker");
-    let bosun = Bosun::new(&broker.url()).in_dir(manifests_dir());
-    Plane {
-        _etcd: etcd,
-        _broker: broker,
-        client,
-        bosun,
-    }
+    Plane(
+        bosun_tests::Plane::builder("cli-jobs")
+            .broker_process()
+            .cli_in(manifests_dir())
+            .start()
+            .await,
+    )
 }
 
 impl Plane {
-    async fn run(&self, args: &[&str]) -> Output {
-        self.bosun.run(args).await
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        self.bosun.ok(args).await
-    }
-
     async fn apply(&self, text: &str) {
         let out = self
-            .bosun
+            .bosun()
             .run_with_stdin(&["apply", "-f", "-"], Some(text))
             .await;
         assert_eq!(out.code, 0, "{out:#?}");
     }
 
     async fn parallelism(&self, ns: &str, name: &str) -> Option<i32> {
-        self.client
+        self.client()
             .get(v1::Kind::Job, ns, name)
             .await
             .expect("job")
@@ -57,14 +48,17 @@ impl Plane {
     /// controller would.
     async fn set_status(&self, name: &str, f: impl FnOnce(&mut v1::JobStatus)) {
         let mut obj = self
-            .client
+            .client()
             .get(v1::Kind::Job, "default", name)
             .await
             .expect("job");
         if let Some(v1::object::Object::Job(j)) = obj.object.as_mut() {
             f(j.status.get_or_insert_default());
         }
-        self.client.update_status(obj).await.expect("update status");
+        self.client()
+            .update_status(obj)
+            .await
+            .expect("update status");
     }
 }
 
@@ -272,11 +266,11 @@ async fn describe_job_shows_dependencies_backoff_failures_conditions_and_events(
     })
     .await;
     let main = p
-        .client
+        .client()
         .get(v1::Kind::Job, "default", "main")
         .await
         .expect("main");
-    p.client
+    p.client()
         .create(
             v1::Event {
                 metadata: Some(v1::ObjectMeta {
@@ -399,12 +393,12 @@ async fn get_jobs_shows_kubectls_status_for_each_kind_of_job() {
     .await;
     // A finalizer keeps the deleted Job around, Terminating.
     let mut leaving = p
-        .client
+        .client()
         .get(v1::Kind::Job, "default", "leaving")
         .await
         .expect("job");
     leaving.meta_mut().finalizers = vec!["example.com/keep".into()];
-    p.client.update(leaving).await.expect("add finalizer");
+    p.client().update(leaving).await.expect("add finalizer");
     p.ok(&["delete", "job", "leaving", "--wait=false"]).await;
 
     let table = p.ok(&["get", "jobs"]).await;

@@ -2,40 +2,25 @@
 //! and describe, against a real etcd and broker. Node objects are created directly and
 //! pods bound by setting spec.nodeName (no scheduler or node agent runs here).
 
-use bosun_runtime::client::Broker as Client;
-use bosun_tests::{Bosun, Broker, Etcd, Output, node, pod, v1};
+use bosun_tests::{node, pod, v1};
 
-struct Plane {
-    _etcd: Etcd,
-    _broker: Broker,
-    client: Client,
-    bosun: Bosun,
+/// The shared plane (etcd and the broker), with this file's helpers.
+struct Plane(bosun_tests::Plane);
+
+impl std::ops::Deref for Plane {
+    type Target = bosun_tests::Plane;
+    fn deref(&self) -> &bosun_tests::Plane {
+        &self.0
+    }
 }
 
 async fn plane() -> Plane {
-    let etcd = Etcd::start().await;
-    let broker = Broker::start(&etcd).await;
-    let client = Client::connect(&broker.url()).await.expect("broker");
-    let bosun = Bosun::new(&broker.url());
-    Plane {
-        _etcd: etcd,
-        _broker: broker,
-        client,
-        bosun,
-    }
+    Plane(bosun_tests::Plane::builder("cli-nodes").start().await)
 }
 
 impl Plane {
-    async fn run(&self, args: &[&str]) -> Output {
-        self.bosun.run(args).await
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        self.bosun.ok(args).await
-    }
-
     async fn node(&self, name: &str) -> v1::Node {
-        self.client
+        self.client()
             .get(v1::Kind::Node, "", name)
             .await
             .expect("node")
@@ -59,14 +44,14 @@ impl Plane {
                 block_owner_deletion: Some(true),
             }];
         }
-        self.client.create(p).await.expect("pod");
+        self.client().create(p).await.expect("pod");
     }
 }
 
 #[tokio::test]
 async fn label_needs_overwrite_to_change_a_value_and_removes_with_a_dash() {
     let p = plane().await;
-    p.client.create(node("n1")).await.expect("node");
+    p.client().create(node("n1")).await.expect("node");
     assert_eq!(
         p.ok(&["label", "nodes", "n1", "disk=ssd"]).await,
         "node/n1 labeled\n"
@@ -105,7 +90,7 @@ async fn label_needs_overwrite_to_change_a_value_and_removes_with_a_dash() {
 #[tokio::test]
 async fn taint_cordon_and_uncordon_change_the_node_spec() {
     let p = plane().await;
-    p.client.create(node("n1")).await.expect("node");
+    p.client().create(node("n1")).await.expect("node");
     assert_eq!(
         p.ok(&["taint", "nodes", "n1", "dedicated=gpu:NoSchedule"])
             .await,
@@ -150,8 +135,8 @@ async fn taint_cordon_and_uncordon_change_the_node_spec() {
 #[tokio::test]
 async fn drain_refuses_unmanaged_pods_then_evicts_all_but_daemonset_pods() {
     let p = plane().await;
-    p.client.create(node("n1")).await.expect("node");
-    p.client.create(node("n2")).await.expect("node");
+    p.client().create(node("n1")).await.expect("node");
+    p.client().create(node("n2")).await.expect("node");
     p.bound_pod("job-pod", "n1", Some("Job")).await;
     p.bound_pod("ds-pod", "n1", Some("DaemonSet")).await;
     p.bound_pod("bare", "n1", None).await;
@@ -171,7 +156,7 @@ async fn drain_refuses_unmanaged_pods_then_evicts_all_but_daemonset_pods() {
         refused.stderr
     );
     assert!(
-        p.client
+        p.client()
             .get_opt(v1::Kind::Pod, "default", "job-pod")
             .await
             .expect("get")
@@ -212,7 +197,7 @@ async fn drain_refuses_unmanaged_pods_then_evicts_all_but_daemonset_pods() {
         ("elsewhere", true),
     ] {
         let found = p
-            .client
+            .client()
             .get_opt(v1::Kind::Pod, "default", name)
             .await
             .expect("get");
@@ -223,7 +208,7 @@ async fn drain_refuses_unmanaged_pods_then_evicts_all_but_daemonset_pods() {
 #[tokio::test]
 async fn wait_returns_once_a_condition_holds_or_times_out() {
     let p = plane().await;
-    p.client.create(node("n1")).await.expect("node");
+    p.client().create(node("n1")).await.expect("node");
     let late = p
         .run(&["wait", "--for=condition=Ready", "node/n1", "--timeout=1s"])
         .await;
@@ -235,7 +220,11 @@ async fn wait_returns_once_a_condition_holds_or_times_out() {
         )
     );
 
-    let mut n = p.client.get(v1::Kind::Node, "", "n1").await.expect("node");
+    let mut n = p
+        .client()
+        .get(v1::Kind::Node, "", "n1")
+        .await
+        .expect("node");
     if let Some(v1::object::Object::Node(inner)) = n.object.as_mut() {
         inner.status.get_or_insert_with(Default::default).conditions = vec![v1::Condition {
             r#type: "Ready".into(),
@@ -243,7 +232,7 @@ async fn wait_returns_once_a_condition_holds_or_times_out() {
             ..Default::default()
         }];
     }
-    p.client.update_status(n).await.expect("status");
+    p.client().update_status(n).await.expect("status");
     assert_eq!(
         p.ok(&["wait", "--for=condition=Ready", "node/n1", "--timeout=10s"])
             .await,
@@ -251,14 +240,14 @@ async fn wait_returns_once_a_condition_holds_or_times_out() {
     );
     p.bound_pod("doomed", "n1", None).await;
     let waiter = {
-        let bosun = p.bosun.clone();
+        let bosun = p.bosun().clone();
         tokio::spawn(async move {
             bosun
                 .run(&["wait", "--for=delete", "pod/doomed", "--timeout=20s"])
                 .await
         })
     };
-    p.client
+    p.client()
         .delete(
             v1::Kind::Pod,
             "default",
@@ -280,7 +269,7 @@ async fn wait_returns_once_a_condition_holds_or_times_out() {
 #[tokio::test]
 async fn describe_shows_a_nodes_taints_and_a_pods_node() {
     let p = plane().await;
-    p.client.create(node("n1")).await.expect("node");
+    p.client().create(node("n1")).await.expect("node");
     p.ok(&["taint", "nodes", "n1", "k=v:NoExecute"]).await;
     p.ok(&["cordon", "n1"]).await;
     p.bound_pod("web", "n1", Some("Job")).await;

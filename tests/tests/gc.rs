@@ -7,40 +7,14 @@
 use std::time::Duration;
 
 use bosun_runtime::client::{Broker as Client, DeleteOptions};
-use bosun_tests::{Broker, Etcd, eventually, job, pod, v1};
+use bosun_tests::{Plane, job, pod, v1, wait_for};
 use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
 /// etcd + broker + gc, stopped on drop.
-struct Plane {
-    _etcd: Etcd,
-    _broker: Broker,
-    client: Client,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Plane {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
 async fn plane() -> Plane {
-    let etcd = Etcd::start().await;
-    let broker = Broker::start(&etcd).await;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(bosun_gc::run(
-        bosun_gc::Config::for_server(&broker.url()),
-        shutdown.clone(),
-    ));
-    let client = Client::connect(&broker.url()).await.expect("broker");
-    Plane {
-        _etcd: etcd,
-        _broker: broker,
-        client,
-        shutdown,
-    }
+    Plane::builder("gc").gc().start().await
 }
 
 /// An ownerReference to `owner`, blocking its deletion.
@@ -88,8 +62,11 @@ async fn delete(client: &Client, kind: v1::Kind, name: &str, policy: &str) {
 }
 
 async fn wait_gone(client: &Client, kind: v1::Kind, name: &str) {
-    eventually(DEADLINE, || async {
-        exists(client, kind, name).await.is_none()
+    wait_for(&format!("{kind:?} {name} to be gone"), DEADLINE, || async {
+        match exists(client, kind, name).await {
+            None => Ok(()),
+            Some(o) => Err(format!("{:#?}", o.meta())),
+        }
     })
     .await;
 }
@@ -97,16 +74,20 @@ async fn wait_gone(client: &Client, kind: v1::Kind, name: &str) {
 #[tokio::test]
 async fn a_background_delete_of_a_job_removes_its_pods() {
     let p = plane().await;
-    let owner = p.client.create(job("default", "j")).await.expect("job");
-    owned_pod(&p.client, "j-1", &[&owner]).await;
-    owned_pod(&p.client, "j-2", &[&owner]).await;
-    let bystander = p.client.create(pod("default", "free")).await.expect("pod");
+    let owner = p.client().create(job("default", "j")).await.expect("job");
+    owned_pod(p.client(), "j-1", &[&owner]).await;
+    owned_pod(p.client(), "j-2", &[&owner]).await;
+    let bystander = p
+        .client()
+        .create(pod("default", "free"))
+        .await
+        .expect("pod");
 
-    delete(&p.client, v1::Kind::Job, "j", "Background").await;
-    assert!(exists(&p.client, v1::Kind::Job, "j").await.is_none());
-    wait_gone(&p.client, v1::Kind::Pod, "j-1").await;
-    wait_gone(&p.client, v1::Kind::Pod, "j-2").await;
-    let still = exists(&p.client, v1::Kind::Pod, "free").await;
+    delete(p.client(), v1::Kind::Job, "j", "Background").await;
+    assert!(exists(p.client(), v1::Kind::Job, "j").await.is_none());
+    wait_gone(p.client(), v1::Kind::Pod, "j-1").await;
+    wait_gone(p.client(), v1::Kind::Pod, "j-2").await;
+    let still = exists(p.client(), v1::Kind::Pod, "free").await;
     assert_eq!(
         still.map(|o| o.uid().to_string()),
         Some(bystander.uid().into())
@@ -116,24 +97,25 @@ async fn a_background_delete_of_a_job_removes_its_pods() {
 #[tokio::test]
 async fn a_foreground_delete_keeps_the_owner_until_its_pods_are_gone() {
     let p = plane().await;
-    let owner = p.client.create(job("default", "j")).await.expect("job");
+    let owner = p.client().create(job("default", "j")).await.expect("job");
     // A finalizer of someone else's keeps one pod around until we say so.
     let mut held = pod("default", "j-held");
     held.meta_mut().owner_references = vec![owner_ref(&owner)];
     held.meta_mut().finalizers = vec!["example.com/hold".into()];
-    p.client.create(held).await.expect("held pod");
-    owned_pod(&p.client, "j-1", &[&owner]).await;
+    p.client().create(held).await.expect("held pod");
+    owned_pod(p.client(), "j-1", &[&owner]).await;
 
-    delete(&p.client, v1::Kind::Job, "j", "Foreground").await;
-    wait_gone(&p.client, v1::Kind::Pod, "j-1").await;
+    delete(p.client(), v1::Kind::Job, "j", "Foreground").await;
+    wait_gone(p.client(), v1::Kind::Pod, "j-1").await;
     // The held pod is marked, and the job waits for it, visibly being deleted.
-    eventually(DEADLINE, || async {
-        exists(&p.client, v1::Kind::Pod, "j-held")
-            .await
-            .is_some_and(|o| !o.meta().is_some_and(|m| m.deletion_timestamp.is_empty()))
+    wait_for("pod j-held marked for deletion", DEADLINE, || async {
+        match exists(p.client(), v1::Kind::Pod, "j-held").await {
+            Some(o) if o.meta().is_some_and(|m| !m.deletion_timestamp.is_empty()) => Ok(()),
+            other => Err(format!("{:#?}", other.map(|o| o.meta().cloned()))),
+        }
     })
     .await;
-    let waiting = exists(&p.client, v1::Kind::Job, "j")
+    let waiting = exists(p.client(), v1::Kind::Job, "j")
         .await
         .expect("job still there");
     let m = waiting.meta().expect("meta");
@@ -141,26 +123,26 @@ async fn a_foreground_delete_keeps_the_owner_until_its_pods_are_gone() {
     assert!(m.finalizers.contains(&"foregroundDeletion".to_string()));
 
     // Releasing the pod lets it go, and then the job.
-    let mut latest = exists(&p.client, v1::Kind::Pod, "j-held")
+    let mut latest = exists(p.client(), v1::Kind::Pod, "j-held")
         .await
         .expect("pod");
     latest.meta_mut().finalizers.clear();
-    p.client.update(latest).await.expect("release pod");
-    wait_gone(&p.client, v1::Kind::Pod, "j-held").await;
-    wait_gone(&p.client, v1::Kind::Job, "j").await;
+    p.client().update(latest).await.expect("release pod");
+    wait_gone(p.client(), v1::Kind::Pod, "j-held").await;
+    wait_gone(p.client(), v1::Kind::Job, "j").await;
 }
 
 #[tokio::test]
 async fn an_orphan_delete_keeps_the_pods_without_their_owner_reference() {
     let p = plane().await;
-    let owner = p.client.create(job("default", "j")).await.expect("job");
-    owned_pod(&p.client, "j-1", &[&owner]).await;
-    owned_pod(&p.client, "j-2", &[&owner]).await;
+    let owner = p.client().create(job("default", "j")).await.expect("job");
+    owned_pod(p.client(), "j-1", &[&owner]).await;
+    owned_pod(p.client(), "j-2", &[&owner]).await;
 
-    delete(&p.client, v1::Kind::Job, "j", "Orphan").await;
-    wait_gone(&p.client, v1::Kind::Job, "j").await;
+    delete(p.client(), v1::Kind::Job, "j", "Orphan").await;
+    wait_gone(p.client(), v1::Kind::Job, "j").await;
     for name in ["j-1", "j-2"] {
-        let pod = exists(&p.client, v1::Kind::Pod, name)
+        let pod = exists(p.client(), v1::Kind::Pod, name)
             .await
             .expect("pod kept");
         assert!(
@@ -175,58 +157,59 @@ async fn a_dependent_of_an_owner_that_never_existed_is_deleted() {
     let p = plane().await;
     let mut ghost = job("default", "ghost");
     ghost.meta_mut().uid = "00000000-0000-4000-8000-000000000000".into();
-    owned_pod(&p.client, "lost", &[&ghost]).await;
-    wait_gone(&p.client, v1::Kind::Pod, "lost").await;
+    owned_pod(p.client(), "lost", &[&ghost]).await;
+    wait_gone(p.client(), v1::Kind::Pod, "lost").await;
 }
 
 #[tokio::test]
 async fn a_dependent_with_two_owners_survives_while_one_remains() {
     let p = plane().await;
-    let a = p.client.create(job("default", "a")).await.expect("job a");
-    let b = p.client.create(job("default", "b")).await.expect("job b");
-    let shared = owned_pod(&p.client, "shared", &[&a, &b]).await;
+    let a = p.client().create(job("default", "a")).await.expect("job a");
+    let b = p.client().create(job("default", "b")).await.expect("job b");
+    let shared = owned_pod(p.client(), "shared", &[&a, &b]).await;
 
-    delete(&p.client, v1::Kind::Job, "a", "Background").await;
+    delete(p.client(), v1::Kind::Job, "a", "Background").await;
     // The reference to the gone owner is dropped; the pod stays.
-    eventually(DEADLINE, || async {
-        exists(&p.client, v1::Kind::Pod, "shared")
-            .await
-            .is_some_and(|o| o.meta().is_some_and(|m| m.owner_references.len() == 1))
+    let kept = wait_for("pod shared with one owner left", DEADLINE, || async {
+        match exists(p.client(), v1::Kind::Pod, "shared").await {
+            Some(o) if o.meta().is_some_and(|m| m.owner_references.len() == 1) => Ok(o),
+            other => Err(format!("{:#?}", other.map(|o| o.meta().cloned()))),
+        }
     })
     .await;
-    let kept = exists(&p.client, v1::Kind::Pod, "shared")
-        .await
-        .expect("pod");
     assert_eq!(kept.uid(), shared.uid());
     assert_eq!(kept.meta().expect("meta").owner_references[0].uid, b.uid());
 
-    delete(&p.client, v1::Kind::Job, "b", "Background").await;
-    wait_gone(&p.client, v1::Kind::Pod, "shared").await;
+    delete(p.client(), v1::Kind::Job, "b", "Background").await;
+    wait_gone(p.client(), v1::Kind::Pod, "shared").await;
 }
 
 #[tokio::test]
 async fn a_new_owner_reusing_the_name_does_not_save_the_old_dependents() {
-    let p = plane().await;
-    // Stop the collector so the old owner's delete and the namesake's create both happen
+    // No collector yet, so the old owner's delete and the namesake's create both happen
     // before it looks: it must compare uids, not names.
-    p.shutdown.cancel();
-    let old = p.client.create(job("default", "j")).await.expect("job");
-    owned_pod(&p.client, "j-old", &[&old]).await;
-    delete(&p.client, v1::Kind::Job, "j", "Background").await;
-    let new = p.client.create(job("default", "j")).await.expect("new job");
+    let p = Plane::builder("gc").start().await;
+    let old = p.client().create(job("default", "j")).await.expect("job");
+    owned_pod(p.client(), "j-old", &[&old]).await;
+    delete(p.client(), v1::Kind::Job, "j", "Background").await;
+    let new = p
+        .client()
+        .create(job("default", "j"))
+        .await
+        .expect("new job");
     assert_ne!(new.uid(), old.uid());
-    let new_dependent = owned_pod(&p.client, "j-new", &[&new]).await;
+    let new_dependent = owned_pod(p.client(), "j-new", &[&new]).await;
 
     let shutdown = CancellationToken::new();
     tokio::spawn(bosun_gc::run(
-        bosun_gc::Config::for_server(&p._broker.url()),
+        bosun_gc::Config::for_server(p.url()),
         shutdown.clone(),
     ));
     let _stop = shutdown.drop_guard();
-    wait_gone(&p.client, v1::Kind::Pod, "j-old").await;
-    let kept = exists(&p.client, v1::Kind::Pod, "j-new")
+    wait_gone(p.client(), v1::Kind::Pod, "j-old").await;
+    let kept = exists(p.client(), v1::Kind::Pod, "j-new")
         .await
         .expect("new pod");
     assert_eq!(kept.uid(), new_dependent.uid());
-    assert!(exists(&p.client, v1::Kind::Job, "j").await.is_some());
+    assert!(exists(p.client(), v1::Kind::Job, "j").await.is_some());
 }

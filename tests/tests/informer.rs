@@ -14,7 +14,7 @@ use bosun_runtime::client::{Broker as Client, Selector};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Metrics};
 use bosun_runtime::queue::Backoff;
-use bosun_tests::{Broker, Etcd, create, eventually, pod, v1, with_label};
+use bosun_tests::{Broker, Etcd, create, pod, v1, wait_for, with_label};
 use tokio_util::sync::CancellationToken;
 
 type Changes = Arc<Mutex<Vec<(ChangeKind, String)>>>;
@@ -111,20 +111,23 @@ fn pods_in_store(store: &Store) -> BTreeMap<String, (i64, BTreeMap<String, Strin
 
 /// Waits until the store holds exactly what etcd holds.
 async fn store_matches_etcd(store: &Store, etcd: &Etcd) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let want = pods_in_etcd(etcd).await;
-        let have = pods_in_store(store);
-        if want == have {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the store (at revision {}) never matched etcd:\n store {have:#?}\n etcd  {want:#?}",
-            store.revision()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        "the store to match etcd",
+        Duration::from_secs(10),
+        || async {
+            let want = pods_in_etcd(etcd).await;
+            let have = pods_in_store(store);
+            if want == have {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the store (at revision {}):\n store {have:#?}\n etcd  {want:#?}",
+                    store.revision()
+                ))
+            }
+        },
+    )
+    .await;
 }
 
 async fn update(client: &mut bosun_runtime::client::BrokerClient, obj: v1::Object) -> v1::Object {
@@ -250,7 +253,13 @@ where
     a.restart().await;
 
     store_matches_etcd(&w.store, &etcd).await;
-    eventually(Duration::from_secs(10), || async { w.relists.get() == 2 }).await;
+    wait_for("the second relist", Duration::from_secs(10), || async {
+        match w.relists.get() {
+            2 => Ok(()),
+            n => Err(format!("{n} relists")),
+        }
+    })
+    .await;
     let after = w.changes_since(seen);
     assert!(
         after.contains(&(ChangeKind::Deleted, "default/doomed".to_string())),

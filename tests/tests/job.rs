@@ -8,87 +8,52 @@
 //! give up after 30 s, so a failed test leaves nothing running).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bosun_api::v1::logs_client::LogsClient;
 use bosun_api::v1::{self, Kind, LogsRequest, Object};
-use bosun_runtime::client::{Broker as Client, DeleteOptions, Selector, WatchEvent};
-use bosun_tests::{Bosun, Broker, Etcd, eventually, temp_dir};
-use tokio_util::sync::CancellationToken;
+use bosun_runtime::client::{DeleteOptions, Selector, WatchEvent};
+use bosun_tests::{Bosun, try_wait_for, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// etcd, a broker, the scheduler, the gc, the Job controller and two process-runtime nodes.
-struct Plane {
-    _etcd: Etcd,
-    _broker: Broker,
-    url: String,
-    client: Client,
-    /// Scratch space for the pods' marker files.
-    dir: PathBuf,
-    shutdown: CancellationToken,
-}
+struct Plane(bosun_tests::Plane);
 
-impl Drop for Plane {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+impl std::ops::Deref for Plane {
+    type Target = bosun_tests::Plane;
+    fn deref(&self) -> &bosun_tests::Plane {
+        &self.0
     }
 }
 
 impl Plane {
     async fn start(label: &str) -> Plane {
-        let etcd = Etcd::start().await;
-        let broker = Broker::start(&etcd).await;
-        let client = Client::connect(&broker.url()).await.expect("client");
-        let shutdown = CancellationToken::new();
-        let url = broker.url();
-        tokio::spawn(bosun_scheduler::run(
-            bosun_scheduler::Config::for_server(&url),
-            shutdown.clone(),
-        ));
-        tokio::spawn(bosun_gc::run(
-            bosun_gc::Config::for_server(&url),
-            shutdown.clone(),
-        ));
-        tokio::spawn(bosun_job_controller::run(
-            bosun_job_controller::Config::for_server(&url),
-            shutdown.clone(),
-        ));
-        let dir = temp_dir(&format!("job-{label}"));
-        for name in ["node-1", "node-2"] {
-            let mut c = bosun_node_agent::Config::new(&url, name);
-            c.data_dir = Some(dir.join(name));
-            c.heartbeat_interval = Duration::from_millis(200);
-            c.backoff_base = Duration::from_millis(200);
-            c.backoff_cap = Duration::from_secs(2);
-            tokio::spawn(bosun_node_agent::run(c, shutdown.child_token()));
-        }
-        Plane {
-            _etcd: etcd,
-            _broker: broker,
-            url,
-            client,
-            dir,
-            shutdown,
-        }
+        let plane = bosun_tests::Plane::builder(&format!("job-{label}"))
+            .scheduler()
+            .gc()
+            .job_controller()
+            .nodes(&["node-1", "node-2"])
+            .start()
+            .await;
+        Plane(plane)
     }
 
     async fn apply(&self, yaml: &str) {
         for m in bosun_api::codec::decode_manifests("test.yaml", yaml).expect("valid YAML") {
-            self.client.create(m.object).await.expect("create");
+            self.client().create(m.object).await.expect("create");
         }
     }
 
     /// A file in the plane's directory (for pods to wait on or leave behind).
     fn file(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
+        self.dir().join(name).display().to_string()
     }
 
     /// Creates the file `name` (a pod waiting for it goes on).
     fn touch(&self, name: &str) {
-        std::fs::write(self.dir.join(name), b"").expect("touch");
+        std::fs::write(self.dir().join(name), b"").expect("touch");
     }
 
     /// A shell command that waits (at most 30 s) for the file `name`, then exits 0.
@@ -98,7 +63,7 @@ impl Plane {
     }
 
     async fn job(&self, name: &str) -> v1::Job {
-        self.client
+        self.client()
             .get(Kind::Job, "default", name)
             .await
             .expect("get job")
@@ -107,7 +72,7 @@ impl Plane {
     }
 
     async fn pods_of(&self, job: &str) -> Vec<v1::Pod> {
-        self.client
+        self.client()
             .list(Kind::Pod, &job_pods(job))
             .await
             .expect("list pods")
@@ -120,25 +85,26 @@ impl Plane {
     /// Waits until `ok` holds for the Job; returns it. At the deadline, panics showing the
     /// Job and its pods as they were.
     async fn wait_job(&self, name: &str, ok: impl Fn(&v1::Job) -> bool) -> v1::Job {
-        let end = Instant::now() + WAIT;
-        loop {
+        let waited = try_wait_for(&format!("job {name} as expected"), WAIT, || async {
             let job = self.job(name).await;
             if ok(&job) {
-                return job;
+                Ok(job)
+            } else {
+                Err(format!("{:#?}", job.status))
             }
-            if Instant::now() >= end {
+        })
+        .await;
+        match waited {
+            Ok(job) => job,
+            Err(message) => {
                 let pods: Vec<(String, String)> = self
                     .pods_of(name)
                     .await
                     .iter()
                     .map(|p| (p.metadata.clone().unwrap_or_default().name, phase(p).into()))
                     .collect();
-                panic!(
-                    "job {name} not as expected within {WAIT:?}: {:#?}\npods: {pods:?}",
-                    job.status
-                );
+                panic!("{message}\npods: {pods:?}");
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -152,7 +118,7 @@ impl Plane {
         loop {
             let mut job = self.job(name).await;
             change(job.spec.as_mut().expect("spec"));
-            match self.client.update(job.into()).await {
+            match self.client().update(job.into()).await {
                 Ok(_) => return,
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => panic!("update job {name}: {e}"),
@@ -163,7 +129,7 @@ impl Plane {
     /// The events stored about `job` (by uid).
     async fn events_of(&self, job: &v1::Job) -> Vec<v1::Event> {
         let uid = &job.metadata.as_ref().expect("meta").uid;
-        self.client
+        self.client()
             .list(Kind::Event, &Selector::namespace("default"))
             .await
             .expect("list events")
@@ -176,7 +142,7 @@ impl Plane {
 
     /// What the pod printed, through the broker's Logs service.
     async fn logs(&self, pod: &str) -> String {
-        let mut client = LogsClient::connect(self.url.clone())
+        let mut client = LogsClient::connect(self.url().to_string())
             .await
             .expect("logs client");
         let mut stream = client
@@ -239,12 +205,20 @@ async fn assert_settled(plane: &Plane, job: &v1::Job) {
         "{name}: {s:#?}"
     );
     // Releases follow the status write: give them a moment.
-    eventually(WAIT, || async {
-        plane.pods_of(name).await.iter().all(|p| {
-            p.metadata
-                .as_ref()
-                .is_some_and(|m| !m.finalizers.iter().any(|f| f.ends_with("job-tracking")))
-        })
+    wait_for(&format!("{name}'s pods released"), WAIT, || async {
+        let held: Vec<String> = plane
+            .pods_of(name)
+            .await
+            .into_iter()
+            .filter_map(|p| p.metadata)
+            .filter(|m| m.finalizers.iter().any(|f| f.ends_with("job-tracking")))
+            .map(|m| m.name)
+            .collect();
+        if held.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("still holding the tracking finalizer: {held:?}"))
+        }
     })
     .await;
 }
@@ -267,13 +241,13 @@ impl PodWatch {
     async fn start(plane: &Plane, job: &str) -> PodWatch {
         let selector = job_pods(job);
         let revision = plane
-            .client
+            .client()
             .list(Kind::Pod, &selector)
             .await
             .expect("list pods")
             .revision;
         let mut stream = plane
-            .client
+            .client()
             .watch(Kind::Pod, &selector, revision)
             .await
             .expect("watch pods");
@@ -421,15 +395,23 @@ spec:
 
     // Events are written in the background: wait for both.
     let created = format!("Created pod: {}", meta.name);
-    eventually(WAIT, || async {
-        let events = plane.events_of(&job).await;
-        let has = |reason: &str, message: &str| {
-            events
-                .iter()
-                .any(|e| e.reason == reason && e.message == message && e.r#type == "Normal")
-        };
-        has("SuccessfulCreate", &created) && has("Completed", "Job completed")
-    })
+    wait_for(
+        "the SuccessfulCreate and Completed events",
+        WAIT,
+        || async {
+            let events = plane.events_of(&job).await;
+            let has = |reason: &str, message: &str| {
+                events
+                    .iter()
+                    .any(|e| e.reason == reason && e.message == message && e.r#type == "Normal")
+            };
+            if has("SuccessfulCreate", &created) && has("Completed", "Job completed") {
+                Ok(())
+            } else {
+                Err(format!("{events:#?}"))
+            }
+        },
+    )
     .await;
     let event = plane
         .events_of(&job)
@@ -877,9 +859,14 @@ spec:
             plane.wait_for_file("go")
         ))
         .await;
-    eventually(WAIT, || async {
+    wait_for("2 pods of pausable Running", WAIT, || async {
         let pods = plane.pods_of("pausable").await;
-        pods.len() == 2 && pods.iter().all(|p| phase(p) == "Running")
+        let phases: Vec<&str> = pods.iter().map(phase).collect();
+        if phases == ["Running", "Running"] {
+            Ok(())
+        } else {
+            Err(format!("phases {phases:?}"))
+        }
     })
     .await;
     let first_start = status(&plane.job("pausable").await).start_time;
@@ -891,7 +878,7 @@ spec:
     let job = plane.wait_condition("pausable", "Suspended").await;
     assert_eq!(condition(&job, "Suspended").reason, "JobSuspended");
     // Its pods go away (released, then deleted), and none counts as a failure.
-    eventually(WAIT, || async {
+    wait_for("every pod of pausable gone", WAIT, || async {
         plane.pods_of("pausable").await.is_empty()
     })
     .await;
@@ -908,7 +895,7 @@ spec:
     );
 
     // startTime has a one-second resolution: resume in a later second than the first start.
-    eventually(WAIT, || async {
+    wait_for("a second later than the first start", WAIT, || async {
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true) > first_start
     })
     .await;
@@ -983,12 +970,16 @@ spec:
     assert!(waiting.message.contains("a ("), "{}", waiting.message);
     assert!(status(&b).start_time.is_empty());
     // A really runs meanwhile; B still has nothing.
-    eventually(WAIT, || async {
-        plane
-            .pods_of("a")
-            .await
-            .iter()
-            .any(|p| phase(p) == "Running")
+    wait_for("a pod of a Running", WAIT, || async {
+        let pods = plane.pods_of("a").await;
+        if pods.iter().any(|p| phase(p) == "Running") {
+            Ok(())
+        } else {
+            Err(format!(
+                "phases {:?}",
+                pods.iter().map(phase).collect::<Vec<_>>()
+            ))
+        }
     })
     .await;
     assert!(
@@ -1133,7 +1124,7 @@ spec:
             plane.wait_for_file("go")
         ))
         .await;
-    let bosun = Bosun::new(&plane.url);
+    let bosun = Bosun::new(plane.url());
     // Not complete yet: the wait times out.
     let early = bosun
         .run(&[
@@ -1168,7 +1159,7 @@ async fn pods_deleted_as_soon_as_they_succeed_are_counted_exactly_once() {
     let plane = Plane::start("eager-delete").await;
     // A user (or a pod GC) deleting every pod the moment it succeeds.
     let deleter = {
-        let client = plane.client.clone();
+        let client = plane.client().clone();
         let selector = job_pods("eager");
         let revision = client
             .list(Kind::Pod, &selector)
@@ -1237,7 +1228,10 @@ spec:
         .expect("deleter");
     assert_eq!(deleted, 4);
     // Released after counting, the deleted pods are really gone.
-    eventually(WAIT, || async { plane.pods_of("eager").await.is_empty() }).await;
+    wait_for("every pod of eager gone", WAIT, || async {
+        plane.pods_of("eager").await.is_empty()
+    })
+    .await;
     // And nothing recounts them later.
     let job = plane.job("eager").await;
     assert_eq!((status(&job).succeeded, status(&job).failed), (4, 0));

@@ -16,13 +16,11 @@
 //! holding the tracking finalizer.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use bosun_api::v1::{self, Kind, Object};
+use bosun_api::v1::{self, Kind};
 use bosun_runtime::client::{Broker as Client, DeleteOptions, Selector, WatchEvent};
-use bosun_tests::{Broker, Etcd, eventually, temp_dir, workspace_binary};
+use bosun_tests::wait_for;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -49,110 +47,48 @@ const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 
 /// etcd, an in-process broker, scheduler and gc, one sim node agent process, and the Job
 /// controller binary (restartable).
-struct Plane {
-    _etcd: Etcd,
-    broker: Broker,
-    client: Client,
-    dir: PathBuf,
-    shutdown: CancellationToken,
-    _agent: tokio::process::Child,
-}
+struct Plane(bosun_tests::Plane);
 
-impl Drop for Plane {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        // The logs are kept when the test failed.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+impl std::ops::Deref for Plane {
+    type Target = bosun_tests::Plane;
+    fn deref(&self) -> &bosun_tests::Plane {
+        &self.0
     }
 }
 
 impl Plane {
     async fn start(label: &str) -> Plane {
-        let etcd = Etcd::start().await;
-        let mut config = Broker::config(&etcd);
-        // Room for every pod event of the run, so the test's watch never has to relist.
-        config.window_events = 100_000;
-        let broker = Broker::start_with(config).await;
-        let client = Client::connect(&broker.url()).await.expect("client");
-        let shutdown = CancellationToken::new();
-        let url = broker.url();
-        tokio::spawn(bosun_scheduler::run(
-            bosun_scheduler::Config::for_server(&url),
-            shutdown.clone(),
-        ));
-        tokio::spawn(bosun_gc::run(
-            bosun_gc::Config::for_server(&url),
-            shutdown.clone(),
-        ));
-        let dir = temp_dir(&format!("job-fault-{label}"));
-        let agent = tokio::process::Command::new(workspace_binary("bosun-node-agent"))
-            .env("RUST_LOG", "warn")
-            .args(["--server", &url, "--runtime", "sim", "--name", "sim"])
-            .args(["--sim-nodes", &SIM_NODES.to_string(), "--max-pods", "1000"])
-            .arg("--data-dir")
-            .arg(dir.join("node"))
-            .stdout(Stdio::null())
-            .stderr(log_file(&dir, "node-agent"))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("bosun-node-agent runs");
-        let plane = Plane {
-            _etcd: etcd,
-            broker,
-            client,
-            dir,
-            shutdown,
-            _agent: agent,
-        };
-        eventually(Duration::from_secs(30), || async {
-            let nodes = plane
-                .client
-                .list(Kind::Node, &Selector::all())
-                .await
-                .expect("list nodes");
-            nodes.items.iter().filter(|n| node_ready(n)).count() == SIM_NODES
-        })
-        .await;
-        plane
+        let plane = bosun_tests::Plane::builder(&format!("job-fault-{label}"))
+            // Room for every pod event of the run, so the test's watch never has to relist.
+            .broker_config(|c| c.window_events = 100_000)
+            .scheduler()
+            .gc()
+            .node_agent_process(SIM_NODES, |cmd| {
+                cmd.env("RUST_LOG", "warn")
+                    .args(["--runtime", "sim", "--name", "sim"])
+                    .args(["--sim-nodes", &SIM_NODES.to_string(), "--max-pods", "1000"]);
+            })
+            .start()
+            .await;
+        Plane(plane)
     }
 
     /// Starts the real `bosun-job-controller` (its log goes to `controller-<n>.log`).
     fn controller(&self, n: usize) -> tokio::process::Child {
-        tokio::process::Command::new(workspace_binary("bosun-job-controller"))
+        self.command("bosun-job-controller", &format!("controller-{n}"))
             .env("RUST_LOG", "info")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .args(["--server", &self.broker.url()])
-            .stdout(Stdio::null())
-            .stderr(log_file(&self.dir, &format!("controller-{n}")))
-            .kill_on_drop(true)
             .spawn()
             .expect("bosun-job-controller runs")
     }
 
     async fn job(&self, name: &str) -> v1::Job {
-        self.client
+        self.client()
             .get(Kind::Job, NS, name)
             .await
             .expect("get job")
             .into_job()
             .expect("a job")
     }
-}
-
-fn log_file(dir: &Path, name: &str) -> std::fs::File {
-    std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file")
-}
-
-fn node_ready(obj: &Object) -> bool {
-    obj.as_node()
-        .and_then(|n| n.status.as_ref())
-        .is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.r#type == "Ready" && c.status == "True")
-        })
 }
 
 fn job_yaml(name: &str, indexed: bool, completions: usize) -> String {
@@ -340,7 +276,7 @@ async fn run_under_faults(
     let (revision_tx, mut revision) = watch::channel(0i64);
     let stop = CancellationToken::new();
     let watcher = tokio::spawn(watch_pods(
-        plane.client.clone(),
+        plane.client().clone(),
         progress_tx,
         revision_tx,
         stop.clone(),
@@ -353,7 +289,11 @@ async fn run_under_faults(
     for m in bosun_api::codec::decode_manifests("job.yaml", &job_yaml(name, indexed, completions))
         .expect("valid YAML")
     {
-        plane.client.create(m.object).await.expect("create the Job");
+        plane
+            .client()
+            .create(m.object)
+            .await
+            .expect("create the Job");
     }
 
     // The fault schedule, paced by progress.
@@ -366,7 +306,7 @@ async fn run_under_faults(
             reached.unwrap_or(false),
             "{threshold} pods not seen Succeeded within {JOB_DEADLINE:?} (only {}; logs in {})",
             *progress.borrow(),
-            plane.dir.display()
+            plane.dir().display()
         );
         let rounds = if threshold == DOUBLE_KILL_AT { 2 } else { 1 };
         for round in 0..rounds {
@@ -382,8 +322,8 @@ async fn run_under_faults(
     }
 
     // Complete, then the watch caught up with the revision that made it Complete.
-    let end = tokio::time::Instant::now() + JOB_DEADLINE;
-    let job = loop {
+    let what = format!("job {name} Complete (logs in {})", plane.dir().display());
+    let job = wait_for(&what, JOB_DEADLINE, || async {
         let job = plane.job(name).await;
         let complete = job.status.as_ref().is_some_and(|s| {
             s.conditions
@@ -391,16 +331,12 @@ async fn run_under_faults(
                 .any(|c| c.r#type == "Complete" && c.status == "True")
         });
         if complete {
-            break job;
+            Ok(job)
+        } else {
+            Err(format!("{:#?}", job.status))
         }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "the Job did not complete: {:#?} (logs in {})",
-            job.status,
-            plane.dir.display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let complete_at = job
         .metadata
         .as_ref()
@@ -414,7 +350,7 @@ async fn run_under_faults(
     .expect("the pod watcher is running");
     // Complete means every pod was counted and let go: none holds the tracking finalizer.
     let left = plane
-        .client
+        .client()
         .list(Kind::Pod, &Selector::namespace(NS))
         .await
         .expect("list pods");
@@ -432,14 +368,19 @@ async fn run_under_faults(
         "pods still tracked after Complete: {tracked:?}"
     );
     // And then deleted: none left behind Terminating.
-    eventually(Duration::from_secs(30), || async {
-        plane
-            .client
+    wait_for("every pod deleted", Duration::from_secs(30), || async {
+        let left = plane
+            .client()
             .list(Kind::Pod, &Selector::namespace(NS))
             .await
             .expect("list pods")
             .items
-            .is_empty()
+            .len();
+        if left == 0 {
+            Ok(())
+        } else {
+            Err(format!("{left} pod(s)"))
+        }
     })
     .await;
     stop.cancel();
@@ -460,7 +401,7 @@ fn assert_counted_exactly(
     replicas: usize,
     completions: usize,
 ) {
-    let logs = plane.dir.display();
+    let logs = plane.dir().display();
     eprintln!(
         "{kills} kills; {} pods seen, {} Succeeded; at most {} running at once",
         observed.pods_seen,
@@ -511,7 +452,7 @@ async fn an_indexed_job_of_1000_counts_each_index_once_while_its_controller_is_k
     assert!(
         twice.is_empty(),
         "completion indexes done by two pods: {twice:?} (logs in {})",
-        plane.dir.display()
+        plane.dir().display()
     );
     let done: Vec<i64> = observed.succeeded.keys().copied().collect();
     let want: Vec<i64> = (0..COMPLETIONS as i64).collect();
@@ -532,7 +473,7 @@ async fn a_non_indexed_job_of_1000_counts_exactly_1000_while_its_controller_is_k
         observed.succeeded_total(),
         COMPLETIONS,
         "pods seen Succeeded (logs in {})",
-        plane.dir.display()
+        plane.dir().display()
     );
 }
 

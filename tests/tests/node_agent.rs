@@ -9,56 +9,21 @@ use bosun_api::v1::logs_client::LogsClient;
 use bosun_api::v1::{self, Kind, LogsRequest, Object};
 use bosun_node_agent::{Config, RuntimeKind};
 use bosun_runtime::client::{Broker as Client, DeleteOptions};
-use bosun_tests::{Broker, Etcd, eventually, free_addr, metric, temp_dir};
-use tokio_util::sync::CancellationToken;
+use bosun_tests::{Plane, free_addr, metric, temp_dir, wait_for};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// etcd, a broker, a client.
-struct Plane {
-    _etcd: Etcd,
-    broker: Broker,
-    client: Client,
-}
-
+/// etcd and a broker; each test starts its own agents.
 async fn plane() -> Plane {
-    let etcd = Etcd::start().await;
-    let broker = Broker::start(&etcd).await;
-    let client = Client::connect(&broker.url()).await.expect("client");
-    Plane {
-        _etcd: etcd,
-        broker,
-        client,
-    }
+    Plane::builder("node-agent").start().await
 }
 
-/// A running agent.
-struct Agent {
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), bosun_node_agent::Error>>,
-}
-
-impl Agent {
-    async fn stop(self) {
-        self.shutdown.cancel();
-        let r = self.task.await.expect("agent task");
-        r.expect("agent ran cleanly");
-    }
-}
-
+/// Node `node`'s agent config: data in `data_dir`, back-offs from 200 ms to 5 s.
 fn config(plane: &Plane, node: &str, data_dir: &Path) -> Config {
-    let mut c = Config::new(&plane.broker.url(), node);
+    let mut c = plane.agent_config(node);
     c.data_dir = Some(data_dir.to_path_buf());
-    c.heartbeat_interval = Duration::from_millis(200);
-    c.backoff_base = Duration::from_millis(200);
     c.backoff_cap = Duration::from_secs(5);
     c
-}
-
-fn start(config: Config) -> Agent {
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(bosun_node_agent::run(config, shutdown.clone()));
-    Agent { shutdown, task }
 }
 
 /// A pod bound to `node` running `sh -c script`.
@@ -104,18 +69,15 @@ async fn status(client: &Client, name: &str) -> v1::PodStatus {
 }
 
 async fn wait_phase(client: &Client, name: &str, phase: &str) -> v1::PodStatus {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    wait_for(&format!("pod {name} {phase}"), WAIT, || async {
         let s = status(client, name).await;
         if s.phase == phase {
-            return s;
+            Ok(s)
+        } else {
+            Err(format!("{s:#?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "pod {name} never reached {phase}: {s:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 fn main_status(s: &v1::PodStatus) -> v1::ContainerStatus {
@@ -123,7 +85,7 @@ fn main_status(s: &v1::PodStatus) -> v1::ContainerStatus {
 }
 
 async fn broker_logs(plane: &Plane, pod: &str) -> Result<String, tonic::Status> {
-    let mut client = LogsClient::connect(plane.broker.url())
+    let mut client = LogsClient::connect(plane.url().to_string())
         .await
         .expect("logs client");
     let mut stream = client
@@ -148,19 +110,18 @@ async fn a_node_and_its_lease_are_registered_and_the_lease_renews() {
     let mut c = config(&plane, "n1", &dir);
     c.labels = vec!["zone=a".into()];
     c.taints = vec!["dedicated=batch:NoSchedule".into()];
-    let agent = start(c);
-    eventually(WAIT, || async {
+    let agent = plane.start_agent(c);
+    wait_for("lease n1", WAIT, || async {
         plane
-            .client
+            .client()
             .get_opt(Kind::Lease, "kube-node-lease", "n1")
             .await
-            .ok()
-            .flatten()
-            .is_some()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no lease yet".to_string())
     })
     .await;
     let node = plane
-        .client
+        .client()
         .get(Kind::Node, "", "n1")
         .await
         .expect("node")
@@ -193,15 +154,15 @@ async fn a_node_and_its_lease_are_registered_and_the_lease_renews() {
     let renew = |o: Object| o.into_lease().and_then(|l| l.spec).map(|s| s.renew_time);
     let first = renew(
         plane
-            .client
+            .client()
             .get(Kind::Lease, "kube-node-lease", "n1")
             .await
             .unwrap(),
     );
-    eventually(WAIT, || async {
+    wait_for("lease n1 renewed", WAIT, || async {
         renew(
             plane
-                .client
+                .client()
                 .get(Kind::Lease, "kube-node-lease", "n1")
                 .await
                 .unwrap(),
@@ -215,9 +176,9 @@ async fn a_node_and_its_lease_are_registered_and_the_lease_renews() {
 async fn a_pod_that_prints_and_exits_zero_succeeds_and_its_output_comes_back_through_the_broker() {
     let plane = plane().await;
     let dir = temp_dir("agent");
-    let agent = start(config(&plane, "n1", &dir));
+    let agent = plane.start_agent(config(&plane, "n1", &dir));
     plane
-        .client
+        .client()
         .create(pod(
             "hello",
             "n1",
@@ -226,7 +187,7 @@ async fn a_pod_that_prints_and_exits_zero_succeeds_and_its_output_comes_back_thr
         ))
         .await
         .expect("create");
-    let s = wait_phase(&plane.client, "hello", "Succeeded").await;
+    let s = wait_phase(plane.client(), "hello", "Succeeded").await;
     let c = main_status(&s);
     let term = c.state.unwrap().terminated.expect("terminated");
     assert_eq!((term.exit_code, term.reason.as_str()), (0, "Completed"));
@@ -244,7 +205,7 @@ async fn a_pod_that_prints_and_exits_zero_succeeds_and_its_output_comes_back_thr
     let err = broker_logs(&plane, "missing").await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
     plane
-        .client
+        .client()
         .create(pod("unbound", "", Some("true"), "Never"))
         .await
         .expect("create");
@@ -258,13 +219,13 @@ async fn a_pod_that_prints_and_exits_zero_succeeds_and_its_output_comes_back_thr
 async fn a_pod_exiting_3_with_restart_policy_never_fails_with_exit_code_3() {
     let plane = plane().await;
     let dir = temp_dir("agent");
-    let agent = start(config(&plane, "n1", &dir));
+    let agent = plane.start_agent(config(&plane, "n1", &dir));
     plane
-        .client
+        .client()
         .create(pod("three", "n1", Some("exit 3"), "Never"))
         .await
         .expect("create");
-    let s = wait_phase(&plane.client, "three", "Failed").await;
+    let s = wait_phase(plane.client(), "three", "Failed").await;
     let term = main_status(&s)
         .state
         .unwrap()
@@ -279,23 +240,28 @@ async fn a_pod_exiting_3_with_restart_policy_never_fails_with_exit_code_3() {
 async fn on_failure_restarts_with_a_growing_delay_and_a_rising_restart_count() {
     let plane = plane().await;
     let dir = temp_dir("agent");
-    let agent = start(config(&plane, "n1", &dir));
+    let agent = plane.start_agent(config(&plane, "n1", &dir));
     plane
-        .client
+        .client()
         .create(pod("crash", "n1", Some("exit 1"), "OnFailure"))
         .await
         .expect("create");
     // When each restart count was first seen.
-    let mut seen: Vec<Instant> = Vec::new();
-    let deadline = Instant::now() + WAIT;
-    while seen.len() < 4 {
-        assert!(Instant::now() < deadline, "restarts seen: {}", seen.len());
-        let n = main_status(&status(&plane.client, "crash").await).restart_count as usize;
+    let seen: std::cell::RefCell<Vec<Instant>> = Default::default();
+    wait_for("pod crash restarted 4 times", WAIT, || async {
+        let n = main_status(&status(plane.client(), "crash").await).restart_count as usize;
+        let mut seen = seen.borrow_mut();
         while seen.len() < n.min(4) {
             seen.push(Instant::now());
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        if seen.len() == 4 {
+            Ok(())
+        } else {
+            Err(format!("restarts seen: {n}"))
+        }
+    })
+    .await;
+    let seen = seen.into_inner();
     // 200ms, 400ms, 800ms: the third gap is clearly longer than the first.
     let gap = |i: usize| seen[i + 1] - seen[i];
     assert!(
@@ -305,7 +271,7 @@ async fn on_failure_restarts_with_a_growing_delay_and_a_rising_restart_count() {
         gap(1),
         gap(2)
     );
-    let s = status(&plane.client, "crash").await;
+    let s = status(plane.client(), "crash").await;
     assert_eq!(s.phase, "Running");
     let c = main_status(&s);
     assert!(
@@ -320,13 +286,13 @@ async fn on_failure_restarts_with_a_growing_delay_and_a_rising_restart_count() {
 async fn a_pod_without_a_command_fails_with_no_command() {
     let plane = plane().await;
     let dir = temp_dir("agent");
-    let agent = start(config(&plane, "n1", &dir));
+    let agent = plane.start_agent(config(&plane, "n1", &dir));
     plane
-        .client
+        .client()
         .create(pod("nocmd", "n1", None, "Never"))
         .await
         .expect("create");
-    let s = wait_phase(&plane.client, "nocmd", "Failed").await;
+    let s = wait_phase(plane.client(), "nocmd", "Failed").await;
     assert_eq!(s.reason, "NoCommand");
     assert!(s.message.contains("docker runtime"), "{}", s.message);
     agent.stop().await;
@@ -336,30 +302,30 @@ async fn a_pod_without_a_command_fails_with_no_command() {
 async fn deleting_a_running_pod_sends_sigterm_then_the_pod_is_gone() {
     let plane = plane().await;
     let dir = temp_dir("agent");
-    let agent = start(config(&plane, "n1", &dir));
+    let agent = plane.start_agent(config(&plane, "n1", &dir));
     let marker = dir.join("got-term");
     let script = format!(
         "trap 'echo TERM > {}; exit 0' TERM; echo up; while true; do sleep 0.05; done",
         marker.display()
     );
     plane
-        .client
+        .client()
         .create(pod("victim", "n1", Some(&script), "Never"))
         .await
         .expect("create");
-    wait_phase(&plane.client, "victim", "Running").await;
+    wait_phase(plane.client(), "victim", "Running").await;
     let opts = DeleteOptions {
         grace_period_seconds: Some(10),
         ..Default::default()
     };
     let deleted = plane
-        .client
+        .client()
         .delete(Kind::Pod, "default", "victim", opts)
         .await
         .expect("delete");
     assert!(!deleted.deleted, "a bound pod is only marked");
-    eventually(WAIT, || async {
-        get_pod(&plane.client, "victim").await.is_none()
+    wait_for("pod victim gone", WAIT, || async {
+        get_pod(plane.client(), "victim").await.is_none()
     })
     .await;
     assert_eq!(
@@ -377,21 +343,21 @@ async fn a_finished_pod_never_runs_again_and_its_files_go_with_it() {
     let dir = temp_dir("agent");
     let runs = dir.join("runs");
     let script = format!("echo run >> {}; echo hi", runs.display());
-    let agent = start(config(&plane, "n1", &dir.join("data")));
+    let agent = plane.start_agent(config(&plane, "n1", &dir.join("data")));
     plane
-        .client
+        .client()
         .create(pod("once", "n1", Some(&script), "Never"))
         .await
         .expect("create");
-    wait_phase(&plane.client, "once", "Succeeded").await;
+    wait_phase(plane.client(), "once", "Succeeded").await;
     // Changes after the end reach the agent as events for a finished pod.
     for value in ["a", "b"] {
-        let mut obj: Object = get_pod(&plane.client, "once").await.expect("pod").into();
+        let mut obj: Object = get_pod(plane.client(), "once").await.expect("pod").into();
         obj.meta_mut().labels.insert("touched".into(), value.into());
-        plane.client.update(obj).await.expect("update labels");
+        plane.client().update(obj).await.expect("update labels");
     }
     assert_eq!(broker_logs(&plane, "once").await.expect("logs"), "hi\n");
-    let uid = get_pod(&plane.client, "once")
+    let uid = get_pod(plane.client(), "once")
         .await
         .and_then(|p| p.metadata)
         .expect("metadata")
@@ -399,12 +365,12 @@ async fn a_finished_pod_never_runs_again_and_its_files_go_with_it() {
     let files = dir.join("data").join("pods").join(&uid);
     assert!(files.exists(), "{} holds the logs", files.display());
     plane
-        .client
+        .client()
         .delete(Kind::Pod, "default", "once", DeleteOptions::default())
         .await
         .expect("delete");
     // The agent sees the changes in order, and cleans up once the pod is gone.
-    eventually(WAIT, || async { !files.exists() }).await;
+    wait_for("the pod's files gone", WAIT, || async { !files.exists() }).await;
     assert_eq!(
         std::fs::read_to_string(&runs).expect("runs"),
         "run\n",
@@ -424,26 +390,27 @@ async fn a_restarted_agent_keeps_its_running_pods_without_starting_them_twice() 
         runs.display(),
         go.display()
     );
-    let agent = start(config(&plane, "n1", &dir.join("data")));
+    let agent = plane.start_agent(config(&plane, "n1", &dir.join("data")));
     plane
-        .client
+        .client()
         .create(pod("long", "n1", Some(&script), "Never"))
         .await
         .expect("create");
-    let s = wait_phase(&plane.client, "long", "Running").await;
+    let s = wait_phase(plane.client(), "long", "Running").await;
     let id = main_status(&s).container_id;
     agent.stop().await;
 
-    let agent = start(config(&plane, "n1", &dir.join("data")));
+    let agent = plane.start_agent(config(&plane, "n1", &dir.join("data")));
     // The new agent serves the pod's logs, so it has taken the pod over.
-    eventually(WAIT, || async {
-        broker_logs(&plane, "long")
-            .await
-            .is_ok_and(|l| l.contains("started"))
+    wait_for("logs of long served by the new agent", WAIT, || async {
+        match broker_logs(&plane, "long").await {
+            Ok(l) if l.contains("started") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
     })
     .await;
     std::fs::write(&go, "").expect("go");
-    let s = wait_phase(&plane.client, "long", "Succeeded").await;
+    let s = wait_phase(plane.client(), "long", "Succeeded").await;
     let c = main_status(&s);
     assert_eq!(c.container_id, id, "the same instance finished");
     assert_eq!(c.restart_count, 0);
@@ -466,13 +433,18 @@ async fn sim_mode_registers_n_nodes_and_runs_a_pod_for_its_sim_duration() {
     let mut c = config(&plane, "sim", &dir);
     c.runtime = RuntimeKind::Sim;
     c.sim_nodes = Some(3);
-    let agent = start(c);
-    eventually(WAIT, || async {
-        plane
-            .client
+    let agent = plane.start_agent(c);
+    wait_for("3 sim nodes", WAIT, || async {
+        let nodes = plane
+            .client()
             .list(Kind::Node, &bosun_runtime::client::Selector::all())
             .await
-            .is_ok_and(|l| l.items.len() == 3)
+            .map_err(|e| e.to_string())?;
+        if nodes.items.len() == 3 {
+            Ok(())
+        } else {
+            Err(format!("{} nodes", nodes.items.len()))
+        }
     })
     .await;
     let mut p = pod("simmed", "sim-1", None, "Never");
@@ -480,8 +452,8 @@ async fn sim_mode_registers_n_nodes_and_runs_a_pod_for_its_sim_duration() {
         .annotations
         .insert("bosun.dev/sim-duration".into(), "300ms".into());
     let created_at = Instant::now();
-    plane.client.create(p).await.expect("create");
-    let s = wait_phase(&plane.client, "simmed", "Succeeded").await;
+    plane.client().create(p).await.expect("create");
+    let s = wait_phase(plane.client(), "simmed", "Succeeded").await;
     assert!(created_at.elapsed() >= Duration::from_millis(300));
     assert_eq!(
         main_status(&s).state.unwrap().terminated.unwrap().exit_code,
@@ -499,31 +471,31 @@ async fn a_pod_that_finishes_at_once_costs_one_status_write() {
     c.sim_nodes = Some(1);
     let metrics = free_addr();
     c.metrics_listen = Some(metrics);
-    let agent = start(c);
+    let agent = plane.start_agent(c);
     let writes = || metric(metrics, "bosun_node_agent_status_writes_total");
-    eventually(WAIT, || async { writes().await.is_some() }).await;
+    wait_for("the agent's metrics served", WAIT, writes).await;
     // A zero-duration sim container starts and exits before the first status write. Bound
     // the way the scheduler binds, so the stored status has a condition (PodScheduled) the
     // agent does not compute.
     plane
-        .client
+        .client()
         .create(pod("instant", "", None, "Never"))
         .await
         .expect("create");
     plane
-        .client
+        .client()
         .bind("default", "instant", "", "sim-0")
         .await
         .expect("bind");
-    wait_phase(&plane.client, "instant", "Succeeded").await;
+    wait_phase(plane.client(), "instant", "Succeeded").await;
     // The worker writes nothing more once the pod is deleted: after that, the count is final.
     plane
-        .client
+        .client()
         .delete(Kind::Pod, "default", "instant", DeleteOptions::default())
         .await
         .expect("delete");
-    eventually(WAIT, || async {
-        get_pod(&plane.client, "instant").await.is_none()
+    wait_for("pod instant gone", WAIT, || async {
+        get_pod(plane.client(), "instant").await.is_none()
     })
     .await;
     assert_eq!(
@@ -544,7 +516,7 @@ async fn the_docker_runtime_fails_a_pod_whose_image_is_not_present_with_err_imag
     let dir = temp_dir("agent");
     let mut c = config(&plane, "n1", &dir);
     c.runtime = RuntimeKind::Docker;
-    let agent = start(c);
+    let agent = plane.start_agent(c);
     let mut p = pod("noimage", "n1", Some("true"), "Never");
     if let Some(spec) = p.as_pod().and_then(|p| p.spec.clone()) {
         let mut spec = spec;
@@ -553,8 +525,8 @@ async fn the_docker_runtime_fails_a_pod_whose_image_is_not_present_with_err_imag
         pod.spec = Some(spec);
         p = pod.into();
     }
-    plane.client.create(p).await.expect("create");
-    let s = wait_phase(&plane.client, "noimage", "Failed").await;
+    plane.client().create(p).await.expect("create");
+    let s = wait_phase(plane.client(), "noimage", "Failed").await;
     assert_eq!(s.reason, "ErrImageNeverPull");
     assert!(s.message.contains("is not present"), "{}", s.message);
     agent.stop().await;
@@ -566,16 +538,16 @@ async fn a_log_past_its_cap_is_rotated_and_logs_still_show_the_latest_output() {
     let dir = temp_dir("agent");
     let mut c = config(&plane, "n1", &dir);
     c.log_max_bytes = 1000;
-    let agent = start(c);
+    let agent = plane.start_agent(c);
     // ≈ 2.7 KB at once, then quiet long enough for the agent's cap check (once a second).
     let script = "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done; \
                   sleep 2.5; echo line-end";
     plane
-        .client
+        .client()
         .create(pod("chatty", "n1", Some(script), "Never"))
         .await
         .expect("create");
-    wait_phase(&plane.client, "chatty", "Succeeded").await;
+    wait_phase(plane.client(), "chatty", "Succeeded").await;
     let logs = broker_logs(&plane, "chatty").await.expect("logs");
     assert!(
         logs.ends_with("line-299\nline-end\n"),

@@ -3,14 +3,12 @@
 //! process runtime (in-process, or as the real `bosun-node-agent` binary where a test kills
 //! one), and the real `bosun` CLI binary. Pods are NOT pre-bound: the scheduler places them.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use bosun_api::v1::{self, Kind, Object};
-use bosun_runtime::client::{Broker as Client, DeleteOptions, Selector};
-use bosun_tests::{Bosun, Broker, Etcd, eventually, temp_dir, workspace_binary};
-use tokio_util::sync::CancellationToken;
+use bosun_runtime::client::{DeleteOptions, Selector};
+use bosun_tests::wait_for;
 
 const WAIT: Duration = Duration::from_secs(15);
 /// The scheduler's node monitor grace period in these tests.
@@ -20,83 +18,46 @@ const HEARTBEAT: &str = "200ms";
 const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 
 /// etcd, a broker, the scheduler and the GC, and a place for agents' data.
-struct Plane {
-    _etcd: Etcd,
-    broker: Broker,
-    client: Client,
-    bosun: Bosun,
-    dir: PathBuf,
-    shutdown: CancellationToken,
+/// The shared plane (scheduler with a 1.5 s grace period, gc), with this file's helpers.
+struct Plane(bosun_tests::Plane);
+
+impl std::ops::Deref for Plane {
+    type Target = bosun_tests::Plane;
+    fn deref(&self) -> &bosun_tests::Plane {
+        &self.0
+    }
 }
 
 impl Plane {
-    async fn start(label: &str) -> Plane {
-        let etcd = Etcd::start().await;
-        let broker = Broker::start(&etcd).await;
-        let client = Client::connect(&broker.url()).await.expect("client");
-        let shutdown = CancellationToken::new();
-        let mut sched = bosun_scheduler::Config::for_server(&broker.url());
-        sched.node_monitor_grace_period = GRACE;
-        sched.workers = 4;
-        tokio::spawn(bosun_scheduler::run(sched, shutdown.clone()));
-        tokio::spawn(bosun_gc::run(
-            bosun_gc::Config::for_server(&broker.url()),
-            shutdown.clone(),
-        ));
-        let bosun = Bosun::new(&broker.url());
-        Plane {
-            _etcd: etcd,
-            broker,
-            client,
-            bosun,
-            dir: temp_dir(&format!("plane-{label}")),
-            shutdown,
-        }
-    }
-
-    /// The agent config of node `name`: process runtime, short heartbeats and back-offs.
-    fn agent_config(&self, name: &str) -> bosun_node_agent::Config {
-        let mut c = bosun_node_agent::Config::new(&self.broker.url(), name);
-        c.data_dir = Some(self.dir.join(name));
-        c.heartbeat_interval = Duration::from_millis(200);
-        c.backoff_base = Duration::from_millis(200);
-        c.backoff_cap = Duration::from_secs(2);
-        c
-    }
-
-    /// Runs node agents for `names` in-process and waits until their Nodes are Ready.
-    async fn nodes(&self, names: &[&str]) {
-        for name in names {
-            tokio::spawn(bosun_node_agent::run(
-                self.agent_config(name),
-                self.shutdown.child_token(),
-            ));
-        }
-        for name in names {
-            self.wait_ready(name, "True").await;
-        }
+    /// Starts the plane with in-process node agents for `nodes` (Ready when it returns).
+    async fn start(label: &str, nodes: &[&str]) -> Plane {
+        let plane = bosun_tests::Plane::builder(label)
+            .scheduler_with(|c| {
+                c.node_monitor_grace_period = GRACE;
+                c.workers = 4;
+            })
+            .gc()
+            .nodes(nodes)
+            .start()
+            .await;
+        Plane(plane)
     }
 
     /// Starts the real `bosun-node-agent` binary for node `name` (SIGKILL-able).
     fn agent_process(&self, name: &str) -> tokio::process::Child {
-        let data = self.dir.join(name);
-        tokio::process::Command::new(workspace_binary("bosun-node-agent"))
-            .env_remove("RUST_LOG")
-            .args(["--server", &self.broker.url(), "--name", name])
+        self.command("bosun-node-agent", name)
+            .args(["--name", name])
             .arg("--data-dir")
-            .arg(&data)
+            .arg(self.dir().join(name))
             .args(["--heartbeat-interval", HEARTBEAT])
             // The default (60 s) status interval: a Ready condition changed by the node
             // lifecycle controller must be re-posted at the next heartbeat, not then.
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .expect("bosun-node-agent runs")
     }
 
     async fn node(&self, name: &str) -> v1::Node {
-        self.client
+        self.client()
             .get_opt(Kind::Node, "", name)
             .await
             .expect("get node")
@@ -105,15 +66,33 @@ impl Plane {
     }
 
     /// Waits until node `name`'s Ready condition is `status`.
-    async fn wait_ready(&self, name: &str, status: &str) {
-        eventually(WAIT, || async {
-            ready(&self.node(name).await).as_deref() == Some(status)
+    async fn wait_ready_is(&self, name: &str, status: &str) {
+        wait_for(&format!("node {name} Ready {status}"), WAIT, || async {
+            let node = self.node(name).await;
+            match ready(&node) {
+                Some(s) if s == status => Ok(()),
+                _ => Err(format!("{:#?}", node.status)),
+            }
+        })
+        .await;
+    }
+
+    /// Waits until node `name` has (or, with `want` false, has lost) the unreachable taint.
+    async fn wait_unreachable(&self, name: &str, want: bool) {
+        let what = format!("node {name} tainted unreachable: {want}");
+        wait_for(&what, WAIT, || async {
+            let node = self.node(name).await;
+            if tainted(&node, TAINT_UNREACHABLE) == want {
+                Ok(())
+            } else {
+                Err(format!("{:?}", node.spec.map(|s| s.taints)))
+            }
         })
         .await;
     }
 
     async fn pod(&self, name: &str) -> Option<v1::Pod> {
-        self.client
+        self.client()
             .get_opt(Kind::Pod, "default", name)
             .await
             .expect("get pod")
@@ -122,60 +101,59 @@ impl Plane {
 
     /// Waits until pod `name` is in `phase`, and returns it.
     async fn wait_phase(&self, name: &str, phase: &str) -> v1::Pod {
-        let end = tokio::time::Instant::now() + WAIT;
-        loop {
-            let pod = self.pod(name).await;
-            if let Some(p) = pod.as_ref().filter(|p| phase_of(p) == phase) {
-                return p.clone();
+        wait_for(&format!("pod {name} {phase}"), WAIT, || async {
+            match self.pod(name).await {
+                Some(p) if phase_of(&p) == phase => Ok(p),
+                other => Err(format!("{other:#?}")),
             }
-            assert!(
-                tokio::time::Instant::now() < end,
-                "pod {name} never reached {phase}: {pod:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Waits until pod `name` is gone.
     async fn wait_gone(&self, name: &str) {
-        eventually(WAIT, || async { self.pod(name).await.is_none() }).await;
+        wait_for(&format!("pod {name} gone"), WAIT, || async {
+            self.pod(name).await.is_none()
+        })
+        .await;
     }
 
     /// Deletes every pod (the agents stop their containers) and waits until all are gone.
     async fn delete_all_pods(&self) {
         let pods = self
-            .client
+            .client()
             .list(Kind::Pod, &Selector::all())
             .await
             .expect("list pods");
         for p in pods.items {
             let name = p.meta().map(|m| m.name.clone()).unwrap_or_default();
             let _ = self
-                .client
+                .client()
                 .delete(Kind::Pod, "default", &name, DeleteOptions::default())
                 .await;
         }
-        eventually(WAIT, || async {
-            self.client
+        wait_for("every pod gone", WAIT, || async {
+            let left = self
+                .client()
                 .list(Kind::Pod, &Selector::all())
                 .await
-                .is_ok_and(|l| l.items.is_empty())
+                .map_err(|e| e.to_string())?
+                .items
+                .len();
+            if left == 0 {
+                Ok(())
+            } else {
+                Err(format!("{left} pod(s)"))
+            }
         })
         .await;
     }
 
     async fn create(&self, pod: v1::Pod) {
-        self.client
+        self.client()
             .create(Object::from(pod))
             .await
             .expect("create pod");
-    }
-}
-
-impl Drop for Plane {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -268,11 +246,10 @@ fn tolerating(mut p: v1::Pod, key: &str, value: &str, effect: &str) -> v1::Pod {
 
 #[tokio::test]
 async fn an_applied_pod_is_scheduled_runs_succeeds_and_its_logs_are_readable() {
-    let plane = Plane::start("apply").await;
-    plane.nodes(&["node-1", "node-2", "node-3"]).await;
+    let plane = Plane::start("apply", &["node-1", "node-2", "node-3"]).await;
     let manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\nspec:\n  restartPolicy: Never\n  containers:\n  - name: hello\n    image: busybox\n    command: [sh, -c, 'echo hello from the plane']\n";
     let out = plane
-        .bosun
+        .bosun()
         .run_with_stdin(&["apply", "-f", "-"], Some(manifest))
         .await;
     assert_eq!(out.code, 0, "{out:?}");
@@ -280,10 +257,10 @@ async fn an_applied_pod_is_scheduled_runs_succeeds_and_its_logs_are_readable() {
     let pod = plane.wait_phase("hello", "Succeeded").await;
     let node = node_of(&pod);
     assert!(node.starts_with("node-"), "bound to {node:?}");
-    let logs = plane.bosun.run(&["logs", "hello"]).await;
+    let logs = plane.bosun().run(&["logs", "hello"]).await;
     assert_eq!(logs.code, 0, "{logs:?}");
     assert_eq!(logs.stdout, "hello from the plane\n");
-    let wide = plane.bosun.run(&["get", "pods", "-o", "wide"]).await;
+    let wide = plane.bosun().run(&["get", "pods", "-o", "wide"]).await;
     assert_eq!(wide.code, 0, "{wide:?}");
     let line = wide
         .stdout
@@ -295,10 +272,9 @@ async fn an_applied_pod_is_scheduled_runs_succeeds_and_its_logs_are_readable() {
 
 #[tokio::test]
 async fn a_node_selector_picks_the_labelled_node_and_one_matching_nothing_stays_pending() {
-    let plane = Plane::start("selector").await;
-    plane.nodes(&["node-1", "node-2", "node-3"]).await;
+    let plane = Plane::start("selector", &["node-1", "node-2", "node-3"]).await;
     let out = plane
-        .bosun
+        .bosun()
         .run(&["label", "nodes", "node-2", "disk=ssd"])
         .await;
     assert_eq!(out.code, 0, "{out:?}");
@@ -319,8 +295,7 @@ async fn a_node_selector_picks_the_labelled_node_and_one_matching_nothing_stays_
         let p = plane.wait_phase(&format!("ssd-{i}"), "Succeeded").await;
         assert_eq!(node_of(&p), "node-2");
     }
-    let end = tokio::time::Instant::now() + WAIT;
-    loop {
+    let (p, status) = wait_for("pod nowhere unschedulable", WAIT, || async {
         let p = plane.pod("nowhere").await.unwrap_or_default();
         let status = p.status.clone().unwrap_or_default();
         let unschedulable = status.conditions.iter().any(|c| {
@@ -330,29 +305,26 @@ async fn a_node_selector_picks_the_labelled_node_and_one_matching_nothing_stays_
                 && c.message.starts_with("0/3 nodes are available: ")
         });
         if unschedulable {
-            assert_eq!(node_of(&p), "");
-            assert!(
-                matches!(status.phase.as_str(), "" | "Pending"),
-                "{status:?}"
-            );
-            break;
+            Ok((p, status))
+        } else {
+            Err(format!("{status:#?}"))
         }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "never marked unschedulable: {status:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    assert_eq!(node_of(&p), "");
+    assert!(
+        matches!(status.phase.as_str(), "" | "Pending"),
+        "{status:?}"
+    );
     // `bosun get pods` calls it Pending, as kubectl does.
-    let out = plane.bosun.run(&["get", "pod", "nowhere"]).await;
+    let out = plane.bosun().run(&["get", "pod", "nowhere"]).await;
     assert!(out.stdout.contains("Pending"), "{out:?}");
 }
 
 #[tokio::test]
 async fn a_cordoned_node_gets_none_of_the_new_pods() {
-    let plane = Plane::start("cordon").await;
-    plane.nodes(&["node-1", "node-2", "node-3"]).await;
-    let out = plane.bosun.run(&["cordon", "node-1"]).await;
+    let plane = Plane::start("cordon", &["node-1", "node-2", "node-3"]).await;
+    let out = plane.bosun().run(&["cordon", "node-1"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     for i in 0..6 {
         plane.create(pod(&format!("p-{i}"), "true")).await;
@@ -365,10 +337,9 @@ async fn a_cordoned_node_gets_none_of_the_new_pods() {
 
 #[tokio::test]
 async fn a_no_execute_taint_evicts_a_running_pod_and_keeps_a_tolerating_one() {
-    let plane = Plane::start("noexecute").await;
-    plane.nodes(&["node-1", "node-2"]).await;
+    let plane = Plane::start("noexecute", &["node-1", "node-2"]).await;
     let host = "kubernetes.io/hostname";
-    let marker = plane.dir.join("evicted-terminated");
+    let marker = plane.dir().join("evicted-terminated");
     plane
         .create(with_node_selector(
             pod("plain", &until_term(Some(&marker))),
@@ -388,7 +359,7 @@ async fn a_no_execute_taint_evicts_a_running_pod_and_keeps_a_tolerating_one() {
     let tolerant = plane.wait_phase("tolerant", "Running").await;
 
     let out = plane
-        .bosun
+        .bosun()
         .run(&["taint", "nodes", "node-1", "k=v:NoExecute"])
         .await;
     assert_eq!(out.code, 0, "{out:?}");
@@ -413,28 +384,22 @@ async fn a_no_execute_taint_evicts_a_running_pod_and_keeps_a_tolerating_one() {
 
 #[tokio::test]
 async fn a_killed_agent_makes_its_node_unreachable_and_a_restarted_one_brings_it_back() {
-    let plane = Plane::start("kill").await;
+    let plane = Plane::start("kill", &[]).await;
     let mut agent = plane.agent_process("node-k");
-    plane.wait_ready("node-k", "True").await;
+    plane.wait_ready_is("node-k", "True").await;
     plane.create(pod("victim", &until_term(None))).await;
     let running = plane.wait_phase("victim", "Running").await;
     assert_eq!(node_of(&running), "node-k");
 
     agent.kill().await.expect("SIGKILL the agent");
-    plane.wait_ready("node-k", "Unknown").await;
-    eventually(WAIT, || async {
-        tainted(&plane.node("node-k").await, TAINT_UNREACHABLE)
-    })
-    .await;
+    plane.wait_ready_is("node-k", "Unknown").await;
+    plane.wait_unreachable("node-k", true).await;
     // No toleration for the unreachable taint: evicted at once.
     plane.wait_gone("victim").await;
 
     let _agent = plane.agent_process("node-k");
-    plane.wait_ready("node-k", "True").await;
-    eventually(WAIT, || async {
-        !tainted(&plane.node("node-k").await, TAINT_UNREACHABLE)
-    })
-    .await;
+    plane.wait_ready_is("node-k", "True").await;
+    plane.wait_unreachable("node-k", false).await;
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to the agent process.
@@ -450,33 +415,27 @@ async fn signal(agent: &tokio::process::Child, signal: &str) {
 
 #[tokio::test]
 async fn a_paused_agent_re_posts_ready_when_it_resumes_and_its_node_loses_the_taint() {
-    let plane = Plane::start("pause").await;
+    let plane = Plane::start("pause", &[]).await;
     let agent = plane.agent_process("node-p");
-    plane.wait_ready("node-p", "True").await;
+    plane.wait_ready_is("node-p", "True").await;
 
     signal(&agent, "STOP").await;
-    plane.wait_ready("node-p", "Unknown").await;
-    eventually(WAIT, || async {
-        tainted(&plane.node("node-p").await, TAINT_UNREACHABLE)
-    })
-    .await;
+    plane.wait_ready_is("node-p", "Unknown").await;
+    plane.wait_unreachable("node-p", true).await;
 
     // The same process resumes: it does not register again, its heartbeat sees the stored
     // Ready=Unknown and posts Ready=True.
     signal(&agent, "CONT").await;
-    plane.wait_ready("node-p", "True").await;
-    eventually(WAIT, || async {
-        !tainted(&plane.node("node-p").await, TAINT_UNREACHABLE)
-    })
-    .await;
+    plane.wait_ready_is("node-p", "True").await;
+    plane.wait_unreachable("node-p", false).await;
 }
 
 #[tokio::test]
 async fn a_restarted_agent_keeps_its_running_pods() {
-    let plane = Plane::start("restart").await;
+    let plane = Plane::start("restart", &[]).await;
     let mut agent = plane.agent_process("node-r");
-    plane.wait_ready("node-r", "True").await;
-    let starts = plane.dir.join("starts");
+    plane.wait_ready_is("node-r", "True").await;
+    let starts = plane.dir().join("starts");
     let script = format!("echo started >> {}; {}", starts.display(), until_term(None));
     plane.create(pod("keeper", &script)).await;
     let before = plane.wait_phase("keeper", "Running").await;
@@ -490,19 +449,14 @@ async fn a_restarted_agent_keeps_its_running_pods() {
     // certainly looked at the pod.
     let mut seen = lease_before;
     let end = tokio::time::Instant::now() + WAIT;
-    for _ in 0..3 {
-        loop {
+    for n in 1..=3 {
+        let left = end.saturating_duration_since(tokio::time::Instant::now());
+        let what = format!("renewal {n} of node-r's lease by the new agent");
+        seen = wait_for(&what, left, || async {
             let now = lease_renew_time(&plane, "node-r").await;
-            if now != seen {
-                seen = now;
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < end,
-                "the new agent never renewed"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            if now != seen { Ok(now) } else { Err(now) }
+        })
+        .await;
     }
     let after = plane.wait_phase("keeper", "Running").await;
     assert_eq!(container_id(&after), id, "the container was replaced");
@@ -515,7 +469,7 @@ async fn a_restarted_agent_keeps_its_running_pods() {
 
 async fn lease_renew_time(plane: &Plane, node: &str) -> String {
     plane
-        .client
+        .client()
         .get_opt(Kind::Lease, "kube-node-lease", node)
         .await
         .expect("get lease")
@@ -527,17 +481,16 @@ async fn lease_renew_time(plane: &Plane, node: &str) -> String {
 
 #[tokio::test]
 async fn a_foreground_deleted_owner_waits_for_its_running_pods_to_terminate() {
-    let plane = Plane::start("foreground").await;
-    plane.nodes(&["node-1", "node-2"]).await;
+    let plane = Plane::start("foreground", &["node-1", "node-2"]).await;
     let owner = plane
-        .client
+        .client()
         .create(bosun_tests::job("default", "owner"))
         .await
         .expect("create owner");
     let owner_uid = owner.meta().map(|m| m.uid.clone()).unwrap_or_default();
     let mut markers = Vec::new();
     for i in 0..2 {
-        let marker = plane.dir.join(format!("owned-{i}-terminated"));
+        let marker = plane.dir().join(format!("owned-{i}-terminated"));
         let mut p = pod(&format!("owned-{i}"), &until_term(Some(&marker)));
         p.metadata
             .get_or_insert_with(Default::default)
@@ -558,7 +511,7 @@ async fn a_foreground_deleted_owner_waits_for_its_running_pods_to_terminate() {
     }
 
     plane
-        .client
+        .client()
         .delete(
             Kind::Job,
             "default",
@@ -572,16 +525,15 @@ async fn a_foreground_deleted_owner_waits_for_its_running_pods_to_terminate() {
         .expect("delete owner");
     let get_owner = || async {
         plane
-            .client
+            .client()
             .get_opt(Kind::Job, "default", "owner")
             .await
             .expect("get owner")
     };
     // While any of its pods exists, the owner is there, marked.
-    let end = tokio::time::Instant::now() + WAIT;
-    loop {
+    wait_for("every pod of the owner gone", WAIT, || async {
         let pods = plane
-            .client
+            .client()
             .list(Kind::Pod, &Selector::all())
             .await
             .expect("list pods")
@@ -589,7 +541,7 @@ async fn a_foreground_deleted_owner_waits_for_its_running_pods_to_terminate() {
             .len();
         let owner = get_owner().await;
         if pods == 0 {
-            break;
+            return Ok(());
         }
         let owner = owner.expect("the owner went before its pods");
         assert!(
@@ -598,14 +550,14 @@ async fn a_foreground_deleted_owner_waits_for_its_running_pods_to_terminate() {
                 .is_some_and(|m| !m.deletion_timestamp.is_empty()),
             "the owner is not marked for deletion"
         );
-        assert!(
-            tokio::time::Instant::now() < end,
-            "{pods} pod(s) never went"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        Err(format!("{pods} pod(s) left"))
+    })
+    .await;
     for m in &markers {
         assert!(m.exists(), "{} missing: SIGTERM not honoured", m.display());
     }
-    eventually(WAIT, || async { get_owner().await.is_none() }).await;
+    wait_for("the owner gone", WAIT, || async {
+        get_owner().await.is_none()
+    })
+    .await;
 }

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bosun_api::Kind;
+use bosun_api::vocab::{effect, status, taint};
 use bosun_runtime::client::{Broker as Client, Selector};
-use bosun_tests::{Broker, Etcd, eventually, v1};
+use bosun_tests::{v1, wait_for};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -17,34 +18,33 @@ const GRACE: Duration = Duration::from_millis(1500);
 
 /// etcd, a broker, the scheduler, and a heartbeat loop for the nodes in `alive`.
 struct Plane {
-    _etcd: Etcd,
-    _broker: Broker,
-    client: Client,
+    plane: bosun_tests::Plane,
     alive: Arc<Mutex<HashSet<String>>>,
-    shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<bosun_scheduler::Result<()>>>,
+}
+
+impl std::ops::Deref for Plane {
+    type Target = bosun_tests::Plane;
+    fn deref(&self) -> &bosun_tests::Plane {
+        &self.plane
+    }
 }
 
 impl Plane {
     async fn start() -> Plane {
-        let etcd = Etcd::start().await;
-        let broker = Broker::start(&etcd).await;
-        let client = Client::connect(&broker.url()).await.expect("connect");
-        let mut config = bosun_scheduler::Config::for_server(&broker.url());
-        config.node_monitor_grace_period = GRACE;
-        config.workers = 4;
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(bosun_scheduler::run(config, shutdown.clone()));
+        let plane = bosun_tests::Plane::builder("scheduler")
+            .scheduler_with(|c| {
+                c.node_monitor_grace_period = GRACE;
+                c.workers = 4;
+            })
+            .start()
+            .await;
         let alive: Arc<Mutex<HashSet<String>>> = Arc::default();
-        tokio::spawn(heartbeat(client.clone(), alive.clone(), shutdown.clone()));
-        Plane {
-            _etcd: etcd,
-            _broker: broker,
-            client,
-            alive,
-            shutdown,
-            task: Some(task),
-        }
+        tokio::spawn(heartbeat(
+            plane.client().clone(),
+            alive.clone(),
+            plane.shutdown_token(),
+        ));
+        Plane { plane, alive }
     }
 
     /// Creates a Ready node with `cpu` allocatable, labels and taints, and keeps its lease
@@ -83,17 +83,20 @@ impl Plane {
             }),
             ..Default::default()
         };
-        self.client.create(node.into()).await.expect("create node");
+        self.client()
+            .create(node.into())
+            .await
+            .expect("create node");
     }
 
     async fn pod(&self, pod: v1::Pod) -> v1::Pod {
-        let created = self.client.create(pod.into()).await.expect("create pod");
+        let created = self.client().create(pod.into()).await.expect("create pod");
         created.into_pod().expect("pod")
     }
 
     async fn get_pod(&self, name: &str) -> Option<v1::Pod> {
         let obj = self
-            .client
+            .client()
             .get_opt(Kind::Pod, "default", name)
             .await
             .expect("get");
@@ -102,7 +105,7 @@ impl Plane {
 
     async fn get_node(&self, name: &str) -> v1::Node {
         let obj = self
-            .client
+            .client()
             .get(Kind::Node, "", name)
             .await
             .expect("get node");
@@ -111,45 +114,34 @@ impl Plane {
 
     /// Waits until the pod is bound and returns its node.
     async fn bound(&self, name: &str) -> String {
-        let outcome = tokio::time::timeout(WAIT, async {
-            loop {
-                let node = self
-                    .get_pod(name)
-                    .await
-                    .and_then(|p| p.spec)
-                    .map(|s| s.node_name)
-                    .unwrap_or_default();
-                if !node.is_empty() {
-                    return node;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        wait_for(&format!("pod {name} bound"), WAIT, || async {
+            let pod = self.get_pod(name).await;
+            match pod.as_ref().and_then(|p| p.spec.as_ref()) {
+                Some(s) if !s.node_name.is_empty() => Ok(s.node_name.clone()),
+                _ => Err(format!("{:#?}", pod.and_then(|p| p.status))),
             }
         })
-        .await;
-        outcome.unwrap_or_else(|_| panic!("{name} was not bound within {WAIT:?}"))
+        .await
     }
 
     /// Waits until the pod's PodScheduled=False message is `message`.
     async fn unschedulable(&self, name: &str, message: &str) {
-        let mut seen = String::new();
-        let outcome = tokio::time::timeout(WAIT, async {
-            loop {
-                let pod = self.get_pod(name).await.expect("pod");
-                let cond = pod_scheduled(&pod);
-                if let Some(c) = cond {
-                    seen = format!("{} {} {}", c.status, c.reason, c.message);
-                    if c.status == "False" && c.reason == "Unschedulable" && c.message == message {
-                        return;
-                    }
+        let what = format!("pod {name} PodScheduled False Unschedulable {message:?}");
+        wait_for(&what, WAIT, || async {
+            let pod = self.get_pod(name).await.expect("pod");
+            match pod_scheduled(&pod) {
+                Some(c)
+                    if c.status == status::FALSE
+                        && c.reason == "Unschedulable"
+                        && c.message == message =>
+                {
+                    Ok(())
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some(c) => Err(format!("{} {} {}", c.status, c.reason, c.message)),
+                None => Err("no PodScheduled condition".into()),
             }
         })
         .await;
-        assert!(
-            outcome.is_ok(),
-            "last PodScheduled condition: {seen:?}, wanted {message:?}"
-        );
         let spec = self
             .get_pod(name)
             .await
@@ -161,7 +153,7 @@ impl Plane {
     /// The events about `name` with `reason`.
     async fn events(&self, name: &str, reason: &str) -> Vec<v1::Event> {
         let list = self
-            .client
+            .client()
             .list(Kind::Event, &Selector::namespace("default"))
             .await
             .expect("list events");
@@ -172,15 +164,6 @@ impl Plane {
                 e.reason == reason && e.involved_object.as_ref().is_some_and(|r| r.name == name)
             })
             .collect()
-    }
-}
-
-impl Drop for Plane {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
     }
 }
 
@@ -278,11 +261,11 @@ async fn a_pending_pod_is_bound_to_a_node_with_a_scheduled_event() {
     assert_eq!(plane.bound("hello").await, "n1");
     let pod = plane.get_pod("hello").await.unwrap();
     assert_eq!(pod_scheduled(&pod).map(|c| c.status.as_str()), Some("True"));
-    eventually(WAIT, || async {
-        !plane.events("hello", "Scheduled").await.is_empty()
+    let events = wait_for("a Scheduled event about hello", WAIT, || async {
+        Some(plane.events("hello", "Scheduled").await).filter(|e| !e.is_empty())
     })
     .await;
-    let event = &plane.events("hello", "Scheduled").await[0];
+    let event = &events[0];
     assert_eq!(event.message, "Successfully assigned default/hello to n1");
     assert_eq!(
         event.source.as_ref().unwrap().component,
@@ -316,12 +299,16 @@ async fn a_node_selector_pod_waits_with_the_kubernetes_message_until_a_matching_
     plane.pod(ssd).await;
     let message = "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/master: }, 2 node(s) didn't match Pod's node affinity/selector.";
     plane.unschedulable("ssd", message).await;
-    eventually(WAIT, || async {
-        plane
-            .events("ssd", "FailedScheduling")
-            .await
+    wait_for("a FailedScheduling Warning about ssd", WAIT, || async {
+        let events = plane.events("ssd", "FailedScheduling").await;
+        if events
             .iter()
             .any(|e| e.message == message && e.r#type == "Warning")
+        {
+            Ok(())
+        } else {
+            Err(format!("{events:#?}"))
+        }
     })
     .await;
 
@@ -340,15 +327,23 @@ async fn taints_cordons_and_cpu_requests_steer_pods() {
     plane.node("cordoned", &[], &[], "8").await;
     let mut node = plane.get_node("cordoned").await;
     node.spec.get_or_insert_with(Default::default).unschedulable = true;
-    plane.client.update(node.into()).await.expect("cordon");
+    plane.client().update(node.into()).await.expect("cordon");
     // The lifecycle controller taints the cordoned node as Kubernetes does.
-    eventually(WAIT, || async {
-        let node = plane.get_node("cordoned").await;
-        node.spec
+    wait_for("node cordoned tainted unschedulable", WAIT, || async {
+        let taints = plane
+            .get_node("cordoned")
+            .await
+            .spec
             .unwrap_or_default()
-            .taints
+            .taints;
+        if taints
             .iter()
-            .any(|t| t.key == "node.kubernetes.io/unschedulable" && t.effect == "NoSchedule")
+            .any(|t| t.key == taint::UNSCHEDULABLE && t.effect == effect::NO_SCHEDULE)
+        {
+            Ok(())
+        } else {
+            Err(format!("taints {taints:?}"))
+        }
     })
     .await;
 
@@ -400,7 +395,7 @@ async fn a_silent_node_turns_unknown_evicts_pods_that_do_not_tolerate_it_and_rec
 
     // The agent goes silent.
     plane.alive.lock().unwrap().remove("n1");
-    eventually(WAIT, || async {
+    wait_for("node n1 Unknown and tainted unreachable", WAIT, || async {
         let node = plane.get_node("n1").await;
         let status = node.status.clone().unwrap_or_default();
         let unknown = status.conditions.iter().any(|c| {
@@ -409,17 +404,25 @@ async fn a_silent_node_turns_unknown_evicts_pods_that_do_not_tolerate_it_and_rec
                 && c.reason == "NodeStatusUnknown"
                 && c.message == "Kubelet stopped posting node status."
         });
-        let tainted = node.spec.unwrap_or_default().taints.iter().any(|t| {
+        let taints = node.spec.unwrap_or_default().taints;
+        let tainted = taints.iter().any(|t| {
             t.key == "node.kubernetes.io/unreachable"
                 && t.effect == "NoExecute"
                 && !t.time_added.is_empty()
         });
-        unknown && tainted
+        if unknown && tainted {
+            Ok(())
+        } else {
+            Err(format!("{:#?}, taints {taints:?}", status.conditions))
+        }
     })
     .await;
     // The pod without a toleration goes at once (grace 0: nobody is there to stop it).
-    eventually(WAIT, || async { plane.get_pod("plain").await.is_none() }).await;
-    eventually(WAIT, || async {
+    wait_for("pod plain gone", WAIT, || async {
+        plane.get_pod("plain").await.is_none()
+    })
+    .await;
+    wait_for("a TaintManagerEviction event about plain", WAIT, || async {
         plane
             .events("plain", "TaintManagerEviction")
             .await
@@ -428,7 +431,10 @@ async fn a_silent_node_turns_unknown_evicts_pods_that_do_not_tolerate_it_and_rec
     })
     .await;
     // The one tolerating for 2 s goes after that; the one tolerating forever stays.
-    eventually(WAIT, || async { plane.get_pod("briefly").await.is_none() }).await;
+    wait_for("pod briefly gone", WAIT, || async {
+        plane.get_pod("briefly").await.is_none()
+    })
+    .await;
     let forever = plane
         .get_pod("forever")
         .await
@@ -442,13 +448,17 @@ async fn a_silent_node_turns_unknown_evicts_pods_that_do_not_tolerate_it_and_rec
     status.conditions.retain(|c| c.r#type != "Ready");
     status.conditions.push(ready("True"));
     plane
-        .client
+        .client()
         .update_status(node.into())
         .await
         .expect("ready again");
-    eventually(WAIT, || async {
-        let node = plane.get_node("n1").await;
-        node.spec.unwrap_or_default().taints.is_empty()
+    wait_for("node n1 untainted", WAIT, || async {
+        let taints = plane.get_node("n1").await.spec.unwrap_or_default().taints;
+        if taints.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("taints {taints:?}"))
+        }
     })
     .await;
     // New pods land there again.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bosun_tests::{Bosun, Broker, Etcd, manifests_dir, temp_dir};
+use bosun_tests::{Bosun, Broker, Etcd, Plane, manifests_dir, wait_for};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -21,7 +21,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use tokio_util::sync::CancellationToken;
 
 /// One exported span.
 #[derive(Debug, Clone)]
@@ -131,8 +130,8 @@ fn descends_from(span: &Span, ancestor: &Span, all: &[Span]) -> bool {
 /// Waits (10 s at most) until the CLI's root span for `command` and a broker span named
 /// `handler` in its trace have both arrived; returns them.
 async fn cli_and_broker_spans(receiver: &Receiver, handler: &str) -> (Span, Span, Vec<Span>) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("a CLI span with a broker {handler:?} span in its trace");
+    wait_for(&what, Duration::from_secs(10), || async {
         let all = receiver.spans();
         let found = all
             .iter()
@@ -146,15 +145,12 @@ async fn cli_and_broker_spans(receiver: &Receiver, handler: &str) -> (Span, Span
                     })
                     .map(|b| (cli.clone(), b.clone()))
             });
-        if let Some((cli, broker)) = found {
-            return (cli, broker, all);
+        match found {
+            Some((cli, broker)) => Ok((cli, broker, all)),
+            None => Err(format!("{all:#?}")),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no CLI span with a broker {handler:?} span in its trace; got {all:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -254,13 +250,13 @@ fn describe_trace(trace: &[Span]) -> String {
 /// Waits (30 s at most) until some trace rooted at a CLI `bosun` span holds a span for each
 /// of `links`; returns that root and the trace's spans.
 async fn wait_for_trace(receiver: &Receiver, links: &[Link]) -> (Span, Vec<Span>) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    let what = "a CLI trace holding every span looked for";
+    wait_for(what, Duration::from_secs(30), || async {
         let all = receiver.spans();
         let roots = all.iter().filter(|s| {
             s.service == "bosun-cli" && s.name == "bosun" && s.parent_span_id.is_empty()
         });
-        let mut closest = String::new();
+        let mut closest = String::from("no CLI trace");
         for root in roots {
             let trace: Vec<Span> = all
                 .iter()
@@ -273,19 +269,16 @@ async fn wait_for_trace(receiver: &Receiver, links: &[Link]) -> (Span, Vec<Span>
                 .map(|l| l.what)
                 .collect();
             if missing.is_empty() {
-                return (root.clone(), trace);
+                return Ok((root.clone(), trace));
             }
             closest = format!(
                 "missing {missing:?} in the trace of\n{}",
                 describe_trace(&trace)
             );
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no CLI trace held every span looked for within 30 s; {closest}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Err(closest)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,26 +293,16 @@ async fn one_trace_follows_a_job_from_bosun_apply_through_its_controllers_to_its
         "another subscriber was installed first in this test process"
     );
 
-    let etcd = Etcd::start().await;
-    let broker = Broker::start(&etcd).await;
-    let url = broker.url();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(bosun_scheduler::run(
-        bosun_scheduler::Config::for_server(&url),
-        shutdown.clone(),
-    ));
-    tokio::spawn(bosun_job_controller::run(
-        bosun_job_controller::Config::for_server(&url),
-        shutdown.clone(),
-    ));
-    let dir = temp_dir("trace-job");
-    let mut node = bosun_node_agent::Config::new(&url, "node-1");
-    node.data_dir = Some(dir.join("node-1"));
-    node.heartbeat_interval = Duration::from_millis(200);
-    let agent_stop = shutdown.child_token();
-    let agent = tokio::spawn(bosun_node_agent::run(node, agent_stop.clone()));
+    let plane = Plane::builder("trace-job")
+        .scheduler()
+        .job_controller()
+        .start()
+        .await;
+    let agent = plane.start_agent(plane.agent_config("node-1"));
 
-    let bosun = Bosun::new(&url)
+    let bosun = plane
+        .bosun()
+        .clone()
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
         .env("OTEL_BSP_SCHEDULE_DELAY", "100");
     let job = r#"
@@ -343,8 +326,7 @@ spec:
 
     // The node agent's pod span (the parent of its container start) closes when its worker
     // stops: stop the agent, then every link must descend from the CLI's span.
-    agent_stop.cancel();
-    let _ = agent.await;
+    agent.stop().await;
     let pod_span = Link {
         what: "the node agent's pod span",
         matches: |s| in_plane(s, "bosun_node_agent") && s.name == "pod",
@@ -363,6 +345,6 @@ spec:
             describe_trace(&trace)
         );
     }
-    shutdown.cancel();
+    drop(plane);
     telemetry.shutdown();
 }

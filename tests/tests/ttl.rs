@@ -9,43 +9,14 @@
 use std::time::Duration;
 
 use bosun_runtime::client::Broker as Client;
-use bosun_tests::{Broker, Etcd, eventually, free_addr, job, metric, pod, v1};
+use bosun_tests::{Plane, job, metric, pod, v1, wait_for};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
-/// etcd + broker + gc (metrics served at `metrics`), stopped on drop.
-struct Plane {
-    _etcd: Etcd,
-    _broker: Broker,
-    client: Client,
-    metrics: std::net::SocketAddr,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Plane {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
+/// etcd + broker + gc (metrics served at `gc_metrics()`), stopped on drop.
 async fn plane() -> Plane {
-    let etcd = Etcd::start().await;
-    let broker = Broker::start(&etcd).await;
-    let shutdown = CancellationToken::new();
-    let metrics = free_addr();
-    let mut config = bosun_gc::Config::for_server(&broker.url());
-    config.metrics_listen = Some(metrics);
-    tokio::spawn(bosun_gc::run(config, shutdown.clone()));
-    let client = Client::connect(&broker.url()).await.expect("broker");
-    Plane {
-        _etcd: etcd,
-        _broker: broker,
-        client,
-        metrics,
-        shutdown,
-    }
+    Plane::builder("ttl").gc().start().await
 }
 
 /// Creates Job `name` with `ttl` and one pod it owns (controller, blocking its deletion).
@@ -117,26 +88,36 @@ async fn deleting_or_gone(client: &Client, name: &str) -> bool {
 #[tokio::test]
 async fn a_finished_job_with_a_ttl_is_deleted_with_its_pods_once_the_ttl_has_passed() {
     let p = plane().await;
-    job_with_pod(&p.client, "short", Some(1)).await;
-    let finished = finish(&p.client, "short").await;
+    job_with_pod(p.client(), "short", Some(1)).await;
+    let finished = finish(p.client(), "short").await;
 
     // The moment the gc acts is when the Job is first seen marked (or gone).
-    eventually(DEADLINE, || deleting_or_gone(&p.client, "short")).await;
+    wait_for("job short marked for deletion or gone", DEADLINE, || {
+        deleting_or_gone(p.client(), "short")
+    })
+    .await;
     let acted = finished.elapsed();
     assert!(
         acted >= Duration::from_millis(950),
         "deleted {acted:?} after finishing, before its 1 s TTL"
     );
     // Foreground: the pod goes, then the Job.
-    eventually(DEADLINE, || async {
-        exists(&p.client, v1::Kind::Pod, "short-pod")
-            .await
-            .is_none()
-            && exists(&p.client, v1::Kind::Job, "short").await.is_none()
+    wait_for("pod short-pod and job short gone", DEADLINE, || async {
+        let pod = exists(p.client(), v1::Kind::Pod, "short-pod").await;
+        let job = exists(p.client(), v1::Kind::Job, "short").await;
+        match (pod, job) {
+            (None, None) => Ok(()),
+            (pod, job) => Err(format!("pod {:?}, job {:?}", pod.is_some(), job.is_some())),
+        }
     })
     .await;
-    eventually(DEADLINE, || async {
-        metric(p.metrics, "bosun_gc_ttl_deletes_total").await == Some(1.0)
+    wait_for("bosun_gc_ttl_deletes_total 1", DEADLINE, || async {
+        let value = metric(p.gc_metrics(), "bosun_gc_ttl_deletes_total").await;
+        if value == Some(1.0) {
+            Ok(())
+        } else {
+            Err(format!("{value:?}"))
+        }
     })
     .await;
 }
@@ -144,35 +125,39 @@ async fn a_finished_job_with_a_ttl_is_deleted_with_its_pods_once_the_ttl_has_pas
 #[tokio::test]
 async fn a_finished_job_without_a_ttl_stays() {
     let p = plane().await;
-    let kept = job_with_pod(&p.client, "kept", None).await;
-    finish(&p.client, "kept").await;
+    let kept = job_with_pod(p.client(), "kept", None).await;
+    finish(p.client(), "kept").await;
     // A twin with a TTL, finished after it: once the gc has deleted the twin, it has long
     // seen the Job without one.
-    job_with_pod(&p.client, "twin", Some(1)).await;
-    finish(&p.client, "twin").await;
-    eventually(DEADLINE, || async {
-        exists(&p.client, v1::Kind::Job, "twin").await.is_none()
+    job_with_pod(p.client(), "twin", Some(1)).await;
+    finish(p.client(), "twin").await;
+    wait_for("job twin gone", DEADLINE, || async {
+        exists(p.client(), v1::Kind::Job, "twin").await.is_none()
     })
     .await;
 
-    let still = exists(&p.client, v1::Kind::Job, "kept")
+    let still = exists(p.client(), v1::Kind::Job, "kept")
         .await
         .expect("job without a ttl kept");
     assert_eq!(still.uid(), kept.uid());
     assert!(!being_deleted(&still));
-    assert!(exists(&p.client, v1::Kind::Pod, "kept-pod").await.is_some());
+    assert!(
+        exists(p.client(), v1::Kind::Pod, "kept-pod")
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test]
 async fn a_job_whose_ttl_is_raised_before_expiry_outlives_its_old_expiry() {
     let p = plane().await;
     let old_ttl = Duration::from_secs(2);
-    let raised = job_with_pod(&p.client, "raised", Some(2)).await;
-    job_with_pod(&p.client, "control", Some(2)).await;
-    let finished = finish(&p.client, "raised").await;
-    finish(&p.client, "control").await;
+    let raised = job_with_pod(p.client(), "raised", Some(2)).await;
+    job_with_pod(p.client(), "control", Some(2)).await;
+    let finished = finish(p.client(), "raised").await;
+    finish(p.client(), "control").await;
 
-    let mut latest = exists(&p.client, v1::Kind::Job, "raised")
+    let mut latest = exists(p.client(), v1::Kind::Job, "raised")
         .await
         .and_then(v1::Object::into_job)
         .expect("job");
@@ -180,7 +165,7 @@ async fn a_job_whose_ttl_is_raised_before_expiry_outlives_its_old_expiry() {
         .spec
         .get_or_insert_default()
         .ttl_seconds_after_finished = Some(3600);
-    p.client.update(latest.into()).await.expect("raise ttl");
+    p.client().update(latest.into()).await.expect("raise ttl");
     assert!(
         finished.elapsed() < old_ttl,
         "the test machine was too slow to raise the TTL before the old expiry"
@@ -188,18 +173,22 @@ async fn a_job_whose_ttl_is_raised_before_expiry_outlives_its_old_expiry() {
 
     // The control Job with the old TTL goes (the gc is alive and counting), and well past
     // the old expiry the raised one is still there.
-    eventually(DEADLINE, || async {
-        exists(&p.client, v1::Kind::Job, "control").await.is_none()
-            && finished.elapsed() >= old_ttl + Duration::from_millis(1500)
-    })
+    wait_for(
+        "job control gone, 1.5 s past the old expiry",
+        DEADLINE,
+        || async {
+            exists(p.client(), v1::Kind::Job, "control").await.is_none()
+                && finished.elapsed() >= old_ttl + Duration::from_millis(1500)
+        },
+    )
     .await;
-    let still = exists(&p.client, v1::Kind::Job, "raised")
+    let still = exists(p.client(), v1::Kind::Job, "raised")
         .await
         .expect("job with a raised ttl kept");
     assert_eq!(still.uid(), raised.uid());
     assert!(!being_deleted(&still), "marked for deletion at the old TTL");
     assert!(
-        exists(&p.client, v1::Kind::Pod, "raised-pod")
+        exists(p.client(), v1::Kind::Pod, "raised-pod")
             .await
             .is_some()
     );

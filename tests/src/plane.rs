@@ -1,0 +1,451 @@
+//! One control plane for an end-to-end test, put together by [`Plane::builder`]: a real etcd,
+//! the broker (in-process or the real binary), and whichever services the test needs — the
+//! scheduler, the gc and the Job controller in-process, node agents in-process or as the
+//! real binary — all stopped when the [`Plane`] is dropped.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use bosun_api::v1::{self, Kind};
+use bosun_runtime::client::{Broker as Client, Selector};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use bosun_api::vocab::{condition, status};
+
+use crate::{Bosun, Broker, Etcd, free_addr, temp_dir, wait_for, workspace_binary};
+
+/// How long [`PlaneBuilder::start`] and [`Plane::add_nodes`] wait for nodes to be Ready.
+const READY_WAIT: Duration = Duration::from_secs(30);
+
+type Tweak<C> = Box<dyn FnOnce(&mut C) + Send>;
+
+/// What [`Plane::builder`] will start; see each method.
+pub struct PlaneBuilder {
+    label: String,
+    broker_process: bool,
+    broker_config: Option<Tweak<bosun_broker::Config>>,
+    scheduler: Option<Tweak<bosun_scheduler::Config>>,
+    gc: Option<Tweak<bosun_gc::Config>>,
+    job_controller: Option<Tweak<bosun_job_controller::Config>>,
+    nodes: Vec<String>,
+    agent_config: Option<AgentTweak>,
+    agent_processes: Vec<(usize, AgentCommand)>,
+    cli_dir: Option<PathBuf>,
+}
+
+type AgentTweak = std::sync::Arc<dyn Fn(&mut bosun_node_agent::Config) + Send + Sync>;
+type AgentCommand = Box<dyn FnOnce(&mut tokio::process::Command) + Send>;
+
+impl PlaneBuilder {
+    /// Runs the real `bosun-broker` binary instead of the in-process broker.
+    pub fn broker_process(mut self) -> Self {
+        self.broker_process = true;
+        self
+    }
+
+    /// Changes the in-process broker's config (after [`Broker::config`]'s test defaults).
+    pub fn broker_config(
+        mut self,
+        tweak: impl FnOnce(&mut bosun_broker::Config) + Send + 'static,
+    ) -> Self {
+        self.broker_config = Some(Box::new(tweak));
+        self
+    }
+
+    /// Runs the scheduler (with the node lifecycle controller) in-process.
+    pub fn scheduler(self) -> Self {
+        self.scheduler_with(|_| {})
+    }
+
+    /// Runs the scheduler in-process with its config changed by `tweak`.
+    pub fn scheduler_with(
+        mut self,
+        tweak: impl FnOnce(&mut bosun_scheduler::Config) + Send + 'static,
+    ) -> Self {
+        self.scheduler = Some(Box::new(tweak));
+        self
+    }
+
+    /// Runs the garbage collector (and TTL-after-finished) in-process.
+    pub fn gc(self) -> Self {
+        self.gc_with(|_| {})
+    }
+
+    /// Runs the gc in-process with its config changed by `tweak`.
+    pub fn gc_with(mut self, tweak: impl FnOnce(&mut bosun_gc::Config) + Send + 'static) -> Self {
+        self.gc = Some(Box::new(tweak));
+        self
+    }
+
+    /// Runs the Job controller in-process.
+    pub fn job_controller(self) -> Self {
+        self.job_controller_with(|_| {})
+    }
+
+    /// Runs the Job controller in-process with its config changed by `tweak`.
+    pub fn job_controller_with(
+        mut self,
+        tweak: impl FnOnce(&mut bosun_job_controller::Config) + Send + 'static,
+    ) -> Self {
+        self.job_controller = Some(Box::new(tweak));
+        self
+    }
+
+    /// Runs an in-process node agent for each of `names` ([`Plane::agent_config`]); `start`
+    /// returns once their Nodes are Ready.
+    pub fn nodes(mut self, names: &[&str]) -> Self {
+        self.nodes.extend(names.iter().map(|n| n.to_string()));
+        self
+    }
+
+    /// Changes every in-process node agent's config (the runtime, back-offs, labels...),
+    /// after [`Plane::agent_config`]'s defaults.
+    pub fn agent_config(
+        mut self,
+        tweak: impl Fn(&mut bosun_node_agent::Config) + Send + Sync + 'static,
+    ) -> Self {
+        self.agent_config = Some(std::sync::Arc::new(tweak));
+        self
+    }
+
+    /// Runs the real `bosun-node-agent` binary ([`Plane::command`], with `--data-dir` in the
+    /// plane's directory) with the flags and environment `args` adds; it plays `nodes` nodes,
+    /// and `start` returns once they are Ready.
+    pub fn node_agent_process(
+        mut self,
+        nodes: usize,
+        args: impl FnOnce(&mut tokio::process::Command) + Send + 'static,
+    ) -> Self {
+        self.agent_processes.push((nodes, Box::new(args)));
+        self
+    }
+
+    /// Runs the `bosun` CLI ([`Plane::bosun`]) in `dir`.
+    pub fn cli_in(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cli_dir = Some(dir.into());
+        self
+    }
+
+    /// Starts etcd, the broker and every service asked for; returns once the broker answers
+    /// and every node is Ready.
+    pub async fn start(self) -> Plane {
+        let etcd = Etcd::start().await;
+        let broker = if self.broker_process {
+            Broker::spawn_process(&etcd).await
+        } else {
+            let mut config = Broker::config(&etcd);
+            if let Some(tweak) = self.broker_config {
+                tweak(&mut config);
+            }
+            Broker::start_with(config).await
+        };
+        let url = broker.url();
+        let client = Client::connect(&url).await.expect("connect to the broker");
+        let mut bosun = Bosun::new(&url);
+        if let Some(dir) = self.cli_dir {
+            bosun = bosun.in_dir(dir);
+        }
+        let mut plane = Plane {
+            shutdown: CancellationToken::new(),
+            children: Vec::new(),
+            client,
+            bosun,
+            url,
+            dir: temp_dir(&self.label),
+            nodes: Vec::new(),
+            agent_tweak: self.agent_config,
+            scheduler_metrics: None,
+            gc_metrics: None,
+            job_controller_metrics: None,
+            broker,
+            _etcd: etcd,
+        };
+        if let Some(tweak) = self.scheduler {
+            let mut c = bosun_scheduler::Config::for_server(&plane.url);
+            c.metrics_listen = Some(free_addr());
+            tweak(&mut c);
+            plane.scheduler_metrics = c.metrics_listen;
+            plane.spawn("scheduler", bosun_scheduler::run(c, plane.shutdown.clone()));
+        }
+        if let Some(tweak) = self.gc {
+            let mut c = bosun_gc::Config::for_server(&plane.url);
+            c.metrics_listen = Some(free_addr());
+            tweak(&mut c);
+            plane.gc_metrics = c.metrics_listen;
+            plane.spawn("gc", bosun_gc::run(c, plane.shutdown.clone()));
+        }
+        if let Some(tweak) = self.job_controller {
+            let mut c = bosun_job_controller::Config::for_server(&plane.url);
+            c.metrics_listen = Some(free_addr());
+            tweak(&mut c);
+            plane.job_controller_metrics = c.metrics_listen;
+            plane.spawn(
+                "job controller",
+                bosun_job_controller::run(c, plane.shutdown.clone()),
+            );
+        }
+        let mut process_nodes = 0;
+        for (i, (nodes, args)) in self.agent_processes.into_iter().enumerate() {
+            let mut cmd = plane.command("bosun-node-agent", &format!("node-agent-{i}"));
+            cmd.arg("--data-dir")
+                .arg(plane.dir.join(format!("node-agent-{i}")));
+            args(&mut cmd);
+            plane
+                .children
+                .push(cmd.spawn().expect("bosun-node-agent runs"));
+            process_nodes += nodes;
+        }
+        if process_nodes > 0 {
+            plane.wait_ready_count(process_nodes).await;
+        }
+        let names: Vec<&str> = self.nodes.iter().map(String::as_str).collect();
+        plane.add_nodes(&names).await;
+        plane
+    }
+}
+
+/// etcd, a broker and the services a test asked for ([`Plane::builder`]). Dropping it stops
+/// them all; its directory is removed unless the test failed (the logs stay for reading).
+pub struct Plane {
+    // Fields drop in this order: the service processes first, then the broker, then etcd.
+    shutdown: CancellationToken,
+    children: Vec<tokio::process::Child>,
+    client: Client,
+    bosun: Bosun,
+    url: String,
+    dir: PathBuf,
+    nodes: Vec<String>,
+    agent_tweak: Option<AgentTweak>,
+    scheduler_metrics: Option<SocketAddr>,
+    gc_metrics: Option<SocketAddr>,
+    job_controller_metrics: Option<SocketAddr>,
+    broker: Broker,
+    _etcd: Etcd,
+}
+
+impl Plane {
+    /// A plane with only etcd and the in-process broker until more is asked for; `label`
+    /// names its scratch directory.
+    pub fn builder(label: &str) -> PlaneBuilder {
+        PlaneBuilder {
+            label: format!("plane-{label}"),
+            broker_process: false,
+            broker_config: None,
+            scheduler: None,
+            gc: None,
+            job_controller: None,
+            nodes: Vec::new(),
+            agent_config: None,
+            agent_processes: Vec::new(),
+            cli_dir: None,
+        }
+    }
+
+    /// A client connected to the broker.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The broker's address, `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The broker under test.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// The `bosun` CLI pointed at the broker.
+    pub fn bosun(&self) -> &Bosun {
+        &self.bosun
+    }
+
+    /// Runs `bosun ARGS` to completion.
+    pub async fn run(&self, args: &[&str]) -> crate::Output {
+        self.bosun.run(args).await
+    }
+
+    /// Runs `bosun ARGS`, asserts it exits 0, and returns its stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        self.bosun.ok(args).await
+    }
+
+    /// A token cancelled when the plane is dropped, for a test's own background tasks.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.child_token()
+    }
+
+    /// The plane's scratch directory (node data, logs, marker files).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The names of the in-process nodes started so far.
+    pub fn node_names(&self) -> &[String] {
+        &self.nodes
+    }
+
+    /// Where the in-process scheduler serves its metrics.
+    pub fn scheduler_metrics(&self) -> SocketAddr {
+        self.scheduler_metrics.expect("the plane runs no scheduler")
+    }
+
+    /// Where the in-process gc serves its metrics.
+    pub fn gc_metrics(&self) -> SocketAddr {
+        self.gc_metrics.expect("the plane runs no gc")
+    }
+
+    /// Where the in-process Job controller serves its metrics.
+    pub fn job_controller_metrics(&self) -> SocketAddr {
+        self.job_controller_metrics
+            .expect("the plane runs no job controller")
+    }
+
+    /// The config of an in-process node agent for node `name`: data under the plane's
+    /// directory, 200 ms heartbeats, back-offs from 200 ms to 2 s, then the builder's
+    /// [`PlaneBuilder::agent_config`] changes.
+    pub fn agent_config(&self, name: &str) -> bosun_node_agent::Config {
+        let mut c = bosun_node_agent::Config::new(&self.url, name);
+        c.data_dir = Some(self.dir.join(name));
+        c.heartbeat_interval = Duration::from_millis(200);
+        c.backoff_base = Duration::from_millis(200);
+        c.backoff_cap = Duration::from_secs(2);
+        if let Some(tweak) = &self.agent_tweak {
+            tweak(&mut c);
+        }
+        c
+    }
+
+    /// Runs node agents for `names` in-process (until the plane is dropped) and waits until
+    /// their Nodes are Ready.
+    pub async fn add_nodes(&mut self, names: &[&str]) {
+        for name in names {
+            let config = self.agent_config(name);
+            self.spawn(
+                "node agent",
+                bosun_node_agent::run(config, self.shutdown.child_token()),
+            );
+            self.nodes.push(name.to_string());
+        }
+        for name in names {
+            self.wait_ready(name).await;
+        }
+    }
+
+    /// Starts a node agent in-process with `config`, stopped by [`Agent::stop`] (or with the
+    /// plane).
+    pub fn start_agent(&self, config: bosun_node_agent::Config) -> Agent {
+        let shutdown = self.shutdown.child_token();
+        let task = tokio::spawn(bosun_node_agent::run(config, shutdown.clone()));
+        Agent { shutdown, task }
+    }
+
+    /// The real `binary` (a workspace binary) with `--server <broker>`, no inherited
+    /// `RUST_LOG` or OTLP endpoint, stdout discarded, stderr appended to `<log>.log` in the
+    /// plane's directory, killed when dropped.
+    pub fn command(&self, binary: &str, log: &str) -> tokio::process::Command {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{log}.log")))
+            .expect("log file");
+        let mut cmd = tokio::process::Command::new(workspace_binary(binary));
+        cmd.env_remove("RUST_LOG")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .args(["--server", &self.url])
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Waits until node `name` is Ready; returns it.
+    pub async fn wait_ready(&self, name: &str) -> v1::Node {
+        wait_for(&format!("node {name} Ready"), READY_WAIT, || async {
+            let node = self
+                .client
+                .get_opt(Kind::Node, "", name)
+                .await
+                .map_err(|e| e.to_string())?
+                .and_then(|o| o.into_node());
+            match node {
+                Some(n) if node_ready(&n) => Ok(n),
+                other => Err(format!("{other:#?}")),
+            }
+        })
+        .await
+    }
+
+    /// Waits until `n` Nodes are Ready.
+    async fn wait_ready_count(&self, n: usize) {
+        wait_for(&format!("{n} nodes Ready"), READY_WAIT, || async {
+            let nodes = self
+                .client
+                .list(Kind::Node, &Selector::all())
+                .await
+                .map_err(|e| e.to_string())?;
+            let ready = nodes
+                .items
+                .iter()
+                .filter(|o| o.as_node().is_some_and(node_ready))
+                .count();
+            if ready >= n {
+                Ok(())
+            } else {
+                Err(format!("{ready} Ready"))
+            }
+        })
+        .await
+    }
+
+    /// Runs `service` until the plane's shutdown; a failure is printed (the test then fails
+    /// on what the service did not do).
+    fn spawn<E: std::fmt::Display>(
+        &self,
+        what: &'static str,
+        service: impl Future<Output = Result<(), E>> + Send + 'static,
+    ) {
+        tokio::spawn(async move {
+            if let Err(e) = service.await {
+                eprintln!("{what} failed: {e}");
+            }
+        });
+    }
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Whether the node's Ready condition is True.
+pub fn node_ready(node: &v1::Node) -> bool {
+    node.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.r#type == condition::READY && c.status == status::TRUE)
+    })
+}
+
+/// An in-process node agent started by [`Plane::start_agent`].
+pub struct Agent {
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), bosun_node_agent::Error>>,
+}
+
+impl Agent {
+    /// Stops the agent and asserts it ran cleanly.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let r = self.task.await.expect("agent task");
+        r.expect("agent ran cleanly");
+    }
+}
