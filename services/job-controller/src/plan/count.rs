@@ -286,3 +286,466 @@ pub(super) fn failures_in_a_row(
     }
     (count + news.failures, stored_last.max(news.newest_failure))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::{indexed, now, pod};
+
+    fn spec(f: fn(&mut v1::JobSpec)) -> v1::JobSpec {
+        let mut spec = v1::JobSpec {
+            completions: Some(4),
+            ..Default::default()
+        };
+        f(&mut spec);
+        spec
+    }
+
+    fn ignore_exit_42(s: &mut v1::JobSpec) {
+        s.pod_failure_policy = Some(v1::PodFailurePolicy {
+            rules: vec![v1::PodFailurePolicyRule {
+                action: "Ignore".into(),
+                on_exit_codes: Some(v1::PodFailurePolicyOnExitCodesRequirement {
+                    container_name: None,
+                    operator: "In".into(),
+                    values: vec![42],
+                }),
+                on_pod_conditions: vec![],
+            }],
+        });
+    }
+
+    fn exit_42(p: PodFacts) -> PodFacts {
+        PodFacts {
+            exit_codes: vec![crate::pods::ExitCode {
+                container: "main".into(),
+                code: 42,
+            }],
+            ..p
+        }
+    }
+
+    #[test]
+    fn each_pod_is_recorded_released_or_left_alone() {
+        use PodOutcome::*;
+        let running = || pod("p", Phase::Running);
+        let deleting = |p: PodFacts| PodFacts {
+            deleting: true,
+            ..p
+        };
+        let released = |p: PodFacts| PodFacts {
+            tracked: false,
+            ..p
+        };
+        let replace_failed = |s: &mut v1::JobSpec| s.pod_replacement_policy = "Failed".into();
+        let rows: Vec<(&str, fn(&mut v1::JobSpec), PodFacts, bool, PodOutcome)> = vec![
+            ("running", |_| {}, running(), false, Nothing),
+            ("pending", |_| {}, pod("p", Phase::Pending), false, Nothing),
+            ("succeeded", |_| {}, pod("p", Phase::Succeeded), false, Succeeded),
+            (
+                "failed, no policy",
+                |_| {},
+                pod("p", Phase::Failed),
+                false,
+                Failed(FailureAction::Count),
+            ),
+            (
+                "failed, an Ignore rule matches",
+                ignore_exit_42,
+                exit_42(pod("p", Phase::Failed)),
+                false,
+                Failed(FailureAction::Ignore),
+            ),
+            (
+                "released already: counted before",
+                |_| {},
+                released(pod("p", Phase::Failed)),
+                false,
+                Nothing,
+            ),
+            (
+                "recorded before, still tracked: released again, not recorded again",
+                |_| {},
+                pod("p", Phase::Succeeded),
+                true,
+                Release,
+            ),
+            (
+                "deleted while running: a failure",
+                |_| {},
+                deleting(running()),
+                false,
+                Failed(FailureAction::Count),
+            ),
+            (
+                "deleted while pending: a failure",
+                |_| {},
+                deleting(pod("p", Phase::Pending)),
+                false,
+                Failed(FailureAction::Count),
+            ),
+            (
+                "deleted while running, replacements wait for Failed: not yet",
+                replace_failed,
+                deleting(running()),
+                false,
+                Nothing,
+            ),
+            (
+                "deleted while running, a podFailurePolicy defaults to Failed: not yet",
+                ignore_exit_42,
+                deleting(running()),
+                false,
+                Nothing,
+            ),
+            (
+                "deleted after it succeeded: a success",
+                |_| {},
+                deleting(pod("p", Phase::Succeeded)),
+                false,
+                Succeeded,
+            ),
+        ];
+        for (name, f, p, was_recorded, want) in rows {
+            let spec = spec(f);
+            let job = Settings::of(&spec, "ns");
+            let recorded: HashSet<&str> = if was_recorded {
+                HashSet::from([p.uid.as_str()])
+            } else {
+                HashSet::new()
+            };
+            assert_eq!(pod_outcome(&job, &recorded, &p), want, "{name}");
+        }
+    }
+
+    /// (uncounted succeeded, uncounted failed, succeeded, failed, released)
+    type Tallied = (Vec<&'static str>, Vec<&'static str>, i32, i32, Vec<&'static str>);
+
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn finished_pods_are_recorded_then_settled_into_the_counters() {
+        let stored = |succeeded: &[&str], failed: &[&str]| v1::JobStatus {
+            succeeded: 1,
+            failed: 1,
+            uncounted_terminated_pods: Some(v1::UncountedTerminatedPods {
+                succeeded: succeeded.iter().map(|s| s.to_string()).collect(),
+                failed: failed.iter().map(|s| s.to_string()).collect(),
+            }),
+            ..Default::default()
+        };
+        let released = |p: PodFacts| PodFacts {
+            tracked: false,
+            ..p
+        };
+        let rows: Vec<(&str, fn(&mut v1::JobSpec), v1::JobStatus, Vec<PodFacts>, Tallied)> = vec![
+            (
+                "a success is recorded and released",
+                |_| {},
+                stored(&[], &[]),
+                vec![pod("s", Phase::Succeeded), pod("r", Phase::Running)],
+                (vec!["uid-s"], vec![], 1, 1, vec!["s"]),
+            ),
+            (
+                "a failure is recorded and released",
+                |_| {},
+                stored(&[], &[]),
+                vec![pod("f", Phase::Failed)],
+                (vec![], vec!["uid-f"], 1, 1, vec!["f"]),
+            ),
+            (
+                "an ignored failure is released, never recorded",
+                ignore_exit_42,
+                stored(&[], &[]),
+                vec![exit_42(pod("f", Phase::Failed))],
+                (vec![], vec![], 1, 1, vec!["f"]),
+            ),
+            (
+                "recorded, still tracked: stays recorded, released again",
+                |_| {},
+                stored(&["uid-s"], &[]),
+                vec![pod("s", Phase::Succeeded)],
+                (vec!["uid-s"], vec![], 1, 1, vec!["s"]),
+            ),
+            (
+                "recorded, released: moves into the counter",
+                |_| {},
+                stored(&["uid-s"], &["uid-f"]),
+                vec![
+                    released(pod("s", Phase::Succeeded)),
+                    released(pod("f", Phase::Failed)),
+                ],
+                (vec![], vec![], 2, 2, vec![]),
+            ),
+            (
+                "recorded, pod gone: moves into the counter",
+                |_| {},
+                stored(&["uid-gone"], &["uid-f", "uid-gone-too"]),
+                vec![pod("f", Phase::Failed)],
+                (vec![], vec!["uid-f"], 2, 2, vec!["f"]),
+            ),
+        ];
+        for (name, f, stored, pods, want) in rows {
+            let spec = spec(f);
+            let job = Settings::of(&spec, "ns");
+            let c = count(&job, &stored, &pods, now());
+            let got = (
+                strs(&c.uncounted.succeeded),
+                strs(&c.uncounted.failed),
+                c.succeeded,
+                c.failed,
+                c.release.clone(),
+            );
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn indexes_complete_once_and_fail_past_their_limits() {
+        let fail_index_on_42 = |s: &mut v1::JobSpec| {
+            s.completion_mode = "Indexed".into();
+            s.pod_failure_policy = Some(v1::PodFailurePolicy {
+                rules: vec![v1::PodFailurePolicyRule {
+                    action: "FailIndex".into(),
+                    on_exit_codes: Some(v1::PodFailurePolicyOnExitCodesRequirement {
+                        container_name: None,
+                        operator: "In".into(),
+                        values: vec![42],
+                    }),
+                    on_pod_conditions: vec![],
+                }],
+            });
+        };
+        let per_index_1 = |s: &mut v1::JobSpec| {
+            s.completion_mode = "Indexed".into();
+            s.backoff_limit_per_index = Some(1);
+        };
+        let second_failure = |i: i32| PodFacts {
+            index_failures: 1,
+            ..indexed("f", i, Phase::Failed)
+        };
+        // (name, spec, stored failedIndexes, pods) → (completedIndexes, failedIndexes, succeeded)
+        let rows: Vec<(&str, fn(&mut v1::JobSpec), &str, Vec<PodFacts>, (&str, &str, i32))> = vec![
+            (
+                "a success completes its index",
+                |s| s.completion_mode = "Indexed".into(),
+                "",
+                vec![indexed("a", 2, Phase::Succeeded)],
+                ("2", "", 1),
+            ),
+            (
+                "two successes of one index count once",
+                |s| s.completion_mode = "Indexed".into(),
+                "",
+                vec![
+                    indexed("a", 0, Phase::Succeeded),
+                    indexed("b", 0, Phase::Succeeded),
+                ],
+                ("0", "", 1),
+            ),
+            (
+                "a success out of range counts nothing",
+                |s| s.completion_mode = "Indexed".into(),
+                "",
+                vec![indexed("a", 4, Phase::Succeeded)],
+                ("", "", 0),
+            ),
+            (
+                "a success of a failed index does not complete it",
+                per_index_1,
+                "1",
+                vec![indexed("a", 1, Phase::Succeeded)],
+                ("", "1", 0),
+            ),
+            (
+                "a first failure within backoffLimitPerIndex: retried",
+                per_index_1,
+                "",
+                vec![indexed("f", 3, Phase::Failed)],
+                ("", "", 0),
+            ),
+            (
+                "a failure past backoffLimitPerIndex fails the index",
+                per_index_1,
+                "",
+                vec![second_failure(3)],
+                ("", "3", 0),
+            ),
+            (
+                "a failure of an index already completed leaves it completed",
+                per_index_1,
+                "",
+                vec![indexed("a", 3, Phase::Succeeded), second_failure(3)],
+                ("3", "", 1),
+            ),
+            (
+                "a FailIndex rule fails the index at once",
+                fail_index_on_42,
+                "",
+                vec![exit_42(indexed("f", 1, Phase::Failed))],
+                ("", "1", 0),
+            ),
+        ];
+        for (name, f, failed_indexes, pods, want) in rows {
+            let spec = spec(f);
+            let job = Settings::of(&spec, "ns");
+            let stored = v1::JobStatus {
+                failed_indexes: Some(failed_indexes.into()),
+                ..Default::default()
+            };
+            let c = count(&job, &stored, &pods, now());
+            let got = (
+                c.completed.format(),
+                c.failed_indexes.format(),
+                c.succeeded,
+            );
+            assert_eq!(
+                (got.0.as_str(), got.1.as_str(), got.2),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_replacement_inherits_the_failures_of_its_index() {
+        let counts = |failures, ignored| PodFacts {
+            index_failures: failures,
+            index_ignored_failures: ignored,
+            ..indexed("p", 2, Phase::Running)
+        };
+        let failed = |p: PodFacts| PodFacts {
+            phase: Phase::Failed,
+            ..p
+        };
+        let rows: Vec<(&str, fn(&mut v1::JobSpec), PodFacts, Option<(i32, i32, i32)>)> = vec![
+            ("no index: nothing", |_| {}, pod("p", Phase::Failed), None),
+            ("running: its counts", |_| {}, counts(1, 2), Some((2, 1, 2))),
+            (
+                "failed: its counts plus its failure",
+                |_| {},
+                failed(counts(1, 2)),
+                Some((2, 2, 2)),
+            ),
+            (
+                "failed, ignored by the policy: one more ignored",
+                ignore_exit_42,
+                exit_42(failed(counts(1, 2))),
+                Some((2, 1, 3)),
+            ),
+        ];
+        for (name, f, p, want) in rows {
+            let spec = spec(f);
+            let job = Settings::of(&spec, "ns");
+            let got = inherited(&job, &p).map(|(i, n)| (i, n.failures, n.ignored));
+            assert_eq!(got, want, "{name}");
+        }
+        // Over several pods of one index, the highest counts win.
+        let spec = spec(|s| s.completion_mode = "Indexed".into());
+        let job = Settings::of(&spec, "ns");
+        let pods = [failed(counts(0, 0)), counts(3, 0), counts(0, 1)];
+        let c = count(&job, &v1::JobStatus::default(), &pods, now());
+        assert_eq!(
+            c.index_failures[&2],
+            IndexFailures {
+                failures: 3,
+                ignored: 1
+            }
+        );
+    }
+
+    #[test]
+    fn failures_in_a_row_start_again_after_a_newer_success() {
+        let at = |s: u32| Some(now() - chrono::Duration::seconds(i64::from(s)));
+        let news = |success, failure, failures| News {
+            newest_success: success,
+            newest_failure: failure,
+            failures,
+        };
+        // (name, stored count, stored last failure, news) → (count, last failure)
+        let rows = [
+            ("nothing new", 2, at(30), news(None, None, 0), (2, at(30))),
+            ("one more failure", 2, at(30), news(None, at(5), 1), (3, at(5))),
+            (
+                "an older failure seen late keeps the newest time",
+                2,
+                at(30),
+                news(None, at(40), 1),
+                (3, at(30)),
+            ),
+            (
+                "a success after the last failure resets",
+                2,
+                at(30),
+                news(at(10), None, 0),
+                (0, at(30)),
+            ),
+            (
+                "a success before the last failure does not",
+                2,
+                at(30),
+                news(at(40), None, 0),
+                (2, at(30)),
+            ),
+            (
+                "a success and a failure together: the failure counts after the reset",
+                2,
+                at(30),
+                news(at(10), at(5), 1),
+                (1, at(5)),
+            ),
+            ("a first failure", 0, None, news(None, at(5), 1), (1, at(5))),
+        ];
+        for (name, stored, last, news, want) in rows {
+            assert_eq!(failures_in_a_row(stored, last, &news), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_newer_failure_time_is_kept_to_the_microsecond() {
+        let spec = spec(|_| {});
+        let job = Settings::of(&spec, "ns");
+        let stored = v1::JobStatus {
+            last_failure_time: "2026-01-01T00:00:10Z".into(),
+            ..Default::default()
+        };
+        let failed = [pod("f", Phase::Failed)];
+        let c = count(&job, &stored, &failed, now());
+        assert_eq!(
+            c.last_failure_time.as_deref(),
+            Some("2026-01-01T00:00:50.000000Z")
+        );
+        let running = [pod("r", Phase::Running)];
+        let c = count(&job, &stored, &running, now());
+        assert_eq!(c.last_failure_time, None, "unchanged: not rewritten");
+    }
+
+    #[test]
+    fn running_pods_are_oldest_first_and_deleted_ones_are_terminating() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc());
+        let made = |name: &str, t: &str, deleting: bool| PodFacts {
+            created_at: at(t),
+            deleting,
+            ..pod(name, Phase::Running)
+        };
+        let pods = [
+            made("c", "2026-01-01T00:00:03Z", false),
+            made("b", "2026-01-01T00:00:01Z", false),
+            made("a", "2026-01-01T00:00:03Z", false),
+            made("t", "2026-01-01T00:00:00Z", true),
+            pod("done", Phase::Succeeded),
+            PodFacts {
+                deleting: true,
+                ..pod("gone", Phase::Failed)
+            },
+        ];
+        let spec = spec(|_| {});
+        let job = Settings::of(&spec, "ns");
+        let c = count(&job, &v1::JobStatus::default(), &pods, now());
+        let names = |v: &[&PodFacts]| v.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&c.active), ["b", "a", "c"], "by age, then name");
+        assert_eq!(names(&c.terminating), ["t"]);
+    }
+}

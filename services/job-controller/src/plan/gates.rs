@@ -168,3 +168,284 @@ pub(super) fn gates(
         Stage::Running
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::now;
+    use crate::plan::{COMPLETE, FAILED, ts};
+
+    fn condition(ty: &str, value: &str) -> v1::Condition {
+        v1::Condition {
+            r#type: ty.into(),
+            status: value.into(),
+            ..Default::default()
+        }
+    }
+
+    fn with(conditions: &[(&str, &str)]) -> v1::JobStatus {
+        v1::JobStatus {
+            conditions: conditions
+                .iter()
+                .map(|(t, v)| condition(t, v))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_an_unfinished_job_managed_here_is_planned() {
+        use Admission::*;
+        let ours = Some(crate::MANAGED_BY.to_string());
+        let theirs = Some("example.com/other".to_string());
+        let rows = [
+            ("no managedBy", None, with(&[]), Open),
+            ("managed by this controller", ours.clone(), with(&[]), Open),
+            ("managed by another", theirs.clone(), with(&[]), ManagedElsewhere),
+            (
+                "managed by another, finished",
+                theirs,
+                with(&[(COMPLETE, status::TRUE)]),
+                ManagedElsewhere,
+            ),
+            ("complete", ours, with(&[(COMPLETE, status::TRUE)]), Finished),
+            ("failed", None, with(&[(FAILED, status::TRUE)]), Finished),
+            (
+                "finishing is not finished",
+                None,
+                with(&[(FAILURE_TARGET, status::TRUE)]),
+                Open,
+            ),
+            (
+                "a False Complete is not finished",
+                None,
+                with(&[(COMPLETE, status::FALSE)]),
+                Open,
+            ),
+        ];
+        for (name, managed_by, stored, want) in rows {
+            let spec = v1::JobSpec {
+                managed_by,
+                ..Default::default()
+            };
+            assert_eq!(admission(&spec, &stored), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_failed_dependency_wins_over_pending_ones() {
+        let dep = |name: &str, state: DependencyState| Dependency {
+            name: name.into(),
+            state,
+        };
+        let pending = |s: &str| DependencyState::Pending(s.into());
+        let failed = |s: &str| DependencyState::Failed(s.into());
+        let rows = [
+            ("none", vec![], DependencyGate::Clear),
+            (
+                "all complete",
+                vec![
+                    dep("a", DependencyState::Complete),
+                    dep("b", DependencyState::Complete),
+                ],
+                DependencyGate::Clear,
+            ),
+            (
+                "one pending",
+                vec![dep("a", DependencyState::Complete), dep("b", pending("Running"))],
+                DependencyGate::Pending("waiting for job(s) b (Running)".into()),
+            ),
+            (
+                "two pending, in order",
+                vec![dep("a", pending("not found")), dep("b", pending("Suspended"))],
+                DependencyGate::Pending(
+                    "waiting for job(s) a (not found), b (Suspended)".into(),
+                ),
+            ),
+            (
+                "a failed one wins",
+                vec![
+                    dep("a", pending("Running")),
+                    dep("b", failed("DeadlineExceeded")),
+                    dep("c", failed("BackoffLimitExceeded")),
+                ],
+                DependencyGate::Failed("job b failed (DeadlineExceeded)".into()),
+            ),
+        ];
+        for (name, deps, want) in rows {
+            assert_eq!(dependency_gate(&deps), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn suspend_changes_only_on_a_flip() {
+        use SuspendChange::*;
+        let rows = [
+            ("suspended now", true, false, Suspend),
+            ("still suspended", true, true, StaySuspended),
+            ("resumed now", false, true, Resume),
+            ("running", false, false, Run),
+        ];
+        for (name, suspended, was, want) in rows {
+            assert_eq!(suspend_change(suspended, was), want, "{name}");
+        }
+    }
+
+    /// What the gates left: the stage, each condition as (type, status, reason), the event
+    /// reasons, and the startTime.
+    type Passed = (Stage, Vec<(String, String, String)>, Vec<&'static str>, String);
+
+    #[test]
+    fn the_gates_set_conditions_events_and_the_start_time() {
+        let started = "2026-01-01T00:00:00Z";
+        let now_s = ts(now());
+        let dep = |state: DependencyState| {
+            vec![Dependency {
+                name: "a".into(),
+                state,
+            }]
+        };
+        let status = |conditions: &[(&str, &str)], start: &str| v1::JobStatus {
+            start_time: start.into(),
+            ..with(conditions)
+        };
+        let c = |t: &str, s: &str, r: &str| (t.to_string(), s.to_string(), r.to_string());
+        // (name, suspend, stored, dependencies) → what the gates left
+        let rows: Vec<(&str, bool, v1::JobStatus, Vec<Dependency>, Passed)> = vec![
+            (
+                "finishing stays finishing, suspended or not",
+                true,
+                status(&[(SUCCESS_CRITERIA_MET, status::TRUE)], started),
+                vec![],
+                (
+                    Stage::Finishing,
+                    vec![c(SUCCESS_CRITERIA_MET, status::TRUE, "")],
+                    vec![],
+                    started.into(),
+                ),
+            ),
+            (
+                "a failed dependency: Waiting False, FailureTarget, a warning",
+                false,
+                status(&[], ""),
+                dep(DependencyState::Failed("BackoffLimitExceeded".into())),
+                (
+                    Stage::Finishing,
+                    vec![
+                        c(WAITING, status::FALSE, "DependencyFailed"),
+                        c(FAILURE_TARGET, status::TRUE, "DependencyFailed"),
+                    ],
+                    vec!["DependencyFailed"],
+                    String::new(),
+                ),
+            ),
+            (
+                "a pending dependency: Waiting, the clock not started",
+                false,
+                status(&[], ""),
+                dep(DependencyState::Pending("Running".into())),
+                (
+                    Stage::Waiting,
+                    vec![c(WAITING, status::TRUE, "WaitingForDependencies")],
+                    vec![],
+                    String::new(),
+                ),
+            ),
+            (
+                "dependencies complete: Waiting False, the clock starts",
+                false,
+                status(&[(WAITING, status::TRUE)], ""),
+                dep(DependencyState::Complete),
+                (
+                    Stage::Running,
+                    vec![c(WAITING, status::FALSE, "DependenciesComplete")],
+                    vec![],
+                    now_s.clone(),
+                ),
+            ),
+            (
+                "dependencies complete from the start: no Waiting condition",
+                false,
+                status(&[], ""),
+                dep(DependencyState::Complete),
+                (Stage::Running, vec![], vec![], now_s.clone()),
+            ),
+            (
+                "a started Job no longer looks at its dependencies",
+                false,
+                status(&[], started),
+                dep(DependencyState::Failed("DeadlineExceeded".into())),
+                (Stage::Running, vec![], vec![], started.into()),
+            ),
+            (
+                "suspended now: condition, event, the clock stops",
+                true,
+                status(&[], started),
+                vec![],
+                (
+                    Stage::Suspended,
+                    vec![c(SUSPENDED, status::TRUE, "JobSuspended")],
+                    vec!["Suspended"],
+                    String::new(),
+                ),
+            ),
+            (
+                "still suspended: nothing new",
+                true,
+                status(&[(SUSPENDED, status::TRUE)], ""),
+                vec![],
+                (
+                    Stage::Suspended,
+                    vec![c(SUSPENDED, status::TRUE, "")],
+                    vec![],
+                    String::new(),
+                ),
+            ),
+            (
+                "resumed: condition, event, the clock restarts",
+                false,
+                status(&[(SUSPENDED, status::TRUE)], ""),
+                vec![],
+                (
+                    Stage::Running,
+                    vec![c(SUSPENDED, status::FALSE, "JobResumed")],
+                    vec!["Resumed"],
+                    now_s.clone(),
+                ),
+            ),
+            (
+                "running: the start time is kept",
+                false,
+                status(&[], started),
+                vec![],
+                (Stage::Running, vec![], vec![], started.into()),
+            ),
+        ];
+        for (name, suspend, stored, deps, want) in rows {
+            let spec = v1::JobSpec {
+                suspend: Some(suspend),
+                ..Default::default()
+            };
+            let job = Settings::of(&spec, "ns");
+            let mut draft = Draft {
+                status: stored.clone(),
+                events: Vec::new(),
+                now: now(),
+                now_s: now_s.clone(),
+            };
+            let stage = gates(&job, &deps, &stored, &mut draft);
+            let got: Passed = (
+                stage,
+                draft
+                    .status
+                    .conditions
+                    .iter()
+                    .map(|k| c(&k.r#type, &k.status, &k.reason))
+                    .collect(),
+                draft.events.iter().map(|e| e.reason).collect(),
+                draft.status.start_time.clone(),
+            );
+            assert_eq!(got, want, "{name}");
+        }
+    }
+}

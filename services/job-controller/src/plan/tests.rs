@@ -1,11 +1,11 @@
 use super::*;
 use crate::pods::ExitCode;
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     parse_time("2026-01-01T00:01:00Z").unwrap()
 }
 
-fn job(f: impl FnOnce(&mut v1::JobSpec)) -> v1::Job {
+pub(super) fn job(f: impl FnOnce(&mut v1::JobSpec)) -> v1::Job {
     let mut spec = v1::JobSpec {
         parallelism: Some(1),
         completions: Some(1),
@@ -36,12 +36,12 @@ fn job(f: impl FnOnce(&mut v1::JobSpec)) -> v1::Job {
     }
 }
 
-fn with_status(mut j: v1::Job, f: impl FnOnce(&mut v1::JobStatus)) -> v1::Job {
+pub(super) fn with_status(mut j: v1::Job, f: impl FnOnce(&mut v1::JobStatus)) -> v1::Job {
     f(j.status.get_or_insert_with(Default::default));
     j
 }
 
-fn pod(name: &str, phase: Phase) -> PodFacts {
+pub(super) fn pod(name: &str, phase: Phase) -> PodFacts {
     PodFacts {
         name: name.into(),
         uid: format!("uid-{name}"),
@@ -62,7 +62,7 @@ fn pod(name: &str, phase: Phase) -> PodFacts {
     }
 }
 
-fn indexed(name: &str, i: i32, phase: Phase) -> PodFacts {
+pub(super) fn indexed(name: &str, i: i32, phase: Phase) -> PodFacts {
     PodFacts {
         index: Some(i),
         ..pod(name, phase)
