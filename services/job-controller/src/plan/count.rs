@@ -341,7 +341,13 @@ mod tests {
         let rows: Vec<(&str, fn(&mut v1::JobSpec), PodFacts, bool, PodOutcome)> = vec![
             ("running", |_| {}, running(), false, Nothing),
             ("pending", |_| {}, pod("p", Phase::Pending), false, Nothing),
-            ("succeeded", |_| {}, pod("p", Phase::Succeeded), false, Succeeded),
+            (
+                "succeeded",
+                |_| {},
+                pod("p", Phase::Succeeded),
+                false,
+                Succeeded,
+            ),
             (
                 "failed, no policy",
                 |_| {},
@@ -419,7 +425,13 @@ mod tests {
     }
 
     /// (uncounted succeeded, uncounted failed, succeeded, failed, released)
-    type Tallied = (Vec<&'static str>, Vec<&'static str>, i32, i32, Vec<&'static str>);
+    type Tallied = (
+        Vec<&'static str>,
+        Vec<&'static str>,
+        i32,
+        i32,
+        Vec<&'static str>,
+    );
 
     fn strs(v: &[String]) -> Vec<&str> {
         v.iter().map(String::as_str).collect()
@@ -440,7 +452,13 @@ mod tests {
             tracked: false,
             ..p
         };
-        let rows: Vec<(&str, fn(&mut v1::JobSpec), v1::JobStatus, Vec<PodFacts>, Tallied)> = vec![
+        let rows: Vec<(
+            &str,
+            fn(&mut v1::JobSpec),
+            v1::JobStatus,
+            Vec<PodFacts>,
+            Tallied,
+        )> = vec![
             (
                 "a success is recorded and released",
                 |_| {},
@@ -527,7 +545,13 @@ mod tests {
             ..indexed("f", i, Phase::Failed)
         };
         // (name, spec, stored failedIndexes, pods) → (completedIndexes, failedIndexes, succeeded)
-        let rows: Vec<(&str, fn(&mut v1::JobSpec), &str, Vec<PodFacts>, (&str, &str, i32))> = vec![
+        let rows: Vec<(
+            &str,
+            fn(&mut v1::JobSpec),
+            &str,
+            Vec<PodFacts>,
+            (&str, &str, i32),
+        )> = vec![
             (
                 "a success completes its index",
                 |s| s.completion_mode = "Indexed".into(),
@@ -596,16 +620,8 @@ mod tests {
                 ..Default::default()
             };
             let c = count(&job, &stored, &pods, now());
-            let got = (
-                c.completed.format(),
-                c.failed_indexes.format(),
-                c.succeeded,
-            );
-            assert_eq!(
-                (got.0.as_str(), got.1.as_str(), got.2),
-                want,
-                "{name}"
-            );
+            let got = (c.completed.format(), c.failed_indexes.format(), c.succeeded);
+            assert_eq!((got.0.as_str(), got.1.as_str(), got.2), want, "{name}");
         }
     }
 
@@ -620,7 +636,12 @@ mod tests {
             phase: Phase::Failed,
             ..p
         };
-        let rows: Vec<(&str, fn(&mut v1::JobSpec), PodFacts, Option<(i32, i32, i32)>)> = vec![
+        let rows: Vec<(
+            &str,
+            fn(&mut v1::JobSpec),
+            PodFacts,
+            Option<(i32, i32, i32)>,
+        )> = vec![
             ("no index: nothing", |_| {}, pod("p", Phase::Failed), None),
             ("running: its counts", |_| {}, counts(1, 2), Some((2, 1, 2))),
             (
@@ -667,7 +688,13 @@ mod tests {
         // (name, stored count, stored last failure, news) → (count, last failure)
         let rows = [
             ("nothing new", 2, at(30), news(None, None, 0), (2, at(30))),
-            ("one more failure", 2, at(30), news(None, at(5), 1), (3, at(5))),
+            (
+                "one more failure",
+                2,
+                at(30),
+                news(None, at(5), 1),
+                (3, at(5)),
+            ),
             (
                 "an older failure seen late keeps the newest time",
                 2,
@@ -724,7 +751,11 @@ mod tests {
 
     #[test]
     fn running_pods_are_oldest_first_and_deleted_ones_are_terminating() {
-        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc());
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.to_utc())
+        };
         let made = |name: &str, t: &str, deleting: bool| PodFacts {
             created_at: at(t),
             deleting,

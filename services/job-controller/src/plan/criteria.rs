@@ -295,3 +295,586 @@ pub(super) fn apply(verdict: Verdict, draft: &mut Draft) -> (Stage, Option<Durat
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::{now, pod};
+    use crate::plan::ts;
+    use crate::pods::{ExitCode, Phase};
+
+    fn ago(s: i64) -> DateTime<Utc> {
+        now() - chrono::Duration::seconds(s)
+    }
+
+    #[test]
+    fn the_first_matching_failure_policy_rule_decides() {
+        let exits = |req: Option<(&str, &str, Vec<i32>)>| {
+            req.map(
+                |(container, operator, values)| v1::PodFailurePolicyOnExitCodesRequirement {
+                    container_name: (!container.is_empty()).then(|| container.to_string()),
+                    operator: operator.into(),
+                    values,
+                },
+            )
+        };
+        let on_exit = |action: &str, container: &str, operator: &str, values: Vec<i32>| {
+            v1::PodFailurePolicyRule {
+                action: action.into(),
+                on_exit_codes: exits(Some((container, operator, values))),
+                on_pod_conditions: vec![],
+            }
+        };
+        let on_condition = |action: &str, ty: &str, value: &str| v1::PodFailurePolicyRule {
+            action: action.into(),
+            on_exit_codes: None,
+            on_pod_conditions: vec![v1::PodFailurePolicyOnPodConditionsPattern {
+                r#type: ty.into(),
+                status: value.into(),
+            }],
+        };
+        let fail_job = |m: &str| FailureAction::FailJob(m.into());
+        let exit_msg =
+            "Container main for pod ns/p failed with exit code 42 matching FailJob rule at index 0";
+        let rows: Vec<(&str, Option<Vec<v1::PodFailurePolicyRule>>, FailureAction)> = vec![
+            ("no policy: count", None, FailureAction::Count),
+            (
+                "exit code In: FailJob with Kubernetes' message",
+                Some(vec![on_exit("FailJob", "", "In", vec![42])]),
+                fail_job(exit_msg),
+            ),
+            (
+                "exit code NotIn",
+                Some(vec![on_exit("Ignore", "", "NotIn", vec![1, 2])]),
+                FailureAction::Ignore,
+            ),
+            (
+                "exit code not matched: count",
+                Some(vec![on_exit("FailJob", "", "In", vec![1])]),
+                FailureAction::Count,
+            ),
+            (
+                "another container's exit code: no match",
+                Some(vec![on_exit("FailJob", "sidecar", "In", vec![42])]),
+                FailureAction::Count,
+            ),
+            (
+                "an unknown operator never matches",
+                Some(vec![on_exit("FailJob", "", "Between", vec![42])]),
+                FailureAction::Count,
+            ),
+            (
+                "a pod condition, status defaulting to True",
+                Some(vec![on_condition("FailIndex", "DisruptionTarget", "")]),
+                FailureAction::FailIndex,
+            ),
+            (
+                "a pod condition with another status: no match",
+                Some(vec![on_condition(
+                    "Ignore",
+                    "DisruptionTarget",
+                    status::FALSE,
+                )]),
+                FailureAction::Count,
+            ),
+            (
+                "the first match wins",
+                Some(vec![
+                    on_exit("Count", "", "In", vec![42]),
+                    on_exit("FailJob", "", "In", vec![42]),
+                ]),
+                FailureAction::Count,
+            ),
+            (
+                "an unknown action: the rule is skipped",
+                Some(vec![
+                    on_exit("Restart", "", "In", vec![42]),
+                    on_condition("Ignore", "DisruptionTarget", status::TRUE),
+                ]),
+                FailureAction::Ignore,
+            ),
+        ];
+        let failed = PodFacts {
+            exit_codes: vec![ExitCode {
+                container: "main".into(),
+                code: 42,
+            }],
+            conditions: vec![(
+                bosun_api::vocab::condition::DISRUPTION_TARGET.to_string(),
+                status::TRUE.to_string(),
+            )]
+            .into(),
+            ..pod("p", Phase::Failed)
+        };
+        for (name, rules, want) in rows {
+            let policy = rules.map(|rules| v1::PodFailurePolicy { rules });
+            assert_eq!(
+                failure_action(policy.as_ref(), "ns", &failed),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn success_policy_rules_count_completed_indexes() {
+        let rule = |indexes: Option<&str>, count: Option<i32>| v1::SuccessPolicyRule {
+            succeeded_indexes: indexes.map(String::from),
+            succeeded_count: count,
+        };
+        // completed "0-2,5" of 10
+        let rows = [
+            ("no rules", vec![], None),
+            ("indexes all done", vec![rule(Some("0-2"), None)], Some(0)),
+            ("indexes not all done", vec![rule(Some("2-3"), None)], None),
+            (
+                "enough of the indexes",
+                vec![rule(Some("2-5"), Some(2))],
+                Some(0),
+            ),
+            (
+                "too few of the indexes",
+                vec![rule(Some("3-6"), Some(2))],
+                None,
+            ),
+            ("a count alone", vec![rule(None, Some(4))], Some(0)),
+            ("an empty rule never holds", vec![rule(None, None)], None),
+            (
+                "the first rule that holds",
+                vec![rule(None, Some(5)), rule(Some("5"), None)],
+                Some(1),
+            ),
+        ];
+        let completed = Indexes::parse("0-2,5", 10);
+        for (name, rules, want) in rows {
+            let policy = v1::SuccessPolicy { rules };
+            assert_eq!(
+                success_rule_met(Some(&policy), &completed, 10),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    fn spec(f: fn(&mut v1::JobSpec)) -> v1::JobSpec {
+        let mut spec = v1::JobSpec {
+            completions: Some(4),
+            parallelism: Some(2),
+            backoff_limit: Some(2),
+            ..Default::default()
+        };
+        f(&mut spec);
+        spec
+    }
+
+    fn on_failure(s: &mut v1::JobSpec) {
+        s.template = Some(v1::PodTemplateSpec {
+            metadata: None,
+            spec: Some(v1::PodSpec {
+                restart_policy: bosun_api::vocab::policy::ON_FAILURE.into(),
+                ..Default::default()
+            }),
+        });
+    }
+
+    fn indexed(s: &mut v1::JobSpec) {
+        s.completion_mode = "Indexed".into();
+    }
+
+    /// The facts a criterion reads, as a row of the tables below.
+    #[derive(Default)]
+    struct Facts {
+        failed: i32,
+        uncounted_failed: usize,
+        succeeded: i32,
+        restarts: Vec<i32>,
+        fail_job: bool,
+        completed: &'static str,
+        failed_indexes: &'static str,
+    }
+
+    fn counts<'a>(f: &Facts, running: &'a [PodFacts]) -> Counts<'a> {
+        Counts {
+            failed: f.failed,
+            succeeded: f.succeeded,
+            uncounted: v1::UncountedTerminatedPods {
+                succeeded: vec![],
+                failed: vec!["uid".to_string(); f.uncounted_failed],
+            },
+            fail_job: f.fail_job.then(|| "rule 0".to_string()),
+            completed: Indexes::parse(f.completed, 4),
+            failed_indexes: Indexes::parse(f.failed_indexes, 4),
+            active: running.iter().collect(),
+            ..Counts::default()
+        }
+    }
+
+    fn running(f: &Facts) -> Vec<PodFacts> {
+        f.restarts
+            .iter()
+            .map(|&restarts| PodFacts {
+                restarts,
+                ..pod("r", Phase::Running)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn failure_criteria_apply_in_kubernetes_precedence() {
+        use Failure::*;
+        let passed = Some(ago(1));
+        let ahead = Some(now() + chrono::Duration::seconds(1));
+        let rows: Vec<(
+            &str,
+            fn(&mut v1::JobSpec),
+            Facts,
+            Option<DateTime<Utc>>,
+            Option<Failure>,
+        )> = vec![
+            ("nothing failed", |_| {}, Facts::default(), None, None),
+            (
+                "a FailJob rule wins over everything",
+                |_| {},
+                Facts {
+                    fail_job: true,
+                    failed: 9,
+                    ..Facts::default()
+                },
+                passed,
+                Some(PodFailurePolicy("rule 0".into())),
+            ),
+            (
+                "failures at the backoff limit: not yet",
+                |_| {},
+                Facts {
+                    failed: 2,
+                    ..Facts::default()
+                },
+                None,
+                None,
+            ),
+            (
+                "failures past the backoff limit",
+                |_| {},
+                Facts {
+                    failed: 2,
+                    uncounted_failed: 1,
+                    ..Facts::default()
+                },
+                None,
+                Some(BackoffLimitExceeded),
+            ),
+            (
+                "restarts count only with OnFailure",
+                |_| {},
+                Facts {
+                    restarts: vec![1, 2],
+                    ..Facts::default()
+                },
+                None,
+                None,
+            ),
+            (
+                "OnFailure: restarts of running pods reach the limit",
+                on_failure,
+                Facts {
+                    restarts: vec![1, 1],
+                    ..Facts::default()
+                },
+                None,
+                Some(BackoffLimitExceeded),
+            ),
+            (
+                "OnFailure: restarts below the limit",
+                on_failure,
+                Facts {
+                    restarts: vec![1, 0],
+                    ..Facts::default()
+                },
+                None,
+                None,
+            ),
+            (
+                "OnFailure with backoffLimit 0: the first restart",
+                |s| {
+                    on_failure(s);
+                    s.backoff_limit = Some(0);
+                },
+                Facts {
+                    restarts: vec![1],
+                    ..Facts::default()
+                },
+                None,
+                Some(BackoffLimitExceeded),
+            ),
+            (
+                "the backoff limit wins over the deadline",
+                |_| {},
+                Facts {
+                    failed: 3,
+                    ..Facts::default()
+                },
+                passed,
+                Some(BackoffLimitExceeded),
+            ),
+            (
+                "the deadline passed",
+                |_| {},
+                Facts::default(),
+                passed,
+                Some(DeadlineExceeded),
+            ),
+            ("the deadline ahead", |_| {}, Facts::default(), ahead, None),
+            (
+                "more failed indexes than maxFailedIndexes",
+                |s| {
+                    indexed(s);
+                    s.max_failed_indexes = Some(1);
+                },
+                Facts {
+                    failed_indexes: "0,1",
+                    ..Facts::default()
+                },
+                None,
+                Some(MaxFailedIndexesExceeded),
+            ),
+            (
+                "as many failed indexes as maxFailedIndexes, others still to run",
+                |s| {
+                    indexed(s);
+                    s.max_failed_indexes = Some(2);
+                },
+                Facts {
+                    failed_indexes: "0,1",
+                    ..Facts::default()
+                },
+                None,
+                None,
+            ),
+            (
+                "every index done, one failed",
+                indexed,
+                Facts {
+                    completed: "0,2,3",
+                    failed_indexes: "1",
+                    ..Facts::default()
+                },
+                None,
+                Some(FailedIndexes),
+            ),
+            (
+                "every index done, none failed: no failure",
+                indexed,
+                Facts {
+                    completed: "0-3",
+                    ..Facts::default()
+                },
+                None,
+                None,
+            ),
+        ];
+        for (name, f, facts, deadline, want) in rows {
+            let spec = spec(f);
+            let job = Settings::of(&spec, "ns");
+            let pods = running(&facts);
+            assert_eq!(
+                failure(&job, &counts(&facts, &pods), deadline, now()),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn success_criteria_policy_first_then_completions() {
+        use Success::*;
+        let rows: Vec<(&str, fn(&mut v1::JobSpec), Facts, Option<Success>)> = vec![
+            (
+                "none yet",
+                |_| {},
+                Facts {
+                    succeeded: 3,
+                    ..Facts::default()
+                },
+                None,
+            ),
+            (
+                "completions reached",
+                |_| {},
+                Facts {
+                    succeeded: 4,
+                    ..Facts::default()
+                },
+                Some(CompletionsReached),
+            ),
+            (
+                "a work queue: one success and nothing running",
+                |s| s.completions = None,
+                Facts {
+                    succeeded: 1,
+                    ..Facts::default()
+                },
+                Some(CompletionsReached),
+            ),
+            (
+                "a work queue: one success, pods still running",
+                |s| s.completions = None,
+                Facts {
+                    succeeded: 1,
+                    restarts: vec![0],
+                    ..Facts::default()
+                },
+                None,
+            ),
+            (
+                "indexed: every index completed",
+                indexed,
+                Facts {
+                    completed: "0-3",
+                    ..Facts::default()
+                },
+                Some(CompletionsReached),
+            ),
+            (
+                "indexed: the counter does not count, the indexes do",
+                indexed,
+                Facts {
+                    succeeded: 4,
+                    completed: "0-2",
+                    ..Facts::default()
+                },
+                None,
+            ),
+            (
+                "a success policy rule",
+                |s| {
+                    indexed(s);
+                    s.success_policy = Some(v1::SuccessPolicy {
+                        rules: vec![v1::SuccessPolicyRule {
+                            succeeded_indexes: Some("1".into()),
+                            succeeded_count: None,
+                        }],
+                    });
+                },
+                Facts {
+                    completed: "1",
+                    ..Facts::default()
+                },
+                Some(SuccessPolicy(0)),
+            ),
+            (
+                "a success policy is for Indexed Jobs only",
+                |s| {
+                    s.success_policy = Some(v1::SuccessPolicy {
+                        rules: vec![v1::SuccessPolicyRule {
+                            succeeded_indexes: None,
+                            succeeded_count: Some(1),
+                        }],
+                    });
+                },
+                Facts {
+                    succeeded: 2,
+                    completed: "1,2",
+                    ..Facts::default()
+                },
+                None,
+            ),
+        ];
+        for (name, f, facts, want) in rows {
+            let spec = spec(f);
+            let job = Settings::of(&spec, "ns");
+            let pods = running(&facts);
+            assert_eq!(success(&job, &counts(&facts, &pods)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_deadline_counts_from_the_start_time() {
+        let rows = [
+            ("no deadline", None, "2026-01-01T00:00:00Z", None),
+            ("not started", Some(30), "", None),
+            ("started", Some(30), "2026-01-01T00:00:00Z", Some(ago(30))),
+        ];
+        for (name, seconds, start, want) in rows {
+            let spec = v1::JobSpec {
+                active_deadline_seconds: seconds,
+                ..Default::default()
+            };
+            assert_eq!(deadline(&spec, start), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_verdict_sets_the_interim_condition_or_looks_again_at_the_deadline() {
+        let ms = Duration::from_millis;
+        // (name, verdict) → (stage, condition (type, reason), warning event, requeue)
+        let rows = [
+            (
+                "a failure: FailureTarget and a warning",
+                Verdict::Fail(Failure::DeadlineExceeded),
+                Stage::Finishing,
+                Some((FAILURE_TARGET, "DeadlineExceeded")),
+                Some("DeadlineExceeded"),
+                None,
+            ),
+            (
+                "a success: SuccessCriteriaMet, no event yet",
+                Verdict::Succeed(Success::SuccessPolicy(1)),
+                Stage::Finishing,
+                Some((SUCCESS_CRITERIA_MET, "SuccessPolicy")),
+                None,
+                None,
+            ),
+            (
+                "neither: look again just after the deadline",
+                Verdict::Continue {
+                    deadline: Some(now() + chrono::Duration::seconds(2)),
+                },
+                Stage::Running,
+                None,
+                None,
+                Some(ms(2001)),
+            ),
+            (
+                "neither, no deadline: wait for a change",
+                Verdict::Continue { deadline: None },
+                Stage::Running,
+                None,
+                None,
+                None,
+            ),
+        ];
+        for (name, verdict, stage, condition, event, requeue) in rows {
+            let mut draft = Draft {
+                status: v1::JobStatus::default(),
+                events: Vec::new(),
+                now: now(),
+                now_s: ts(now()),
+            };
+            assert_eq!(apply(verdict, &mut draft), (stage, requeue), "{name}");
+            assert_eq!(
+                draft
+                    .status
+                    .conditions
+                    .iter()
+                    .map(|c| (c.r#type.as_str(), c.reason.as_str()))
+                    .next(),
+                condition,
+                "{name}"
+            );
+            assert!(
+                draft
+                    .status
+                    .conditions
+                    .iter()
+                    .all(|c| c.status == status::TRUE),
+                "{name}"
+            );
+            assert_eq!(
+                draft.events.iter().map(|e| (e.warning, e.reason)).next(),
+                event.map(|r| (true, r)),
+                "{name}"
+            );
+        }
+    }
+}

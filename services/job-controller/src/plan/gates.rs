@@ -185,10 +185,7 @@ mod tests {
 
     fn with(conditions: &[(&str, &str)]) -> v1::JobStatus {
         v1::JobStatus {
-            conditions: conditions
-                .iter()
-                .map(|(t, v)| condition(t, v))
-                .collect(),
+            conditions: conditions.iter().map(|(t, v)| condition(t, v)).collect(),
             ..Default::default()
         }
     }
@@ -201,14 +198,24 @@ mod tests {
         let rows = [
             ("no managedBy", None, with(&[]), Open),
             ("managed by this controller", ours.clone(), with(&[]), Open),
-            ("managed by another", theirs.clone(), with(&[]), ManagedElsewhere),
+            (
+                "managed by another",
+                theirs.clone(),
+                with(&[]),
+                ManagedElsewhere,
+            ),
             (
                 "managed by another, finished",
                 theirs,
                 with(&[(COMPLETE, status::TRUE)]),
                 ManagedElsewhere,
             ),
-            ("complete", ours, with(&[(COMPLETE, status::TRUE)]), Finished),
+            (
+                "complete",
+                ours,
+                with(&[(COMPLETE, status::TRUE)]),
+                Finished,
+            ),
             ("failed", None, with(&[(FAILED, status::TRUE)]), Finished),
             (
                 "finishing is not finished",
@@ -252,15 +259,19 @@ mod tests {
             ),
             (
                 "one pending",
-                vec![dep("a", DependencyState::Complete), dep("b", pending("Running"))],
+                vec![
+                    dep("a", DependencyState::Complete),
+                    dep("b", pending("Running")),
+                ],
                 DependencyGate::Pending("waiting for job(s) b (Running)".into()),
             ),
             (
                 "two pending, in order",
-                vec![dep("a", pending("not found")), dep("b", pending("Suspended"))],
-                DependencyGate::Pending(
-                    "waiting for job(s) a (not found), b (Suspended)".into(),
-                ),
+                vec![
+                    dep("a", pending("not found")),
+                    dep("b", pending("Suspended")),
+                ],
+                DependencyGate::Pending("waiting for job(s) a (not found), b (Suspended)".into()),
             ),
             (
                 "a failed one wins",
@@ -293,7 +304,12 @@ mod tests {
 
     /// What the gates left: the stage, each condition as (type, status, reason), the event
     /// reasons, and the startTime.
-    type Passed = (Stage, Vec<(String, String, String)>, Vec<&'static str>, String);
+    type Passed = (
+        Stage,
+        Vec<(String, String, String)>,
+        Vec<&'static str>,
+        String,
+    );
 
     #[test]
     fn the_gates_set_conditions_events_and_the_start_time() {
