@@ -181,3 +181,374 @@ fn work_queue<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::indexes::Indexes;
+    use crate::plan::tests::{indexed as at_index, now, pod};
+    use crate::pods::Phase;
+
+    fn spec(f: fn(&mut v1::JobSpec)) -> v1::JobSpec {
+        let mut spec = v1::JobSpec {
+            completions: Some(4),
+            parallelism: Some(2),
+            ..Default::default()
+        };
+        f(&mut spec);
+        spec
+    }
+
+    fn indexed(s: &mut v1::JobSpec) {
+        s.completion_mode = "Indexed".into();
+    }
+
+    fn terminating(p: PodFacts) -> PodFacts {
+        PodFacts {
+            deleting: true,
+            ..p
+        }
+    }
+
+    /// Counts of `running` and `terminating` pods (split on `deleting`), `succeeded`
+    /// successes, and for an Indexed Job the completed and failed indexes.
+    fn counts<'a>(
+        pods: &'a [PodFacts],
+        succeeded: i32,
+        completed: &str,
+        failed: &str,
+    ) -> Counts<'a> {
+        Counts {
+            succeeded,
+            completed: Indexes::parse(completed, 4),
+            failed_indexes: Indexes::parse(failed, 4),
+            active: pods.iter().filter(|p| !p.deleting).collect(),
+            terminating: pods.iter().filter(|p| p.deleting).collect(),
+            ..Counts::default()
+        }
+    }
+
+    /// What changes: the indexes created (`None` for a non-Indexed pod) and the pods deleted.
+    type Changed = (Vec<Option<i32>>, Vec<&'static str>);
+
+    fn changed(c: &Changes<'_>) -> (Vec<Option<i32>>, Vec<String>) {
+        (
+            c.create.iter().map(|n| n.index).collect(),
+            c.delete.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    fn owned((create, delete): Changed) -> (Vec<Option<i32>>, Vec<String>) {
+        (create, delete.into_iter().map(String::from).collect())
+    }
+
+    #[test]
+    fn finishing_or_suspended_deletes_every_running_pod_and_waiting_changes_nothing() {
+        let pods = [pod("a", Phase::Running), pod("b", Phase::Pending)];
+        let rows: Vec<(&str, bool, Stage, Changed)> = vec![
+            (
+                "finishing",
+                false,
+                Stage::Finishing,
+                (vec![], vec!["a", "b"]),
+            ),
+            (
+                "suspended",
+                true,
+                Stage::Suspended,
+                (vec![], vec!["a", "b"]),
+            ),
+            (
+                "waiting and suspended",
+                true,
+                Stage::Waiting,
+                (vec![], vec!["a", "b"]),
+            ),
+            ("waiting", false, Stage::Waiting, (vec![], vec![])),
+            ("running", false, Stage::Running, (vec![None, None], vec![])),
+        ];
+        for (name, suspend, stage, want) in rows {
+            let spec = v1::JobSpec {
+                suspend: Some(suspend),
+                ..spec(|s| s.parallelism = Some(4))
+            };
+            let job = Settings::of(&spec, "ns");
+            let got = changes(&job, &counts(&pods, 0, "", ""), stage, now());
+            assert_eq!(changed(&got), owned(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_work_queue_runs_parallelism_pods_up_to_the_remaining_completions() {
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.to_utc())
+        };
+        let made = |name: &str, t: &str, scheduled: bool, ready: bool| PodFacts {
+            created_at: at(t),
+            scheduled,
+            ready,
+            ..pod(name, Phase::Running)
+        };
+        let replace_failed = |s: &mut v1::JobSpec| s.pod_replacement_policy = "Failed".into();
+        // (name, spec, pods, succeeded) → changes
+        let rows: Vec<(&str, fn(&mut v1::JobSpec), Vec<PodFacts>, i32, Changed)> = vec![
+            (
+                "none running",
+                |_| {},
+                vec![],
+                0,
+                (vec![None, None], vec![]),
+            ),
+            (
+                "one remaining completion",
+                |_| {},
+                vec![],
+                3,
+                (vec![None], vec![]),
+            ),
+            (
+                "one running",
+                |_| {},
+                vec![pod("a", Phase::Running)],
+                0,
+                (vec![None], vec![]),
+            ),
+            (
+                "a work queue after a success: no new pods",
+                |s| s.completions = None,
+                vec![pod("a", Phase::Running)],
+                1,
+                (vec![], vec![]),
+            ),
+            (
+                "parallelism lowered: unscheduled, then not ready, then the newest go",
+                |s| s.parallelism = Some(1),
+                vec![
+                    made("old-ready", "2026-01-01T00:00:01Z", true, true),
+                    made("new-ready", "2026-01-01T00:00:05Z", true, true),
+                    made("unready", "2026-01-01T00:00:02Z", true, false),
+                    made("unscheduled", "2026-01-01T00:00:00Z", false, false),
+                ],
+                0,
+                (vec![], vec!["new-ready", "unready", "unscheduled"]),
+            ),
+            (
+                "a terminating pod does not hold a slot by default",
+                |_| {},
+                vec![terminating(pod("t", Phase::Running))],
+                0,
+                (vec![None, None], vec![]),
+            ),
+            (
+                "a terminating pod holds its slot with podReplacementPolicy Failed",
+                replace_failed,
+                vec![terminating(pod("t", Phase::Running))],
+                0,
+                (vec![None], vec![]),
+            ),
+        ];
+        for (name, f, pods, succeeded, want) in rows {
+            let spec = spec(f);
+            let job = Settings::of(&spec, "ns");
+            let got = changes(
+                &job,
+                &counts(&pods, succeeded, "", ""),
+                Stage::Running,
+                now(),
+            );
+            assert_eq!(changed(&got), owned(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_indexed_job_runs_the_lowest_missing_indexes() {
+        let replace_failed = |s: &mut v1::JobSpec| {
+            indexed(s);
+            s.pod_replacement_policy = "Failed".into();
+        };
+        // (name, spec, pods, completed, failed) → changes
+        let rows: Vec<(
+            &str,
+            fn(&mut v1::JobSpec),
+            Vec<PodFacts>,
+            &str,
+            &str,
+            Changed,
+        )> = vec![
+            (
+                "from the start",
+                indexed,
+                vec![],
+                "",
+                "",
+                (vec![Some(0), Some(1)], vec![]),
+            ),
+            (
+                "done and failed indexes are skipped",
+                indexed,
+                vec![],
+                "0",
+                "1",
+                (vec![Some(2), Some(3)], vec![]),
+            ),
+            (
+                "a running index is not run twice",
+                indexed,
+                vec![at_index("a", 0, Phase::Running)],
+                "",
+                "",
+                (vec![Some(1)], vec![]),
+            ),
+            (
+                "pods not needed go: no index, out of range, done, failed, duplicate",
+                |s| {
+                    indexed(s);
+                    s.parallelism = Some(4);
+                },
+                vec![
+                    pod("none", Phase::Running),
+                    at_index("range", 7, Phase::Running),
+                    at_index("done", 0, Phase::Running),
+                    at_index("failed", 1, Phase::Running),
+                    at_index("first", 2, Phase::Running),
+                    at_index("second", 2, Phase::Running),
+                ],
+                "0",
+                "1",
+                (
+                    vec![Some(3)],
+                    vec!["done", "failed", "none", "range", "second"],
+                ),
+            ),
+            (
+                "parallelism lowered: the highest indexes go",
+                |s| {
+                    indexed(s);
+                    s.parallelism = Some(1);
+                },
+                vec![
+                    at_index("i1", 1, Phase::Running),
+                    at_index("i3", 3, Phase::Running),
+                    at_index("i0", 0, Phase::Running),
+                ],
+                "",
+                "",
+                (vec![], vec!["i1", "i3"]),
+            ),
+            (
+                "a terminating pod's index is free by default",
+                indexed,
+                vec![terminating(at_index("t", 0, Phase::Running))],
+                "",
+                "",
+                (vec![Some(0), Some(1)], vec![]),
+            ),
+            (
+                "with podReplacementPolicy Failed it holds its index and slot",
+                replace_failed,
+                vec![terminating(at_index("t", 0, Phase::Running))],
+                "",
+                "",
+                (vec![Some(1)], vec![]),
+            ),
+        ];
+        for (name, f, pods, completed, failed, want) in rows {
+            let spec = spec(f);
+            let job = Settings::of(&spec, "ns");
+            let got = changes(
+                &job,
+                &counts(&pods, 0, completed, failed),
+                Stage::Running,
+                now(),
+            );
+            assert_eq!(changed(&got), owned(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_new_pod_for_an_index_carries_its_failures() {
+        let spec = spec(indexed);
+        let job = Settings::of(&spec, "ns");
+        let inherited = IndexFailures {
+            failures: 2,
+            ignored: 1,
+        };
+        let counts = Counts {
+            index_failures: [(1, inherited)].into(),
+            ..counts(&[], 0, "", "")
+        };
+        let got = changes(&job, &counts, Stage::Running, now());
+        assert_eq!(
+            got.create,
+            [
+                NewPod {
+                    index: Some(0),
+                    failures: IndexFailures::default()
+                },
+                NewPod {
+                    index: Some(1),
+                    failures: inherited
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn no_more_than_the_limit_per_sync() {
+        let spec = spec(|s| {
+            s.completions = Some(2000);
+            s.parallelism = Some(2000);
+        });
+        let job = Settings::of(&spec, "ns");
+        let got = changes(&job, &counts(&[], 0, "", ""), Stage::Running, now());
+        assert_eq!(got.create.len(), MAX_POD_CHANGES_PER_SYNC);
+        let pods: Vec<PodFacts> = (0..600)
+            .map(|i| pod(&format!("p{i:03}"), Phase::Running))
+            .collect();
+        let got = changes(&job, &counts(&pods, 0, "", ""), Stage::Finishing, now());
+        assert_eq!(got.delete.len(), MAX_POD_CHANGES_PER_SYNC);
+        assert_eq!(
+            (got.delete[0], got.delete[499]),
+            ("p000", "p499"),
+            "by name"
+        );
+    }
+
+    #[test]
+    fn creations_wait_out_the_retry_delay_after_the_last_failure() {
+        let ago = |s: i64| Some(now() - chrono::Duration::seconds(s));
+        let ms = Duration::from_millis;
+        // (name, failures in a row, last failure) → wait (10 s doubling by default)
+        let rows = [
+            ("no failures", 0, ago(1), None),
+            ("one failure 4 s ago", 1, ago(4), Some(ms(6001))),
+            ("one failure 10 s ago", 1, ago(10), None),
+            ("two failures 15 s ago", 2, ago(15), Some(ms(5001))),
+            (
+                "a failure time unknown: counted from now",
+                1,
+                None,
+                Some(ms(10001)),
+            ),
+        ];
+        let spec = spec(|_| {});
+        let job = Settings::of(&spec, "ns");
+        for (name, failures, last, want) in rows {
+            let counts = Counts {
+                consecutive_failures: failures,
+                last_failure: last,
+                ..Counts::default()
+            };
+            assert_eq!(retry_wait(job.spec, &counts, now()), want, "{name}");
+            let got = changes(&job, &counts, Stage::Running, now());
+            assert_eq!(got.retry_wait, want, "{name}");
+            assert_eq!(
+                got.create.len(),
+                if want.is_some() { 0 } else { 2 },
+                "{name}"
+            );
+        }
+    }
+}
