@@ -189,6 +189,9 @@ mod tests {
     use crate::plan::tests::{indexed as at_index, now, pod};
     use crate::pods::Phase;
 
+    /// A change to the spec a row makes.
+    type SpecEdit = fn(&mut v1::JobSpec);
+
     fn spec(f: fn(&mut v1::JobSpec)) -> v1::JobSpec {
         let mut spec = v1::JobSpec {
             completions: Some(4),
@@ -293,7 +296,7 @@ mod tests {
         };
         let replace_failed = |s: &mut v1::JobSpec| s.pod_replacement_policy = "Failed".into();
         // (name, spec, pods, succeeded) → changes
-        let rows: Vec<(&str, fn(&mut v1::JobSpec), Vec<PodFacts>, i32, Changed)> = vec![
+        let rows: Vec<(&str, SpecEdit, Vec<PodFacts>, i32, Changed)> = vec![
             (
                 "none running",
                 |_| {},
@@ -362,6 +365,16 @@ mod tests {
         }
     }
 
+    /// (name, spec, pods, completed indexes, failed indexes, changes)
+    type IndexRow = (
+        &'static str,
+        SpecEdit,
+        Vec<PodFacts>,
+        &'static str,
+        &'static str,
+        Changed,
+    );
+
     #[test]
     fn an_indexed_job_runs_the_lowest_missing_indexes() {
         let replace_failed = |s: &mut v1::JobSpec| {
@@ -369,14 +382,7 @@ mod tests {
             s.pod_replacement_policy = "Failed".into();
         };
         // (name, spec, pods, completed, failed) → changes
-        let rows: Vec<(
-            &str,
-            fn(&mut v1::JobSpec),
-            Vec<PodFacts>,
-            &str,
-            &str,
-            Changed,
-        )> = vec![
+        let rows: Vec<IndexRow> = vec![
             (
                 "from the start",
                 indexed,

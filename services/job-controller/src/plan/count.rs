@@ -292,6 +292,9 @@ mod tests {
     use super::*;
     use crate::plan::tests::{indexed, now, pod};
 
+    /// A change to the spec a row makes.
+    type SpecEdit = fn(&mut v1::JobSpec);
+
     fn spec(f: fn(&mut v1::JobSpec)) -> v1::JobSpec {
         let mut spec = v1::JobSpec {
             completions: Some(4),
@@ -338,7 +341,7 @@ mod tests {
             ..p
         };
         let replace_failed = |s: &mut v1::JobSpec| s.pod_replacement_policy = "Failed".into();
-        let rows: Vec<(&str, fn(&mut v1::JobSpec), PodFacts, bool, PodOutcome)> = vec![
+        let rows: Vec<(&str, SpecEdit, PodFacts, bool, PodOutcome)> = vec![
             ("running", |_| {}, running(), false, Nothing),
             ("pending", |_| {}, pod("p", Phase::Pending), false, Nothing),
             (
@@ -452,13 +455,7 @@ mod tests {
             tracked: false,
             ..p
         };
-        let rows: Vec<(
-            &str,
-            fn(&mut v1::JobSpec),
-            v1::JobStatus,
-            Vec<PodFacts>,
-            Tallied,
-        )> = vec![
+        let rows: Vec<(&str, SpecEdit, v1::JobStatus, Vec<PodFacts>, Tallied)> = vec![
             (
                 "a success is recorded and released",
                 |_| {},
@@ -520,6 +517,15 @@ mod tests {
         }
     }
 
+    /// (name, spec, stored failedIndexes, pods, (completedIndexes, failedIndexes, succeeded))
+    type IndexRow = (
+        &'static str,
+        SpecEdit,
+        &'static str,
+        Vec<PodFacts>,
+        (&'static str, &'static str, i32),
+    );
+
     #[test]
     fn indexes_complete_once_and_fail_past_their_limits() {
         let fail_index_on_42 = |s: &mut v1::JobSpec| {
@@ -545,13 +551,7 @@ mod tests {
             ..indexed("f", i, Phase::Failed)
         };
         // (name, spec, stored failedIndexes, pods) → (completedIndexes, failedIndexes, succeeded)
-        let rows: Vec<(
-            &str,
-            fn(&mut v1::JobSpec),
-            &str,
-            Vec<PodFacts>,
-            (&str, &str, i32),
-        )> = vec![
+        let rows: Vec<IndexRow> = vec![
             (
                 "a success completes its index",
                 |s| s.completion_mode = "Indexed".into(),
@@ -625,6 +625,9 @@ mod tests {
         }
     }
 
+    /// (name, spec, pod, (index, failures, ignored) inherited)
+    type InheritRow = (&'static str, SpecEdit, PodFacts, Option<(i32, i32, i32)>);
+
     #[test]
     fn a_replacement_inherits_the_failures_of_its_index() {
         let counts = |failures, ignored| PodFacts {
@@ -636,12 +639,7 @@ mod tests {
             phase: Phase::Failed,
             ..p
         };
-        let rows: Vec<(
-            &str,
-            fn(&mut v1::JobSpec),
-            PodFacts,
-            Option<(i32, i32, i32)>,
-        )> = vec![
+        let rows: Vec<InheritRow> = vec![
             ("no index: nothing", |_| {}, pod("p", Phase::Failed), None),
             ("running: its counts", |_| {}, counts(1, 2), Some((2, 1, 2))),
             (

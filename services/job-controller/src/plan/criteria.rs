@@ -303,6 +303,9 @@ mod tests {
     use crate::plan::ts;
     use crate::pods::{ExitCode, Phase};
 
+    /// A change to the spec a row makes.
+    type SpecEdit = fn(&mut v1::JobSpec);
+
     fn ago(s: i64) -> DateTime<Utc> {
         now() - chrono::Duration::seconds(s)
     }
@@ -519,18 +522,21 @@ mod tests {
             .collect()
     }
 
+    /// (name, spec, facts, deadline, failure)
+    type FailureRow = (
+        &'static str,
+        SpecEdit,
+        Facts,
+        Option<DateTime<Utc>>,
+        Option<Failure>,
+    );
+
     #[test]
     fn failure_criteria_apply_in_kubernetes_precedence() {
         use Failure::*;
         let passed = Some(ago(1));
         let ahead = Some(now() + chrono::Duration::seconds(1));
-        let rows: Vec<(
-            &str,
-            fn(&mut v1::JobSpec),
-            Facts,
-            Option<DateTime<Utc>>,
-            Option<Failure>,
-        )> = vec![
+        let rows: Vec<FailureRow> = vec![
             ("nothing failed", |_| {}, Facts::default(), None, None),
             (
                 "a FailJob rule wins over everything",
@@ -688,7 +694,7 @@ mod tests {
     #[test]
     fn success_criteria_policy_first_then_completions() {
         use Success::*;
-        let rows: Vec<(&str, fn(&mut v1::JobSpec), Facts, Option<Success>)> = vec![
+        let rows: Vec<(&str, SpecEdit, Facts, Option<Success>)> = vec![
             (
                 "none yet",
                 |_| {},
