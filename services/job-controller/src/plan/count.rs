@@ -708,6 +708,13 @@ mod tests {
                 (0, at(30)),
             ),
             (
+                "a success at the time of the last failure resets too",
+                2,
+                at(30),
+                news(at(30), None, 0),
+                (0, at(30)),
+            ),
+            (
                 "a success before the last failure does not",
                 2,
                 at(30),
