@@ -187,6 +187,7 @@ mod tests {
     use super::*;
     use crate::indexes::Indexes;
     use crate::plan::tests::{indexed as at_index, now, pod};
+    use crate::plan::{INDEXED, REPLACE_FAILED};
     use crate::pods::Phase;
 
     /// A change to the spec a row makes.
@@ -203,7 +204,7 @@ mod tests {
     }
 
     fn indexed(s: &mut v1::JobSpec) {
-        s.completion_mode = "Indexed".into();
+        s.completion_mode = INDEXED.into();
     }
 
     fn terminating(p: PodFacts) -> PodFacts {
@@ -294,7 +295,7 @@ mod tests {
             ready,
             ..pod(name, Phase::Running)
         };
-        let replace_failed = |s: &mut v1::JobSpec| s.pod_replacement_policy = "Failed".into();
+        let replace_failed = |s: &mut v1::JobSpec| s.pod_replacement_policy = REPLACE_FAILED.into();
         // (name, spec, pods, succeeded) → changes
         let rows: Vec<(&str, SpecEdit, Vec<PodFacts>, i32, Changed)> = vec![
             (
@@ -379,7 +380,7 @@ mod tests {
     fn an_indexed_job_runs_the_lowest_missing_indexes() {
         let replace_failed = |s: &mut v1::JobSpec| {
             indexed(s);
-            s.pod_replacement_policy = "Failed".into();
+            s.pod_replacement_policy = REPLACE_FAILED.into();
         };
         // (name, spec, pods, completed, failed) → changes
         let rows: Vec<IndexRow> = vec![

@@ -291,6 +291,7 @@ pub(super) fn failures_in_a_row(
 mod tests {
     use super::*;
     use crate::plan::tests::{indexed, now, pod};
+    use crate::plan::{INDEXED, REPLACE_FAILED};
 
     /// A change to the spec a row makes.
     type SpecEdit = fn(&mut v1::JobSpec);
@@ -340,7 +341,7 @@ mod tests {
             tracked: false,
             ..p
         };
-        let replace_failed = |s: &mut v1::JobSpec| s.pod_replacement_policy = "Failed".into();
+        let replace_failed = |s: &mut v1::JobSpec| s.pod_replacement_policy = REPLACE_FAILED.into();
         let rows: Vec<(&str, SpecEdit, PodFacts, bool, PodOutcome)> = vec![
             ("running", |_| {}, running(), false, Nothing),
             ("pending", |_| {}, pod("p", Phase::Pending), false, Nothing),
@@ -529,7 +530,7 @@ mod tests {
     #[test]
     fn indexes_complete_once_and_fail_past_their_limits() {
         let fail_index_on_42 = |s: &mut v1::JobSpec| {
-            s.completion_mode = "Indexed".into();
+            s.completion_mode = INDEXED.into();
             s.pod_failure_policy = Some(v1::PodFailurePolicy {
                 rules: vec![v1::PodFailurePolicyRule {
                     action: "FailIndex".into(),
@@ -543,7 +544,7 @@ mod tests {
             });
         };
         let per_index_1 = |s: &mut v1::JobSpec| {
-            s.completion_mode = "Indexed".into();
+            s.completion_mode = INDEXED.into();
             s.backoff_limit_per_index = Some(1);
         };
         let second_failure = |i: i32| PodFacts {
@@ -554,14 +555,14 @@ mod tests {
         let rows: Vec<IndexRow> = vec![
             (
                 "a success completes its index",
-                |s| s.completion_mode = "Indexed".into(),
+                |s| s.completion_mode = INDEXED.into(),
                 "",
                 vec![indexed("a", 2, Phase::Succeeded)],
                 ("2", "", 1),
             ),
             (
                 "two successes of one index count once",
-                |s| s.completion_mode = "Indexed".into(),
+                |s| s.completion_mode = INDEXED.into(),
                 "",
                 vec![
                     indexed("a", 0, Phase::Succeeded),
@@ -571,7 +572,7 @@ mod tests {
             ),
             (
                 "a success out of range counts nothing",
-                |s| s.completion_mode = "Indexed".into(),
+                |s| s.completion_mode = INDEXED.into(),
                 "",
                 vec![indexed("a", 4, Phase::Succeeded)],
                 ("", "", 0),
@@ -662,7 +663,7 @@ mod tests {
             assert_eq!(got, want, "{name}");
         }
         // Over several pods of one index, the highest counts win.
-        let spec = spec(|s| s.completion_mode = "Indexed".into());
+        let spec = spec(|s| s.completion_mode = INDEXED.into());
         let job = Settings::of(&spec, "ns");
         let pods = [failed(counts(0, 0)), counts(3, 0), counts(0, 1)];
         let c = count(&job, &v1::JobStatus::default(), &pods, now());

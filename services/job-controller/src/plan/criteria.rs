@@ -299,9 +299,11 @@ pub(super) fn apply(verdict: Verdict, draft: &mut Draft) -> (Stage, Option<Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::INDEXED;
     use crate::plan::tests::{now, pod};
     use crate::plan::ts;
     use crate::pods::{ExitCode, Phase};
+    use bosun_api::vocab::condition;
 
     /// A change to the spec a row makes.
     type SpecEdit = fn(&mut v1::JobSpec);
@@ -368,14 +370,18 @@ mod tests {
             ),
             (
                 "a pod condition, status defaulting to True",
-                Some(vec![on_condition("FailIndex", "DisruptionTarget", "")]),
+                Some(vec![on_condition(
+                    "FailIndex",
+                    condition::DISRUPTION_TARGET,
+                    "",
+                )]),
                 FailureAction::FailIndex,
             ),
             (
                 "a pod condition with another status: no match",
                 Some(vec![on_condition(
                     "Ignore",
-                    "DisruptionTarget",
+                    condition::DISRUPTION_TARGET,
                     status::FALSE,
                 )]),
                 FailureAction::Count,
@@ -392,7 +398,7 @@ mod tests {
                 "an unknown action: the rule is skipped",
                 Some(vec![
                     on_exit("Restart", "", "In", vec![42]),
-                    on_condition("Ignore", "DisruptionTarget", status::TRUE),
+                    on_condition("Ignore", condition::DISRUPTION_TARGET, status::TRUE),
                 ]),
                 FailureAction::Ignore,
             ),
@@ -481,7 +487,7 @@ mod tests {
     }
 
     fn indexed(s: &mut v1::JobSpec) {
-        s.completion_mode = "Indexed".into();
+        s.completion_mode = INDEXED.into();
     }
 
     /// The facts a criterion reads, as a row of the tables below.
@@ -622,6 +628,13 @@ mod tests {
                 },
                 passed,
                 Some(BackoffLimitExceeded),
+            ),
+            (
+                "the deadline is now",
+                |_| {},
+                Facts::default(),
+                Some(now()),
+                Some(DeadlineExceeded),
             ),
             (
                 "the deadline passed",
