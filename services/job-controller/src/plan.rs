@@ -26,16 +26,16 @@
 //! [`plan`] is a pipeline of small pure steps, each in its own module with its own table
 //! test:
 //!
-//! 1. **admission** ([`gates::admission`]): a Job another controller manages is left alone; a
-//!    finished Job only lets go of its pods ([`finish::let_go`]);
-//! 2. **counting** ([`count`]): what the pods and the stored status say — steps 1 and 3 above,
+//! 1. **admission** (`gates::admission`): a Job another controller manages is left alone; a
+//!    finished Job only lets go of its pods (`finish::let_go`);
+//! 2. **counting** (`count`): what the pods and the stored status say — steps 1 and 3 above,
 //!    the failed and completed indexes, the retry delay's inputs, which pods still run;
-//! 3. **gates** ([`gates`]): `dependsOn` (bosun extension), then suspend / resume;
-//! 4. **criteria** ([`criteria`]): podFailurePolicy, backoffLimit, activeDeadlineSeconds,
+//! 3. **gates** (`gates`): `dependsOn` (bosun extension), then suspend / resume;
+//! 4. **criteria** (`criteria`): podFailurePolicy, backoffLimit, activeDeadlineSeconds,
 //!    failed indexes, successPolicy, completions — in Kubernetes' precedence;
-//! 5. **pods** ([`changes`]): which to delete and create (parallelism, indexes, retry delay,
+//! 5. **pods** (`changes`): which to delete and create (parallelism, indexes, retry delay,
 //!    podReplacementPolicy);
-//! 6. **finishing** ([`finish`]): `FailureTarget` / `SuccessCriteriaMet` become `Failed` /
+//! 6. **finishing** (`finish`): `FailureTarget` / `SuccessCriteriaMet` become `Failed` /
 //!    `Complete` once every pod is gone or released, and the status counters are written.
 
 mod changes;
@@ -44,6 +44,7 @@ mod criteria;
 mod finish;
 mod gates;
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use bosun_api::v1;
@@ -135,27 +136,18 @@ pub struct Inputs<'a> {
 
 /// Decides what to do with one Job: the steps of the module docs, in order.
 pub fn plan(inputs: &Inputs<'_>) -> Plan {
+    static NO_SPEC: LazyLock<v1::JobSpec> = LazyLock::new(v1::JobSpec::default);
+    static NO_STATUS: LazyLock<v1::JobStatus> = LazyLock::new(v1::JobStatus::default);
     let Inputs {
         job,
         pods,
         dependencies,
         now,
     } = *inputs;
-    let (default_spec, default_status);
-    let spec = match &job.spec {
-        Some(spec) => spec,
-        None => {
-            default_spec = v1::JobSpec::default();
-            &default_spec
-        }
-    };
-    let stored = match &job.status {
-        Some(status) => status,
-        None => {
-            default_status = v1::JobStatus::default();
-            &default_status
-        }
-    };
+    let spec = job.spec.as_ref().unwrap_or(&NO_SPEC);
+    let stored = job.status.as_ref().unwrap_or(&NO_STATUS);
+
+    // 1. Admission.
     match gates::admission(spec, stored) {
         Admission::ManagedElsewhere => {
             return Plan {
@@ -174,18 +166,22 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         now,
         now_s: ts(now),
     };
-
+    // 2. Counting.
     let counts = count::count(&settings, stored, pods, now);
+    // 3. Gates.
     let mut stage = gates::gates(&settings, dependencies, stored, &mut draft);
+    // 4. Criteria, for a running Job.
     let mut requeue = None;
     if stage == Stage::Running {
         let verdict = criteria::verdict(&settings, &counts, &draft.status.start_time, now);
         (stage, requeue) = criteria::apply(verdict, &mut draft);
     }
+    // 5. Pods to delete and create.
     let changes = changes::changes(&settings, &counts, stage, now);
     if let Some(wait) = changes.retry_wait {
-        requeue = Some(requeue.map_or(wait, |r: Duration| r.min(wait)));
+        requeue = Some(requeue.map_or(wait, |r| r.min(wait)));
     }
+    // 6. Finishing, then the counters.
     if stage == Stage::Finishing && finish::settled(&counts, &changes, pods) {
         finish::finish(&mut draft);
     }

@@ -118,12 +118,15 @@ pub(super) fn count<'a>(
     pods: &'a [PodFacts],
     now: DateTime<Utc>,
 ) -> Counts<'a> {
+    let (active, terminating) = running(pods);
     let mut counts = Counts {
         uncounted: stored.uncounted_terminated_pods.clone().unwrap_or_default(),
         succeeded: stored.succeeded,
         failed: stored.failed,
         completed: Indexes::parse(&stored.completed_indexes, job.limit),
         failed_indexes: Indexes::parse(stored.failed_indexes.as_deref().unwrap_or(""), job.limit),
+        active,
+        terminating,
         ..Counts::default()
     };
     let recorded: HashSet<&str> = stored
@@ -141,8 +144,15 @@ pub(super) fn count<'a>(
             e.failures = e.failures.max(inherit.failures);
             e.ignored = e.ignored.max(inherit.ignored);
         }
-        let outcome = pod_outcome(job, &recorded, pod);
-        record(&mut counts, &mut news, job, pod, outcome, now);
+        match pod_outcome(job, &recorded, pod) {
+            PodOutcome::Nothing => continue,
+            PodOutcome::Release => {}
+            PodOutcome::Succeeded => record_success(&mut counts, &mut news, job, pod, now),
+            PodOutcome::Failed(action) => {
+                record_failure(&mut counts, &mut news, job, pod, action, now)
+            }
+        }
+        counts.release.push(&pod.name);
     }
     // Step 3.
     let (succeeded, failed) = settle(&mut counts.uncounted, &recorded, pods);
@@ -152,28 +162,19 @@ pub(super) fn count<'a>(
         counts.succeeded += succeeded;
     }
     counts.failed += failed;
-    let stored_last = parse_time(&stored.last_failure_time);
-    (counts.consecutive_failures, counts.last_failure) =
-        failures_in_a_row(stored.consecutive_failures, stored_last, &news);
-    if counts.last_failure != stored_last {
-        // Microseconds: the retry delay counts from this, and a time cut to the second
-        // would let the next pod start up to a second early.
-        counts.last_failure_time = counts
-            .last_failure
-            .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true));
-    }
-    counts.active = pods
-        .iter()
-        .filter(|p| !p.finished() && !p.deleting)
-        .collect();
+    retry_inputs(&mut counts, stored, &news);
     counts
-        .active
-        .sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.name.cmp(&b.name)));
-    counts.terminating = pods
+}
+
+/// The pods not finished: those running or about to (oldest first), and those being
+/// deleted.
+fn running(pods: &[PodFacts]) -> (Vec<&PodFacts>, Vec<&PodFacts>) {
+    let (mut active, terminating): (Vec<&PodFacts>, Vec<&PodFacts>) = pods
         .iter()
-        .filter(|p| !p.finished() && p.deleting)
-        .collect();
-    counts
+        .filter(|p| !p.finished())
+        .partition(|p| !p.deleting);
+    active.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.name.cmp(&b.name)));
+    (active, terminating)
 }
 
 /// What this round saw finish, for the retry delay.
@@ -185,63 +186,73 @@ pub(super) struct News {
     pub failures: i32,
 }
 
-/// Carries out one pod's outcome: step 1 into the lists and indexes, step 2 into `release`.
-fn record<'a>(
-    counts: &mut Counts<'a>,
+/// Step 1 for a success: its uid into the list, or (Indexed) its index into the completed.
+fn record_success(
+    counts: &mut Counts<'_>,
     news: &mut News,
     job: &Settings<'_>,
-    pod: &'a PodFacts,
-    outcome: PodOutcome,
+    pod: &PodFacts,
     now: DateTime<Utc>,
 ) {
-    let in_range = |i: &i32| *i < job.limit;
-    match outcome {
-        PodOutcome::Nothing => return,
-        PodOutcome::Release => {}
-        PodOutcome::Succeeded => {
-            if !job.indexed {
-                counts.uncounted.succeeded.push(pod.uid.clone());
-            } else if let Some(i) = pod
-                .index
-                .filter(|i| in_range(i) && !counts.failed_indexes.contains(*i))
-            {
-                counts.completed.insert(i);
-            }
-            news.newest_success = news.newest_success.max(pod.finished_at.or(Some(now)));
+    if !job.indexed {
+        counts.uncounted.succeeded.push(pod.uid.clone());
+    } else if let Some(i) = pod
+        .index
+        .filter(|i| *i < job.limit && !counts.failed_indexes.contains(*i))
+    {
+        counts.completed.insert(i);
+    }
+    news.newest_success = news.newest_success.max(pod.finished_at.or(Some(now)));
+}
+
+/// Step 1 for a failure, as the podFailurePolicy said: its uid into the list (unless
+/// ignored), and what it means for the Job (FailJob) or its index.
+fn record_failure(
+    counts: &mut Counts<'_>,
+    news: &mut News,
+    job: &Settings<'_>,
+    pod: &PodFacts,
+    action: FailureAction,
+    now: DateTime<Utc>,
+) {
+    let index = pod.index.filter(|i| *i < job.limit);
+    match action {
+        FailureAction::Ignore => return,
+        FailureAction::FailJob(message) => {
+            counts.fail_job.get_or_insert(message);
         }
-        PodOutcome::Failed(action) => {
-            let counted = match action {
-                FailureAction::Ignore => false,
-                FailureAction::FailJob(message) => {
-                    counts.fail_job.get_or_insert(message);
-                    true
-                }
-                FailureAction::FailIndex => {
-                    if let Some(i) = pod.index.filter(in_range) {
-                        counts.failed_indexes.insert(i);
-                    }
-                    true
-                }
-                FailureAction::Count => {
-                    // backoffLimitPerIndex: this failure may be one too many for its index.
-                    if let (true, Some(max), Some(i)) = (job.indexed, job.per_index, pod.index)
-                        && pod.index_failures + 1 > max
-                        && in_range(&i)
-                        && !counts.completed.contains(i)
-                    {
-                        counts.failed_indexes.insert(i);
-                    }
-                    true
-                }
-            };
-            if counted {
-                counts.uncounted.failed.push(pod.uid.clone());
-                news.failures += 1;
-                news.newest_failure = news.newest_failure.max(pod.finished_at.or(Some(now)));
+        FailureAction::FailIndex => {
+            if let Some(i) = index {
+                counts.failed_indexes.insert(i);
+            }
+        }
+        FailureAction::Count => {
+            // backoffLimitPerIndex: this failure may be one too many for its index.
+            if let (true, Some(max), Some(i)) = (job.indexed, job.per_index, index)
+                && pod.index_failures + 1 > max
+                && !counts.completed.contains(i)
+            {
+                counts.failed_indexes.insert(i);
             }
         }
     }
-    counts.release.push(&pod.name);
+    counts.uncounted.failed.push(pod.uid.clone());
+    news.failures += 1;
+    news.newest_failure = news.newest_failure.max(pod.finished_at.or(Some(now)));
+}
+
+/// The retry delay's inputs after this round, into `counts`.
+fn retry_inputs(counts: &mut Counts<'_>, stored: &v1::JobStatus, news: &News) {
+    let stored_last = parse_time(&stored.last_failure_time);
+    (counts.consecutive_failures, counts.last_failure) =
+        failures_in_a_row(stored.consecutive_failures, stored_last, news);
+    if counts.last_failure != stored_last {
+        // Microseconds: the retry delay counts from this, and a time cut to the second
+        // would let the next pod start up to a second early.
+        counts.last_failure_time = counts
+            .last_failure
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true));
+    }
 }
 
 /// Step 3: the uids recorded before (`recorded`) whose pods are released or gone leave the

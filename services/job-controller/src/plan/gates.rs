@@ -121,19 +121,39 @@ pub(super) fn gates(
     {
         return Stage::Finishing;
     }
-    if stored.start_time.is_empty() && !dependencies.is_empty() {
-        match dependency_gate(dependencies) {
-            DependencyGate::Failed(message) => {
-                draft.condition(WAITING, status::FALSE, "DependencyFailed", &message);
-                draft.condition(FAILURE_TARGET, status::TRUE, "DependencyFailed", &message);
-                draft.event(true, "DependencyFailed", message);
-                return Stage::Finishing;
-            }
-            DependencyGate::Pending(message) => {
-                draft.condition(WAITING, status::TRUE, "WaitingForDependencies", &message);
-                return Stage::Waiting;
-            }
-            DependencyGate::Clear if stored.conditions.iter().any(|c| c.r#type == WAITING) => {
+    if stored.start_time.is_empty()
+        && !dependencies.is_empty()
+        && let Some(stage) = wait_for(dependencies, stored, draft)
+    {
+        return stage;
+    }
+    suspend_or_run(job.suspended, stored, draft);
+    if job.suspended {
+        Stage::Suspended
+    } else {
+        Stage::Running
+    }
+}
+
+/// The dependencies' gate, for a Job not started yet: `Some` when it holds the Job back.
+fn wait_for(
+    dependencies: &[Dependency],
+    stored: &v1::JobStatus,
+    draft: &mut Draft,
+) -> Option<Stage> {
+    match dependency_gate(dependencies) {
+        DependencyGate::Failed(message) => {
+            draft.condition(WAITING, status::FALSE, "DependencyFailed", &message);
+            draft.condition(FAILURE_TARGET, status::TRUE, "DependencyFailed", &message);
+            draft.event(true, "DependencyFailed", message);
+            Some(Stage::Finishing)
+        }
+        DependencyGate::Pending(message) => {
+            draft.condition(WAITING, status::TRUE, "WaitingForDependencies", &message);
+            Some(Stage::Waiting)
+        }
+        DependencyGate::Clear => {
+            if stored.conditions.iter().any(|c| c.r#type == WAITING) {
                 draft.condition(
                     WAITING,
                     status::FALSE,
@@ -141,11 +161,16 @@ pub(super) fn gates(
                     "every job in dependsOn is Complete",
                 );
             }
-            DependencyGate::Clear => {}
+            None
         }
     }
+}
+
+/// Suspend or resume: the Suspended condition and event, and the deadline clock (startTime),
+/// which stops while suspended and restarts from zero on resume.
+fn suspend_or_run(suspended: bool, stored: &v1::JobStatus, draft: &mut Draft) {
     let was_suspended = true_condition(stored, SUSPENDED).is_some();
-    match suspend_change(job.suspended, was_suspended) {
+    match suspend_change(suspended, was_suspended) {
         SuspendChange::Suspend => {
             draft.condition(SUSPENDED, status::TRUE, "JobSuspended", "Job suspended");
             draft.event(false, "Suspended", "Job suspended");
@@ -161,11 +186,6 @@ pub(super) fn gates(
             draft.status.start_time = draft.now_s.clone();
         }
         SuspendChange::Run => {}
-    }
-    if job.suspended {
-        Stage::Suspended
-    } else {
-        Stage::Running
     }
 }
 
