@@ -1,11 +1,12 @@
 use super::*;
 use crate::pods::ExitCode;
+use bosun_api::vocab::{condition, policy, status};
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     parse_time("2026-01-01T00:01:00Z").unwrap()
 }
 
-fn job(f: impl FnOnce(&mut v1::JobSpec)) -> v1::Job {
+pub(super) fn job(f: impl FnOnce(&mut v1::JobSpec)) -> v1::Job {
     let mut spec = v1::JobSpec {
         parallelism: Some(1),
         completions: Some(1),
@@ -13,7 +14,7 @@ fn job(f: impl FnOnce(&mut v1::JobSpec)) -> v1::Job {
         template: Some(v1::PodTemplateSpec {
             metadata: None,
             spec: Some(v1::PodSpec {
-                restart_policy: "Never".into(),
+                restart_policy: policy::NEVER.into(),
                 ..Default::default()
             }),
         }),
@@ -36,12 +37,12 @@ fn job(f: impl FnOnce(&mut v1::JobSpec)) -> v1::Job {
     }
 }
 
-fn with_status(mut j: v1::Job, f: impl FnOnce(&mut v1::JobStatus)) -> v1::Job {
+pub(super) fn with_status(mut j: v1::Job, f: impl FnOnce(&mut v1::JobStatus)) -> v1::Job {
     f(j.status.get_or_insert_with(Default::default));
     j
 }
 
-fn pod(name: &str, phase: Phase) -> PodFacts {
+pub(super) fn pod(name: &str, phase: Phase) -> PodFacts {
     PodFacts {
         name: name.into(),
         uid: format!("uid-{name}"),
@@ -62,7 +63,7 @@ fn pod(name: &str, phase: Phase) -> PodFacts {
     }
 }
 
-fn indexed(name: &str, i: i32, phase: Phase) -> PodFacts {
+pub(super) fn indexed(name: &str, i: i32, phase: Phase) -> PodFacts {
     PodFacts {
         index: Some(i),
         ..pod(name, phase)
@@ -211,7 +212,7 @@ fn on_failure_counts_container_restarts_against_the_backoff_limit() {
             .spec
             .as_mut()
             .unwrap()
-            .restart_policy = "OnFailure".into();
+            .restart_policy = policy::ON_FAILURE.into();
     });
     for (restarts, fails) in [(2, false), (3, true)] {
         let running = PodFacts {
@@ -386,14 +387,14 @@ fn pod_failure_policy_matches_pod_conditions() {
                 action: "Ignore".into(),
                 on_exit_codes: None,
                 on_pod_conditions: vec![v1::PodFailurePolicyOnPodConditionsPattern {
-                    r#type: "DisruptionTarget".into(),
+                    r#type: condition::DISRUPTION_TARGET.into(),
                     status: String::new(),
                 }],
             }],
         });
     });
     let evicted = PodFacts {
-        conditions: vec![("DisruptionTarget".into(), "True".into())].into(),
+        conditions: vec![(condition::DISRUPTION_TARGET.into(), status::TRUE.into())].into(),
         ..pod("e", Phase::Failed)
     };
     let p = run(&j, &[evicted]);
@@ -511,7 +512,7 @@ fn suspend_deletes_pods_uncounted_and_resume_restarts_the_clock() {
         s.completions = Some(4);
     });
     let p = run(&j, &[pod("a", Phase::Running), pod("b", Phase::Pending)]);
-    assert_eq!(cond(&p, SUSPENDED).unwrap().status, "True");
+    assert_eq!(cond(&p, SUSPENDED).unwrap().status, status::TRUE);
     assert_eq!(p.delete, vec!["a".to_string(), "b".to_string()]);
     assert!(p.create.is_empty());
     assert!(p.status.start_time.is_empty());
@@ -521,7 +522,7 @@ fn suspend_deletes_pods_uncounted_and_resume_restarts_the_clock() {
     let mut resumed = with_status(j, |s| *s = p.status.clone());
     resumed.spec.as_mut().unwrap().suspend = Some(false);
     let p = run(&resumed, &[]);
-    assert_eq!(cond(&p, SUSPENDED).unwrap().status, "False");
+    assert_eq!(cond(&p, SUSPENDED).unwrap().status, status::FALSE);
     assert_eq!(cond(&p, SUSPENDED).unwrap().reason, "JobResumed");
     assert_eq!(p.status.start_time, "2026-01-01T00:01:00Z");
     assert_eq!(p.create.len(), 2);
@@ -559,7 +560,7 @@ fn a_job_waits_for_its_dependencies_and_fails_with_a_failed_one() {
     let w = cond(&p, WAITING).unwrap();
     assert_eq!(
         (w.status.as_str(), w.reason.as_str()),
-        ("True", "WaitingForDependencies")
+        (status::TRUE, "WaitingForDependencies")
     );
     assert_eq!(w.message, "waiting for job(s) b (Running)");
     assert!(p.create.is_empty());
@@ -604,7 +605,7 @@ fn a_finished_job_only_releases_its_pods() {
     let j = with_status(job(|_| {}), |st| {
         st.conditions.push(v1::Condition {
             r#type: COMPLETE.into(),
-            status: "True".into(),
+            status: status::TRUE.into(),
             ..Default::default()
         });
         st.succeeded = 1;
