@@ -135,3 +135,33 @@ pub mod label {
 pub const DEFAULT_BROKER_LISTEN: &str = "127.0.0.1:7440";
 /// The broker's default address as clients dial it.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7440";
+
+/// Words of a Job's spec.
+pub mod job {
+    /// `completionMode`: each pod gets an index.
+    pub const INDEXED: &str = "Indexed";
+    /// `completionMode`: pods are interchangeable (the default).
+    pub const NON_INDEXED: &str = "NonIndexed";
+    /// `podReplacementPolicy`: replace a pod only once it has failed.
+    pub const REPLACE_FAILED: &str = "Failed";
+    /// `podReplacementPolicy`: replace a pod as soon as it is terminating.
+    pub const REPLACE_TERMINATING_OR_FAILED: &str = "TerminatingOrFailed";
+    /// bosun extension: the condition type of a Job waiting for the Jobs in `spec.dependsOn`.
+    pub const WAITING: &str = "Waiting";
+
+    /// `podFailurePolicy.rules[].action` and `onExitCodes.operator`.
+    pub mod rule {
+        /// Fail the whole Job.
+        pub const FAIL_JOB: &str = "FailJob";
+        /// Fail the pod's index (needs backoffLimitPerIndex).
+        pub const FAIL_INDEX: &str = "FailIndex";
+        /// Do not count the failure.
+        pub const IGNORE: &str = "Ignore";
+        /// Count the failure as usual.
+        pub const COUNT: &str = "Count";
+        /// The exit code is one of the values.
+        pub const IN: &str = "In";
+        /// The exit code is none of the values.
+        pub const NOT_IN: &str = "NotIn";
+    }
+}

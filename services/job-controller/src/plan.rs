@@ -71,11 +71,8 @@ pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(600);
 pub const DEFAULT_BACKOFF_FACTOR: u32 = 2;
 
 /// bosun extension: the condition type of a Job waiting for the Jobs in `spec.dependsOn`.
-pub const WAITING: &str = "Waiting";
-/// `spec.completionMode` of a Job whose pods each get an index.
-const INDEXED: &str = "Indexed";
-/// `spec.podReplacementPolicy`: replace a pod only once it has failed.
-const REPLACE_FAILED: &str = "Failed";
+pub use bosun_api::vocab::job::WAITING;
+use bosun_api::vocab::job::{INDEXED, REPLACE_FAILED};
 
 /// Where a Job this one depends on stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,31 +307,18 @@ fn set_condition(
     message: &str,
     now: &str,
 ) -> bool {
-    match status.conditions.iter_mut().find(|c| c.r#type == ty) {
-        Some(c) if c.status == value && c.reason == reason && c.message == message => false,
-        Some(c) => {
-            if c.status != value {
-                c.last_transition_time = now.to_string();
-            }
-            c.status = value.to_string();
-            c.reason = reason.to_string();
-            c.message = message.to_string();
-            c.last_probe_time = now.to_string();
-            true
-        }
-        None => {
-            status.conditions.push(v1::Condition {
-                r#type: ty.to_string(),
-                status: value.to_string(),
-                reason: reason.to_string(),
-                message: message.to_string(),
-                last_probe_time: now.to_string(),
-                last_transition_time: now.to_string(),
-                ..Default::default()
-            });
-            true
-        }
-    }
+    bosun_api::condition::set_condition(
+        &mut status.conditions,
+        v1::Condition {
+            r#type: ty.to_string(),
+            status: value.to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            last_probe_time: now.to_string(),
+            last_transition_time: now.to_string(),
+            ..Default::default()
+        },
+    )
 }
 
 #[cfg(test)]

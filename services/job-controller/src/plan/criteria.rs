@@ -28,14 +28,7 @@ pub enum FailureAction {
 }
 
 /// The podFailurePolicy's words.
-mod rule {
-    pub const FAIL_JOB: &str = "FailJob";
-    pub const FAIL_INDEX: &str = "FailIndex";
-    pub const IGNORE: &str = "Ignore";
-    pub const COUNT: &str = "Count";
-    pub const IN: &str = "In";
-    pub const NOT_IN: &str = "NotIn";
-}
+use bosun_api::vocab::job::rule;
 
 /// Evaluates the rules in order; the first match wins (KUBERNETES.md A.1).
 pub fn failure_action(
