@@ -29,7 +29,7 @@ use bollard::query_parameters::{
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use tokio::io::AsyncWriteExt as _;
-use tokio::sync::{OnceCell, watch};
+use tokio::sync::OnceCell;
 
 use super::image::{self, PullBackoff, PullPolicy, PullStep};
 use super::{
@@ -355,8 +355,8 @@ impl DockerRuntime {
         Ok(self.instance(docker, id, logs, 0))
     }
 
-    /// An instance of container `id`, its output copied into `logs` from `since` (unix
-    /// seconds; 0: all of it).
+    /// An instance of container `id`, its output to be copied into `logs` from `since` (unix
+    /// seconds; 0: all of it) once someone waits for it.
     fn instance(
         &self,
         docker: &Docker,
@@ -364,21 +364,17 @@ impl DockerRuntime {
         logs: LogPaths,
         since: i32,
     ) -> Arc<dyn Instance> {
-        let (done_tx, done) = watch::channel(false);
         let copier = LogCopier {
             docker: docker.clone(),
             id: id.clone(),
             logs,
             cap: self.log_max_bytes,
+            since,
         };
-        tokio::spawn(async move {
-            copier.run(since).await;
-            let _ = done_tx.send(true);
-        });
         Arc::new(DockerInstance {
             docker: docker.clone(),
             id,
-            logs_done: done,
+            copier: Mutex::new(Some(copier)),
         })
     }
 }
@@ -476,11 +472,13 @@ struct LogCopier {
     id: String,
     logs: LogPaths,
     cap: u64,
+    /// Unix seconds; 0: from the container's start.
+    since: i32,
 }
 
 impl LogCopier {
     /// Copies until the container's output ends (it stopped) or the engine goes away.
-    async fn run(self, since: i32) {
+    async fn run(self) {
         let file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -498,7 +496,7 @@ impl LogCopier {
             follow: true,
             stdout: true,
             stderr: true,
-            since,
+            since: self.since,
             ..Default::default()
         };
         let mut output = self.docker.logs(&self.id, Some(opts));
@@ -510,7 +508,12 @@ impl LogCopier {
                     return;
                 }
             };
-            if let Err(err) = file.write_all(&chunk).await {
+            // Flushed at once: `bosun logs -f` reads the file as it grows.
+            let written = match file.write_all(&chunk).await {
+                Ok(()) => file.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(err) = written {
                 tracing::warn!(log = %self.logs.current.display(), %err, "cannot write the container log");
                 return;
             }
@@ -540,8 +543,9 @@ impl LogCopier {
 struct DockerInstance {
     docker: Docker,
     id: String,
-    /// Becomes true once the container's output is all in its log file.
-    logs_done: watch::Receiver<bool>,
+    /// Its output's copier, started by the first `wait`: an instance `adopt` found but the
+    /// worker does not use (its exit was already recorded) copies nothing.
+    copier: Mutex<Option<LogCopier>>,
 }
 
 impl DockerInstance {
@@ -588,9 +592,12 @@ impl Instance for DockerInstance {
     /// The exit code, once the container stopped and its output reached the log file.
     fn wait(&self) -> BoxFuture<'_, i32> {
         Box::pin(async move {
+            let copier = self.copier.lock().ok().and_then(|mut c| c.take());
+            let copied = copier.map(|c| tokio::spawn(c.run()));
             let code = self.exit_code().await;
-            let mut done = self.logs_done.clone();
-            let _ = tokio::time::timeout(LOG_DRAIN, done.wait_for(|d| *d)).await;
+            if let Some(copied) = copied {
+                let _ = tokio::time::timeout(LOG_DRAIN, copied).await;
+            }
             code
         })
     }
