@@ -43,7 +43,7 @@ impl TestImage {
         }
         std::os::unix::fs::symlink("dash", root.join("bin/sh")).expect("sh link");
         std::fs::create_dir_all(root.join("tmp")).expect("tmp");
-        let tar = Command::new("tar")
+        let mut tar = Command::new("tar")
             .arg("-C")
             .arg(&root)
             .args(["-cf", "-", "."])
@@ -52,9 +52,11 @@ impl TestImage {
             .expect("tar");
         let out = Command::new("docker")
             .args(["import", "-", &tag])
-            .stdin(tar.stdout.expect("tar output"))
+            .stdin(tar.stdout.take().expect("tar output"))
             .output()
             .expect("docker import");
+        let tarred = tar.wait().expect("tar");
+        assert!(tarred.success(), "tar of the test image's files: {tarred}");
         let _ = std::fs::remove_dir_all(&root);
         assert!(
             out.status.success(),

@@ -239,74 +239,78 @@ mod tests {
             ..running.clone()
         };
         use PullPolicy::*;
-        let cases: &[(&str, PullPolicy, bool, Option<&PullBackoff>, Option<&str>)] = &[
-            // (row, policy, present, back-off, None = pull / Some("") = use local / reason)
-            ("always pulls a present image", Always, true, None, None),
-            ("always pulls a missing image", Always, false, None, None),
+        /// What the step should be: pull, use the local image, or wait with a reason.
+        #[derive(Debug)]
+        enum Want {
+            Pull,
+            Local,
+            Wait(&'static str),
+        }
+        use Want::{Local, Pull, Wait};
+        let none = None;
+        let (running, over) = (Some(&running), Some(&over));
+        let cases = [
+            // (row, policy, present, back-off, want)
+            ("always pulls a present image", Always, true, none, Pull),
+            ("always pulls a missing image", Always, false, none, Pull),
             (
                 "if-not-present uses a present image",
                 IfNotPresent,
                 true,
-                None,
-                Some(""),
+                none,
+                Local,
             ),
             (
                 "if-not-present pulls a missing image",
                 IfNotPresent,
                 false,
-                None,
-                None,
+                none,
+                Pull,
             ),
-            ("never uses a present image", Never, true, None, Some("")),
+            ("never uses a present image", Never, true, none, Local),
             (
                 "never refuses a missing image",
                 Never,
                 false,
-                None,
-                Some(ERR_IMAGE_NEVER_PULL),
+                none,
+                Wait(ERR_IMAGE_NEVER_PULL),
             ),
+            ("never ignores a back-off", Never, true, running, Local),
             (
-                "never ignores a back-off",
-                Never,
-                true,
-                Some(&running),
-                Some(""),
-            ),
-            (
-                "a present image needs no back-off",
+                "a present image needs no pull",
                 IfNotPresent,
                 true,
-                Some(&running),
-                Some(""),
+                running,
+                Local,
             ),
             (
                 "a pull waits out the back-off",
                 IfNotPresent,
                 false,
-                Some(&running),
-                Some(IMAGE_PULL_BACK_OFF),
+                running,
+                Wait(IMAGE_PULL_BACK_OFF),
             ),
             (
                 "always waits out the back-off",
                 Always,
                 true,
-                Some(&running),
-                Some(IMAGE_PULL_BACK_OFF),
+                running,
+                Wait(IMAGE_PULL_BACK_OFF),
             ),
             (
                 "a pull follows an ended back-off",
                 Always,
                 false,
-                Some(&over),
-                None,
+                over,
+                Pull,
             ),
         ];
         for (row, policy, present, backoff, want) in cases {
-            let got = pull_step("x:1", *policy, *present, *backoff, now, 3 * S);
-            match (want, got) {
-                (None, PullStep::Pull) | (Some(""), PullStep::UseLocal) => {}
-                (Some(reason), PullStep::Wait(w)) if w.reason == *reason => {}
-                (want, got) => panic!("{row}: want {want:?}, got {got:?}"),
+            let got = pull_step("x:1", policy, present, backoff, now, 3 * S);
+            match (&want, &got) {
+                (Pull, PullStep::Pull) | (Local, PullStep::UseLocal) => {}
+                (Wait(reason), PullStep::Wait(w)) if w.reason == *reason => {}
+                _ => panic!("{row}: want {want:?}, got {got:?}"),
             }
         }
     }
