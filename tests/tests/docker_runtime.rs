@@ -120,6 +120,11 @@ struct Plane {
     client: Client,
     shutdown: CancellationToken,
     dir: PathBuf,
+    /// The running node agent: its stop token and task.
+    agent: Option<(
+        CancellationToken,
+        tokio::task::JoinHandle<Result<(), bosun_node_agent::Error>>,
+    )>,
 }
 
 impl Drop for Plane {
@@ -140,22 +145,37 @@ impl Plane {
             bosun_scheduler::Config::for_server(&url),
             shutdown.clone(),
         ));
-        let dir = temp_dir("docker-agent");
-        let mut c = bosun_node_agent::Config::new(&url, NODE);
-        c.runtime = RuntimeKind::Docker;
-        c.data_dir = Some(dir.clone());
-        c.heartbeat_interval = Duration::from_millis(200);
-        // The image pull back-off too: short, so a test sees a second pull.
-        c.backoff_base = Duration::from_millis(400);
-        c.backoff_cap = Duration::from_secs(2);
-        tokio::spawn(bosun_node_agent::run(c, shutdown.child_token()));
-        Plane {
+        let mut plane = Plane {
             _etcd: etcd,
             broker,
             client,
             shutdown,
-            dir,
-        }
+            dir: temp_dir("docker-agent"),
+            agent: None,
+        };
+        plane.start_agent();
+        plane
+    }
+
+    /// Starts the docker node agent (again: same node, same data dir).
+    fn start_agent(&mut self) {
+        let mut c = bosun_node_agent::Config::new(&self.broker.url(), NODE);
+        c.runtime = RuntimeKind::Docker;
+        c.data_dir = Some(self.dir.clone());
+        c.heartbeat_interval = Duration::from_millis(200);
+        // The image pull back-off too: short, so a test sees a second pull.
+        c.backoff_base = Duration::from_millis(400);
+        c.backoff_cap = Duration::from_secs(2);
+        let stop = self.shutdown.child_token();
+        let task = tokio::spawn(bosun_node_agent::run(c, stop.clone()));
+        self.agent = Some((stop, task));
+    }
+
+    /// Stops the node agent (its containers keep running) and waits until it has.
+    async fn stop_agent(&mut self) {
+        let (stop, task) = self.agent.take().expect("an agent runs");
+        stop.cancel();
+        task.await.expect("agent task").expect("agent ran cleanly");
     }
 
     async fn create(&self, pod: v1::Pod) {
@@ -553,5 +573,58 @@ async fn a_deleted_pod_gets_sigterm_then_sigkill_after_its_grace_period_and_its_
     for uid in &uids {
         assert_eq!(containers_of(uid), Vec::<String>::new(), "removed");
     }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[tokio::test]
+async fn a_restarted_agent_re_adopts_its_running_container_and_copies_the_rest_of_its_output_once()
+{
+    if !docker_ready().await {
+        return;
+    }
+    let Some(image) = TestImage::build("adopt") else {
+        return;
+    };
+    let mut plane = Plane::start().await;
+    let out = temp_dir("docker-adopt-out");
+    // It prints, then waits for the test's go-ahead, prints again and exits 4.
+    let script = "echo before; while [ ! -e /out/go ]; do sleep 0.1; done; echo after; exit 4";
+    let mut p = pod("long", &image.tag, "", script);
+    let spec = p.spec.as_mut().expect("spec");
+    spec.volumes = vec![v1::Volume {
+        name: "out".into(),
+        host_path: Some(v1::HostPathVolumeSource {
+            path: out.display().to_string(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    spec.containers[0].volume_mounts = vec![v1::VolumeMount {
+        name: "out".into(),
+        mount_path: "/out".into(),
+        ..Default::default()
+    }];
+    plane.create(p).await;
+    let s = plane.wait_phase("long", "Running").await;
+    let first_id = main_status(&s).container_id;
+    eventually(WAIT, || async { plane.logs("long").await == "before\n" }).await;
+
+    plane.stop_agent().await;
+    plane.start_agent();
+    std::fs::write(out.join("go"), "").expect("go");
+
+    let s = plane.wait_phase("long", "Failed").await;
+    let main = main_status(&s);
+    assert_eq!(
+        main.container_id, first_id,
+        "the same container, not a second one"
+    );
+    assert_eq!(main.restart_count, 0);
+    assert_eq!(terminated(&s).exit_code, 4, "{s:#?}");
+    assert_eq!(
+        plane.logs("long").await,
+        "before\nafter\n",
+        "the output after the restart is copied, and what was copied is not repeated"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }

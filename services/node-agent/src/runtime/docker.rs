@@ -30,6 +30,7 @@ use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
 use super::image::{self, PullBackoff, PullPolicy, PullStep};
 use super::{
@@ -64,6 +65,15 @@ pub struct DockerRuntime {
     engine: OnceCell<Docker>,
     /// The last failed pull per (pod uid, image), as the kubelet keys its back-off.
     pulls: Mutex<HashMap<(String, String), PullBackoff>>,
+    /// Cancelled on drop: the log copiers stop with the runtime (an agent stopped and
+    /// started again in one process must not copy twice).
+    stop: CancellationToken,
+}
+
+impl Drop for DockerRuntime {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 /// The engine's address: `DOCKER_HOST`, or the default socket.
@@ -201,6 +211,7 @@ impl DockerRuntime {
             pull_backoff_cap,
             engine: OnceCell::new(),
             pulls: Mutex::new(HashMap::new()),
+            stop: CancellationToken::new(),
         }
     }
 
@@ -326,6 +337,7 @@ impl DockerRuntime {
             std::fs::rename(&logs.current, &logs.previous).map_err(io)?;
         }
         let _ = std::fs::remove_file(&logs.rotated);
+        let _ = std::fs::remove_file(offset_path(&logs));
         // The file exists from the start: `bosun logs` on a quiet container shows nothing,
         // not "waiting to start".
         std::fs::File::create(&logs.current).map_err(io)?;
@@ -355,21 +367,22 @@ impl DockerRuntime {
         Ok(self.instance(docker, id, logs, 0))
     }
 
-    /// An instance of container `id`, its output to be copied into `logs` from `since` (unix
-    /// seconds; 0: all of it) once someone waits for it.
+    /// An instance of container `id`, its output to be copied into `logs` once someone
+    /// waits for it, skipping the first `skip` bytes (already copied).
     fn instance(
         &self,
         docker: &Docker,
         id: String,
         logs: LogPaths,
-        since: i32,
+        skip: u64,
     ) -> Arc<dyn Instance> {
         let copier = LogCopier {
             docker: docker.clone(),
             id: id.clone(),
             logs,
             cap: self.log_max_bytes,
-            since,
+            skip,
+            stop: self.stop.child_token(),
         };
         Arc::new(DockerInstance {
             docker: docker.clone(),
@@ -427,9 +440,9 @@ impl Runtime for DockerRuntime {
         Box::pin(self.run(spec))
     }
 
-    /// The newest container of this pod and name, running or exited. Its output since the
-    /// log file was last written is copied again (a restarted agent may repeat up to a
-    /// second of it, but loses none).
+    /// The newest container of this pod and name, running or exited. Its output is copied
+    /// on from where the previous agent stopped: the engine's log of it is read again,
+    /// skipping the bytes already in the files.
     fn adopt<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Option<Arc<dyn Instance>>> {
         Box::pin(async move {
             let docker = self.engine().await.ok()?;
@@ -440,12 +453,8 @@ impl Runtime for DockerRuntime {
             let newest = found.into_iter().max_by_key(|c| c.created.unwrap_or(0))?;
             let id = newest.id?;
             let logs = self.log_paths(&spec.pod_uid, &spec.name);
-            let since = std::fs::metadata(&logs.current)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX));
-            Some(self.instance(docker, id, logs, since))
+            let skip = copied_bytes(&logs);
+            Some(self.instance(docker, id, logs, skip))
         })
     }
 
@@ -472,8 +481,27 @@ struct LogCopier {
     id: String,
     logs: LogPaths,
     cap: u64,
-    /// Unix seconds; 0: from the container's start.
-    since: i32,
+    /// How many bytes of the container's output are already in the files.
+    skip: u64,
+    /// Cancelled when the runtime is dropped: an agent that stopped writes no more.
+    stop: CancellationToken,
+}
+
+/// Where the log copier records, at each rotation, how many bytes of the container's output
+/// came before the current file.
+fn offset_path(logs: &LogPaths) -> PathBuf {
+    logs.current.with_extension("log.offset")
+}
+
+/// How many bytes of a container's output its log files already hold: those before the
+/// last rotation, and the current file.
+fn copied_bytes(logs: &LogPaths) -> u64 {
+    let before: u64 = std::fs::read_to_string(offset_path(logs))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let current = std::fs::metadata(&logs.current).map_or(0, |m| m.len());
+    before + current
 }
 
 impl LogCopier {
@@ -496,20 +524,34 @@ impl LogCopier {
             follow: true,
             stdout: true,
             stderr: true,
-            since: self.since,
             ..Default::default()
         };
         let mut output = self.docker.logs(&self.id, Some(opts));
-        while let Some(chunk) = output.next().await {
+        // Bytes of the output seen so far, skipped ones included.
+        let mut seen: u64 = 0;
+        loop {
+            let chunk = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                chunk = output.next() => chunk,
+            };
             let chunk = match chunk {
-                Ok(c) => c.into_bytes(),
-                Err(e) => {
+                None => break,
+                Some(Ok(c)) => c.into_bytes(),
+                Some(Err(e)) => {
                     tracing::warn!(id = %self.id, err = %engine_message(&e), "container log stream ended");
                     return;
                 }
             };
+            let start = usize::try_from(self.skip.saturating_sub(seen))
+                .unwrap_or(usize::MAX)
+                .min(chunk.len());
+            seen += chunk.len() as u64;
+            let new = &chunk[start..];
+            if new.is_empty() {
+                continue;
+            }
             // Flushed at once: `bosun logs -f` reads the file as it grows.
-            let written = match file.write_all(&chunk).await {
+            let written = match file.write_all(new).await {
                 Ok(()) => file.flush().await,
                 Err(e) => Err(e),
             };
@@ -517,10 +559,10 @@ impl LogCopier {
                 tracing::warn!(log = %self.logs.current.display(), %err, "cannot write the container log");
                 return;
             }
-            size += chunk.len() as u64;
+            size += new.len() as u64;
             if size > self.cap {
                 size = 0;
-                self.rotate(&file).await;
+                self.rotate(&file, seen).await;
             }
         }
         let _ = file.flush().await;
@@ -528,10 +570,14 @@ impl LogCopier {
 
     /// Moves the log's content to `current.log.1` and starts it over (as the process
     /// runtime does): `bosun logs` reads both.
-    async fn rotate(&self, file: &tokio::fs::File) {
+    /// `seen`: the bytes of output so far, all before the current file once it starts over.
+    async fn rotate(&self, file: &tokio::fs::File, seen: u64) {
         if tokio::fs::copy(&self.logs.current, &self.logs.rotated)
             .await
             .is_ok()
+            && tokio::fs::write(offset_path(&self.logs), seen.to_string())
+                .await
+                .is_ok()
             && file.set_len(0).await.is_ok()
         {
             tracing::info!(log = %self.logs.current.display(), "container log passed its cap: rotated");
