@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 const NODE: &str = "docker-node";
+/// The agent's log cap: more than the other tests print, less than the chatty one.
+const LOG_CAP: u64 = 4096;
 
 /// An image built for one test from the host's files; removed (with every container made
 /// from it) on drop.
@@ -166,6 +168,7 @@ impl Plane {
         // The image pull back-off too: short, so a test sees a second pull.
         c.backoff_base = Duration::from_millis(400);
         c.backoff_cap = Duration::from_secs(2);
+        c.log_max_bytes = LOG_CAP;
         let stop = self.shutdown.child_token();
         let task = tokio::spawn(bosun_node_agent::run(c, stop.clone()));
         self.agent = Some((stop, task));
@@ -627,4 +630,43 @@ async fn a_restarted_agent_re_adopts_its_running_container_and_copies_the_rest_o
         "the output after the restart is copied, and what was copied is not repeated"
     );
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[tokio::test]
+async fn a_log_past_its_cap_is_rotated_and_logs_show_the_latest_output_in_order() {
+    if !docker_ready().await {
+        return;
+    }
+    let Some(image) = TestImage::build("chatty") else {
+        return;
+    };
+    let plane = Plane::start().await;
+    let script = "i=0; while [ $i -lt 1000 ]; do echo line-$i; i=$((i+1)); done; echo line-end";
+    plane.create(pod("chatty", &image.tag, "", script)).await;
+    plane.wait_phase("chatty", "Succeeded").await;
+    let full: String = (0..1000)
+        .map(|i| format!("line-{i}\n"))
+        .chain(["line-end\n".to_string()])
+        .collect();
+    let logs = plane.logs("chatty").await;
+    assert!(
+        (logs.len() as u64) < full.len() as u64 && logs.len() as u64 >= LOG_CAP / 2,
+        "between one and two caps of output are kept: {} bytes",
+        logs.len()
+    );
+    assert!(
+        full.ends_with(&logs) && logs.starts_with("line-"),
+        "the kept output is the latest, whole and in order: {logs:?}"
+    );
+    let uid = plane
+        .pod("chatty")
+        .await
+        .and_then(|p| p.metadata)
+        .map(|m| m.uid);
+    let rotated = plane
+        .dir
+        .join("pods")
+        .join(uid.unwrap_or_default())
+        .join("main/current.log.1");
+    assert!(rotated.exists(), "{} exists", rotated.display());
 }
