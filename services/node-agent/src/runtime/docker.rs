@@ -613,8 +613,13 @@ impl DockerInstance {
                 }
                 other => {
                     // A dropped connection or a timeout: ask again, unless it already ended.
-                    if let Some(Err(e)) = &other {
-                        tracing::warn!(id = %self.id, err = %engine_message(e), "waiting for the container failed: retrying");
+                    match &other {
+                        // The client's request timeout, on a long-running container.
+                        Some(Err(EngineError::RequestTimeoutError)) => {}
+                        Some(Err(e)) => {
+                            tracing::warn!(id = %self.id, err = %engine_message(e), "waiting for the container failed: retrying");
+                        }
+                        _ => {}
                     }
                     if let Ok(info) = self.docker.inspect_container(&self.id, None).await
                         && let Some(state) = info.state
