@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bosun_api::v1::logs_client::LogsClient;
 use bosun_api::v1::{self, Kind, LogsRequest, Object};
+use bosun_api::vocab::{phase, policy};
 use bosun_node_agent::RuntimeKind;
 use bosun_node_agent::runtime::docker::DockerRuntime;
 use bosun_runtime::client::{Broker as Client, DeleteOptions, Selector, WatchEvent};
@@ -249,7 +250,7 @@ fn pod(name: &str, image: &str, pull_policy: &str, script: &str) -> v1::Pod {
             ..Default::default()
         }),
         spec: Some(Box::new(v1::PodSpec {
-            restart_policy: "Never".into(),
+            restart_policy: policy::NEVER.into(),
             containers: vec![v1::Container {
                 name: "main".into(),
                 image: image.into(),
@@ -343,10 +344,15 @@ async fn a_pod_on_a_local_image_runs_to_completion_with_its_logs_and_exit_code()
         ))
         .await;
     plane
-        .create(pod("fails", &image.tag, "Never", "echo failing; exit 3"))
+        .create(pod(
+            "fails",
+            &image.tag,
+            policy::NEVER,
+            "echo failing; exit 3",
+        ))
         .await;
 
-    let s = plane.wait_phase("ok", "Succeeded").await;
+    let s = plane.wait_phase("ok", phase::SUCCEEDED).await;
     let t = terminated(&s);
     assert_eq!((t.exit_code, t.reason.as_str()), (0, "Completed"), "{s:#?}");
     assert!(
@@ -358,7 +364,7 @@ async fn a_pod_on_a_local_image_runs_to_completion_with_its_logs_and_exit_code()
     assert!(logs.contains("hello from docker\n"), "{logs:?}");
     assert!(logs.contains("on stderr\n"), "{logs:?}");
 
-    let s = plane.wait_phase("fails", "Failed").await;
+    let s = plane.wait_phase("fails", phase::FAILED).await;
     let t = terminated(&s);
     assert_eq!((t.exit_code, t.reason.as_str()), (3, "Error"), "{s:#?}");
     assert_eq!(plane.logs("fails").await, "failing\n");
@@ -383,10 +389,10 @@ async fn a_missing_image_is_err_image_pull_then_image_pull_back_off_with_the_eng
         .await
         .expect("watch");
     plane
-        .create(pod("missing", missing, "IfNotPresent", "true"))
+        .create(pod("missing", missing, policy::IF_NOT_PRESENT, "true"))
         .await;
     plane
-        .create(pod("always", &image.tag, "Always", "true"))
+        .create(pod("always", &image.tag, policy::ALWAYS, "true"))
         .await;
 
     // Every waiting state each pod went through, in order.
@@ -423,14 +429,14 @@ async fn a_missing_image_is_err_image_pull_then_image_pull_back_off_with_the_eng
             .as_ref()
             .map(|m| m.name.clone())
             .unwrap_or_default();
-        let phase = p
+        let now = p
             .status
             .as_ref()
             .map(|s| s.phase.clone())
             .unwrap_or_default();
         assert!(
-            phase.is_empty() || phase == "Pending",
-            "{name}: a pod whose image cannot be pulled stays Pending, not {phase}"
+            now.is_empty() || now == phase::PENDING,
+            "{name}: a pod whose image cannot be pulled stays Pending, not {now}"
         );
         if let Some(w) = waiting(&p)
             && w.reason != "ContainerCreating"
@@ -476,9 +482,11 @@ async fn never_on_a_missing_image_is_err_image_never_pull() {
     }
     let plane = Plane::start().await;
     let missing = "bosun.invalid/no-such-image:never";
-    plane.create(pod("never", missing, "Never", "true")).await;
+    plane
+        .create(pod("never", missing, policy::NEVER, "true"))
+        .await;
     // bosun fails the pod at once (the kubelet would keep it Pending): a Job sees it fail.
-    let s = plane.wait_phase("never", "Failed").await;
+    let s = plane.wait_phase("never", phase::FAILED).await;
     let w = main_status(&s)
         .state
         .and_then(|st| st.waiting)
@@ -528,7 +536,7 @@ async fn a_deleted_pod_gets_sigterm_then_sigkill_after_its_grace_period_and_its_
     }
     let mut uids = Vec::new();
     for name in ["quits", "stays"] {
-        plane.wait_phase(name, "Running").await;
+        plane.wait_phase(name, phase::RUNNING).await;
         eventually(WAIT, || async { plane.logs(name).await == "up\n" }).await;
         let uid = plane
             .pod(name)
@@ -608,7 +616,7 @@ async fn a_restarted_agent_re_adopts_its_running_container_and_copies_the_rest_o
         ..Default::default()
     }];
     plane.create(p).await;
-    let s = plane.wait_phase("long", "Running").await;
+    let s = plane.wait_phase("long", phase::RUNNING).await;
     let first_id = main_status(&s).container_id;
     eventually(WAIT, || async { plane.logs("long").await == "before\n" }).await;
 
@@ -616,7 +624,7 @@ async fn a_restarted_agent_re_adopts_its_running_container_and_copies_the_rest_o
     plane.start_agent();
     std::fs::write(out.join("go"), "").expect("go");
 
-    let s = plane.wait_phase("long", "Failed").await;
+    let s = plane.wait_phase("long", phase::FAILED).await;
     let main = main_status(&s);
     assert_eq!(
         main.container_id, first_id,
@@ -643,7 +651,7 @@ async fn a_log_past_its_cap_is_rotated_and_logs_show_the_latest_output_in_order(
     let plane = Plane::start().await;
     let script = "i=0; while [ $i -lt 1000 ]; do echo line-$i; i=$((i+1)); done; echo line-end";
     plane.create(pod("chatty", &image.tag, "", script)).await;
-    plane.wait_phase("chatty", "Succeeded").await;
+    plane.wait_phase("chatty", phase::SUCCEEDED).await;
     let full: String = (0..1000)
         .map(|i| format!("line-{i}\n"))
         .chain(["line-end\n".to_string()])
