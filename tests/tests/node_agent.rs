@@ -521,6 +521,8 @@ async fn the_docker_runtime_fails_a_pod_whose_image_is_not_present_with_err_imag
     if let Some(spec) = p.as_pod().and_then(|p| p.spec.clone()) {
         let mut spec = spec;
         spec.containers[0].image = "bosun.invalid/no-such-image:never".into();
+        // Only Never refuses a missing image; IfNotPresent (this tag's default) pulls it.
+        spec.containers[0].image_pull_policy = "Never".into();
         let mut pod = p.into_pod().expect("pod");
         pod.spec = Some(spec);
         p = pod.into();

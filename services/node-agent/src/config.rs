@@ -9,7 +9,7 @@ use std::time::Duration;
 pub enum RuntimeKind {
     /// Each container's command as a local process (the default).
     Process,
-    /// Containers through the `docker` CLI (images must be present locally).
+    /// Containers through the Docker Engine API (images pulled per imagePullPolicy).
     Docker,
     /// Simulated pods: run for `bosun.dev/sim-duration`, exit with `bosun.dev/sim-exit-code`.
     Sim,

@@ -74,7 +74,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
 
     let runtime: Arc<dyn runtime::Runtime> = match (config.is_sim(), config.runtime) {
         (true, _) => Arc::new(runtime::sim::SimRuntime),
-        (false, RuntimeKind::Docker) => Arc::new(runtime::docker::DockerRuntime::new(data_dir)),
+        (false, RuntimeKind::Docker) => Arc::new(runtime::docker::DockerRuntime::new(
+            data_dir,
+            config.log_max_bytes,
+            config.backoff_base,
+            config.backoff_cap,
+        )),
         (false, _) => Arc::new(runtime::process::ProcessRuntime::new(
             data_dir,
             config.log_max_bytes,

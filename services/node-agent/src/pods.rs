@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::node::now;
 use crate::plan::{self, CtrState};
 use crate::probe;
-use crate::runtime::{self, ContainerSpec, Instance, PodPlace, Runtime};
+use crate::runtime::{self, ContainerSpec, Instance, PodPlace, Runtime, RuntimeError};
 
 /// The grace period when neither the deletion nor the pod gives one (Kubernetes' default).
 const DEFAULT_GRACE_SECONDS: i64 = 30;
@@ -362,6 +362,7 @@ impl Worker {
                 pod_key: key.clone(),
                 name: c.name.clone(),
                 image: c.image.clone(),
+                image_pull_policy: c.image_pull_policy.clone(),
                 command: c.command.clone(),
                 args: c.args.clone(),
                 env,
@@ -613,6 +614,22 @@ impl Worker {
                             .await;
                         }
                         i
+                    }
+                    // Not startable yet (image pull): wait with the runtime's reason, try again.
+                    Err(RuntimeError::Waiting {
+                        reason,
+                        message,
+                        retry_in,
+                    }) => {
+                        let msg = format!("Error: {reason}: {message}");
+                        self.event(EventType::Warning, "Failed", &msg).await;
+                        let c = self.ctr(init, idx);
+                        c.restart_at = Some(Instant::now() + retry_in);
+                        c.status.state = Some(v1::ContainerState {
+                            waiting: Some(v1::ContainerStateWaiting { reason, message }),
+                            ..Default::default()
+                        });
+                        return Ok(());
                     }
                     Err(err) => {
                         let msg = err.to_string();

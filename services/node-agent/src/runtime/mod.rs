@@ -1,11 +1,15 @@
 //! Container runtimes behind one trait: `process` (local processes, the default), `docker`
-//! (the `docker` CLI) and `sim` (pods that only pretend to run, for tests and benchmarks).
+//! (the Docker Engine API) and `sim` (pods that only pretend to run, for tests and
+//! benchmarks).
 //!
 //! A runtime starts a container instance ([`Runtime::start`]), finds one a previous agent
 //! left running ([`Runtime::adopt`]), and names its log files ([`Runtime::log_paths`]); an
-//! [`Instance`] is waited for and stopped with a grace period.
+//! [`Instance`] is waited for and stopped with a grace period. A container that cannot
+//! start *yet* (its image pull failed) is [`RuntimeError::Waiting`]: the worker shows the
+//! reason in the container's waiting state and calls `start` again after `retry_in`.
 
 pub mod docker;
+pub mod image;
 pub mod process;
 pub mod sim;
 
@@ -24,6 +28,8 @@ pub struct ContainerSpec {
     pub pod_key: String,
     pub name: String,
     pub image: String,
+    /// `imagePullPolicy` as the pod names it (empty: the API's default for the image).
+    pub image_pull_policy: String,
     pub command: Vec<String>,
     pub args: Vec<String>,
     /// The environment, resolved (valueFrom included), in order.
@@ -61,6 +67,15 @@ pub enum RuntimeError {
     },
     #[error("cannot start the container: {0}")]
     Start(String),
+    /// Not started yet, and no attempt counts as a start: the container waits with
+    /// `reason` (ErrImagePull, ImagePullBackOff, ErrImageNeverPull) and `message`, and
+    /// `start` is called again after `retry_in`.
+    #[error("{reason}: {message}")]
+    Waiting {
+        reason: String,
+        message: String,
+        retry_in: Duration,
+    },
 }
 
 /// Where a container's output is kept.
