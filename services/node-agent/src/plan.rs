@@ -37,7 +37,16 @@ pub fn backoff_delay(restarts: i32, base: Duration, cap: Duration) -> Duration {
 
 /// The pod phase from its containers' states (Kubernetes' getPhase): Running while any runs
 /// or will restart; once all are terminated, Failed if any failed, else Succeeded.
-pub fn pod_phase(containers: &[CtrState], initialized: bool) -> &'static str {
+///
+/// A `stopped` pod (deleted, its containers stopped) is terminal whatever its containers
+/// did: Succeeded only if it was initialized and every container exited 0, else Failed.
+pub fn pod_phase(containers: &[CtrState], initialized: bool, stopped: bool) -> &'static str {
+    if stopped {
+        let all_succeeded = initialized
+            && !containers.is_empty()
+            && containers.iter().all(|c| *c == CtrState::Terminated(0));
+        return if all_succeeded { "Succeeded" } else { "Failed" };
+    }
     if !initialized || containers.is_empty() {
         return "Pending";
     }
@@ -192,7 +201,7 @@ mod tests {
             (vec![Terminated(0), Terminated(0)], true, "Succeeded"),
             (vec![Terminated(0), Terminated(3)], true, "Failed"),
         ] {
-            assert_eq!(pod_phase(&states, initialized), want, "{states:?}");
+            assert_eq!(pod_phase(&states, initialized, false), want, "{states:?}");
         }
     }
 

@@ -320,6 +320,8 @@ struct Worker {
     message: String,
     /// A pod-level failure (refusal, deadline) overriding the computed phase.
     failed: bool,
+    /// The pod was deleted and its containers stopped: its phase is terminal.
+    stopped: bool,
     last_written: Option<v1::PodStatus>,
     /// The pod as this worker's last status write left it: the base of the next write when
     /// the watch has not delivered anything newer (a write based on the watched copy alone
@@ -432,6 +434,7 @@ impl Worker {
             reason: String::new(),
             message: String::new(),
             failed: false,
+            stopped: false,
             last_written: None,
             written_pod: None,
             tx,
@@ -946,6 +949,13 @@ impl Worker {
         let grace = self.grace();
         tracing::info!(grace = ?grace, "pod marked for deletion: stopping its containers");
         self.stop_all(grace).await;
+        // The kubelet's order: the final status first (a terminal phase, the containers
+        // terminated with their exit codes), so whoever waits on the pod (the Job controller
+        // with `podReplacementPolicy: Failed`) sees how it ended; only then the delete.
+        self.stopped = true;
+        if !self.write().await {
+            return End::Gone;
+        }
         self.finish_delete().await;
         End::Gone
     }
@@ -1001,7 +1011,7 @@ impl Worker {
             return "Failed";
         }
         let states: Vec<CtrState> = self.main.iter().map(|c| c.state).collect();
-        plan::pod_phase(&states, self.initialized)
+        plan::pod_phase(&states, self.initialized, self.stopped)
     }
 
     fn set_counted(&mut self, running: bool) {
