@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bosun_api::v1::{self, Kind, Object};
 use bosun_api::vocab::phase;
+use bosun_runtime::client::ClientError;
 use tokio::time::Instant;
 
 use super::{Ctx, meta};
@@ -97,6 +98,17 @@ pub(super) fn merged(stored: &v1::PodStatus, status: &v1::PodStatus) -> v1::PodS
     s.nominated_node_name = stored.nominated_node_name.clone();
     s.qos_class = stored.qos_class.clone();
     s
+}
+
+/// Why a status write was given up.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum WriteError {
+    /// The broker refused the update for good (say, invalid).
+    #[error("the broker refused the status update: {0}")]
+    Refused(#[source] ClientError),
+    /// Every quick try met a conflict or an unavailable broker.
+    #[error("{ATTEMPTS} tries failed (conflicts or the broker unavailable); the last: {0}")]
+    OutOfTries(#[source] ClientError),
 }
 
 /// What came of a write.
@@ -196,21 +208,26 @@ impl StatusWriter {
         ctx: &Ctx,
         watched: &v1::Pod,
         status: &v1::PodStatus,
-    ) -> Result<Option<Object>, String> {
+    ) -> Result<Option<Object>, WriteError> {
         let version = |p: &v1::Pod| meta(p).resource_version.parse::<i64>().unwrap_or(0);
         let mut pod = match self.written_pod.take() {
             Some(w) if meta(&w).uid == self.uid && version(&w) > version(watched) => w,
             _ => watched.clone(),
         };
-        let mut last_err = String::new();
-        for _ in 0..ATTEMPTS {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let stored = pod.status.clone().unwrap_or_default();
             pod.status = Some(merged(&stored, status));
             match ctx.broker.update_status(Object::from(pod.clone())).await {
                 Ok(written) => return Ok(Some(written)),
                 Err(e) if e.is_not_found() => return Ok(None),
-                Err(e) if e.is_conflict() || e.is_transient() => {
-                    last_err = e.to_string();
+                Err(e) if !(e.is_conflict() || e.is_transient()) => {
+                    return Err(WriteError::Refused(e));
+                }
+                Err(e) if attempt >= ATTEMPTS => return Err(WriteError::OutOfTries(e)),
+                Err(e) => {
+                    tracing::debug!(err = %e, attempt, "pod status update failed; re-reading the pod");
                     let m = meta(&pod);
                     match ctx.broker.get_opt(Kind::Pod, &m.namespace, &m.name).await {
                         Ok(Some(o)) => match o.into_pod() {
@@ -220,15 +237,12 @@ impl StatusWriter {
                         Ok(None) => return Ok(None),
                         Err(err) => {
                             tracing::debug!(%err, "re-reading the pod failed");
-                            last_err = err.to_string();
                             tokio::time::sleep(REREAD_PAUSE).await;
                         }
                     }
                 }
-                Err(err) => return Err(err.to_string()),
             }
         }
-        Err(format!("{ATTEMPTS} tries failed; the last: {last_err}"))
     }
 }
 
