@@ -1,9 +1,13 @@
-//! The pod lifecycle decisions, as pure functions (the worker in `pods.rs` only acts on
-//! them): whether a container restarts, its back-off, the pod's phase and its conditions.
+//! The pod lifecycle decisions, as pure functions (the pod worker in `pods/worker.rs` only
+//! acts on them): what becomes of a container that exited (restart after a back-off, or
+//! stay terminated), where the init sequence stands, the activeDeadlineSeconds, the pod's
+//! phase and conditions, a stopped container's final state, and when a status write that
+//! ran out of retries is tried again.
 
 use std::time::Duration;
 
 use bosun_api::v1;
+use bosun_api::vocab::{condition, phase, policy, status};
 
 /// What happened to one container, as far as the phase is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +25,8 @@ pub enum CtrState {
 /// Whether a container that exited with `exit_code` restarts under `restart_policy`.
 pub fn should_restart(restart_policy: &str, exit_code: i32) -> bool {
     match restart_policy {
-        "Never" => false,
-        "OnFailure" => exit_code != 0,
+        policy::NEVER => false,
+        policy::ON_FAILURE => exit_code != 0,
         // Always, and the empty default.
         _ => true,
     }
@@ -37,9 +41,22 @@ pub fn backoff_delay(restarts: i32, base: Duration, cap: Duration) -> Duration {
 
 /// The pod phase from its containers' states (Kubernetes' getPhase): Running while any runs
 /// or will restart; once all are terminated, Failed if any failed, else Succeeded.
-pub fn pod_phase(containers: &[CtrState], initialized: bool) -> &'static str {
+///
+/// A `stopped` pod (deleted, its containers stopped) is terminal whatever its containers
+/// did: Succeeded only if it was initialized and every container exited 0, else Failed.
+pub fn pod_phase(containers: &[CtrState], initialized: bool, stopped: bool) -> &'static str {
+    if stopped {
+        let all_succeeded = initialized
+            && !containers.is_empty()
+            && containers.iter().all(|c| *c == CtrState::Terminated(0));
+        return if all_succeeded {
+            phase::SUCCEEDED
+        } else {
+            phase::FAILED
+        };
+    }
     if !initialized || containers.is_empty() {
-        return "Pending";
+        return phase::PENDING;
     }
     let mut all_terminated = true;
     let mut any_started = false;
@@ -58,10 +75,10 @@ pub fn pod_phase(containers: &[CtrState], initialized: bool) -> &'static str {
         }
     }
     match (all_terminated, failed, any_started) {
-        (true, true, _) => "Failed",
-        (true, false, _) => "Succeeded",
-        (false, _, true) => "Running",
-        (false, _, false) => "Pending",
+        (true, true, _) => phase::FAILED,
+        (true, false, _) => phase::SUCCEEDED,
+        (false, _, true) => phase::RUNNING,
+        (false, _, false) => phase::PENDING,
     }
 }
 
@@ -80,7 +97,7 @@ pub fn conditions(
 ) -> Vec<v1::Condition> {
     let cond = |ty: &str, ok: bool, reason: &str| v1::Condition {
         r#type: ty.to_string(),
-        status: if ok { "True" } else { "False" }.to_string(),
+        status: if ok { status::TRUE } else { status::FALSE }.to_string(),
         last_transition_time: now.to_string(),
         reason: if ok {
             String::new()
@@ -90,7 +107,7 @@ pub fn conditions(
         ..Default::default()
     };
     // A finished pod's containers are not ready; Kubernetes says PodCompleted.
-    let done = phase == "Succeeded" || phase == "Failed";
+    let done = phase == self::phase::SUCCEEDED || phase == self::phase::FAILED;
     let ready = containers_ready && !done;
     let not_ready_reason = if done {
         "PodCompleted"
@@ -99,7 +116,7 @@ pub fn conditions(
     };
     vec![
         cond(
-            "Initialized",
+            condition::INITIALIZED,
             initialized,
             if done {
                 "PodCompleted"
@@ -107,8 +124,8 @@ pub fn conditions(
                 "ContainersNotInitialized"
             },
         ),
-        cond("ContainersReady", ready, not_ready_reason),
-        cond("Ready", ready, not_ready_reason),
+        cond(condition::CONTAINERS_READY, ready, not_ready_reason),
+        cond(condition::READY, ready, not_ready_reason),
     ]
 }
 
@@ -140,9 +157,92 @@ pub fn parse_sim_duration(s: &str) -> Option<Duration> {
     crate::config::parse_duration(s).ok()
 }
 
-/// Whether an activeDeadlineSeconds has passed, `elapsed` after the pod started.
-pub fn deadline_exceeded(active_deadline_seconds: Option<i64>, elapsed: Duration) -> bool {
-    matches!(active_deadline_seconds, Some(d) if d >= 0 && elapsed >= Duration::from_secs(d as u64))
+/// How long after its start the pod may stay active (activeDeadlineSeconds); `None`
+/// without a deadline (or a negative one, which the API refuses anyway).
+pub fn active_deadline(active_deadline_seconds: Option<i64>) -> Option<Duration> {
+    active_deadline_seconds
+        .filter(|d| *d >= 0)
+        .map(|d| Duration::from_secs(d as u64))
+}
+
+/// What becomes of a container that exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It starts again after this back-off (its state shows CrashLoopBackOff meanwhile).
+    Restart(Duration),
+    /// It stays terminated with its exit code.
+    Stay,
+}
+
+/// What becomes of a container that exited with `exit_code` after `restarts` restarts.
+/// An init container restarts when it failed, unless restartPolicy is Never (Kubernetes:
+/// init containers must succeed, so OnFailure and Always both retry them); an app container
+/// follows [`should_restart`]. The back-off is [`backoff_delay`].
+pub fn on_exit(
+    init: bool,
+    restart_policy: &str,
+    exit_code: i32,
+    restarts: i32,
+    base: Duration,
+    cap: Duration,
+) -> Exit {
+    let restart = if init {
+        exit_code != 0 && restart_policy != policy::NEVER
+    } else {
+        should_restart(restart_policy, exit_code)
+    };
+    if restart {
+        Exit::Restart(backoff_delay(restarts, base, cap))
+    } else {
+        Exit::Stay
+    }
+}
+
+/// Where the init sequence stands, given the current init container's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitStep {
+    /// It runs, waits to start, or waits for its back-off: keep waiting.
+    Wait,
+    /// It succeeded: start the next one (or the app containers).
+    Next,
+    /// It failed for good: the pod fails (`Init:Error`).
+    Fail,
+}
+
+/// Where the init sequence stands once the current init container is in `state`.
+pub fn init_step(state: CtrState) -> InitStep {
+    match state {
+        CtrState::Terminated(0) => InitStep::Next,
+        CtrState::Terminated(_) => InitStep::Fail,
+        CtrState::Waiting | CtrState::Running | CtrState::BackOff => InitStep::Wait,
+    }
+}
+
+/// A container's state once the pod's containers were stopped and `exited` (its exit code,
+/// if it reported one while stopping) is known. A container waiting for its back-off ends
+/// with the code of its last run (`last_exit`); one that never ran stays `Waiting` (the pod
+/// then counts as failed, see [`pod_phase`]).
+pub fn stopped_state(state: CtrState, exited: Option<i32>, last_exit: Option<i32>) -> CtrState {
+    match (state, exited) {
+        (_, Some(code)) => CtrState::Terminated(code),
+        (CtrState::BackOff, None) => last_exit.map_or(CtrState::Waiting, CtrState::Terminated),
+        (other, None) => other,
+    }
+}
+
+/// The first pause before a status write that ran out of retries is tried again.
+pub const STATUS_RETRY_BASE: Duration = Duration::from_secs(1);
+/// The longest pause between such tries.
+pub const STATUS_RETRY_CAP: Duration = Duration::from_secs(30);
+
+/// The pause before trying again a status write that failed `failures` times in a row
+/// (after its own quick retries): doubling from [`STATUS_RETRY_BASE`] to [`STATUS_RETRY_CAP`].
+pub fn status_retry_delay(failures: u32) -> Duration {
+    backoff_delay(
+        failures.saturating_sub(1).min(30) as i32,
+        STATUS_RETRY_BASE,
+        STATUS_RETRY_CAP,
+    )
 }
 
 #[cfg(test)]
@@ -192,7 +292,7 @@ mod tests {
             (vec![Terminated(0), Terminated(0)], true, "Succeeded"),
             (vec![Terminated(0), Terminated(3)], true, "Failed"),
         ] {
-            assert_eq!(pod_phase(&states, initialized), want, "{states:?}");
+            assert_eq!(pod_phase(&states, initialized, false), want, "{states:?}");
         }
     }
 
@@ -232,9 +332,199 @@ mod tests {
     }
 
     #[test]
-    fn the_deadline_counts_from_the_start() {
-        assert!(!deadline_exceeded(None, Duration::from_secs(100)));
-        assert!(!deadline_exceeded(Some(5), Duration::from_secs(4)));
-        assert!(deadline_exceeded(Some(5), Duration::from_secs(5)));
+    fn the_active_deadline_is_the_spec_seconds() {
+        for (name, spec, want) in [
+            ("no deadline", None, None),
+            ("negative is none", Some(-1), None),
+            ("zero is at once", Some(0), Some(0)),
+            ("seconds", Some(5), Some(5)),
+        ] {
+            assert_eq!(
+                active_deadline(spec),
+                want.map(Duration::from_secs),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_exit_restarts_or_stays_by_kind_and_policy() {
+        let (base, cap) = (Duration::from_secs(10), Duration::from_secs(300));
+        let restart = |s| Exit::Restart(Duration::from_secs(s));
+        for (name, init, policy, code, restarts, want) in [
+            (
+                "app, Always, success restarts",
+                false,
+                "Always",
+                0,
+                0,
+                restart(10),
+            ),
+            (
+                "app, default policy is Always",
+                false,
+                "",
+                1,
+                0,
+                restart(10),
+            ),
+            ("app, back-off doubles", false, "Always", 1, 2, restart(40)),
+            (
+                "app, back-off is capped",
+                false,
+                "Always",
+                1,
+                9,
+                restart(300),
+            ),
+            (
+                "app, OnFailure success stays",
+                false,
+                "OnFailure",
+                0,
+                0,
+                Exit::Stay,
+            ),
+            (
+                "app, OnFailure failure restarts",
+                false,
+                "OnFailure",
+                2,
+                1,
+                restart(20),
+            ),
+            ("app, Never failure stays", false, "Never", 2, 0, Exit::Stay),
+            (
+                "init, success never restarts",
+                true,
+                "Always",
+                0,
+                0,
+                Exit::Stay,
+            ),
+            (
+                "init, failure restarts under Always",
+                true,
+                "Always",
+                1,
+                0,
+                restart(10),
+            ),
+            (
+                "init, failure restarts under OnFailure",
+                true,
+                "OnFailure",
+                1,
+                1,
+                restart(20),
+            ),
+            (
+                "init, failure under Never stays",
+                true,
+                "Never",
+                1,
+                0,
+                Exit::Stay,
+            ),
+        ] {
+            assert_eq!(
+                on_exit(init, policy, code, restarts, base, cap),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_init_sequence_waits_goes_on_or_fails() {
+        for (name, state, want) in [
+            ("not started", Waiting, InitStep::Wait),
+            ("running", Running, InitStep::Wait),
+            ("in back-off after a failure", BackOff, InitStep::Wait),
+            ("succeeded", Terminated(0), InitStep::Next),
+            ("failed for good", Terminated(1), InitStep::Fail),
+            ("killed", Terminated(137), InitStep::Fail),
+        ] {
+            assert_eq!(init_step(state), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_stopped_container_ends_with_the_code_it_reported_or_its_last_one() {
+        for (name, state, exited, last, want) in [
+            (
+                "exited while stopping",
+                Running,
+                Some(143),
+                None,
+                Terminated(143),
+            ),
+            (
+                "exited 0 while stopping",
+                Running,
+                Some(0),
+                None,
+                Terminated(0),
+            ),
+            (
+                "in back-off: its last run",
+                BackOff,
+                None,
+                Some(1),
+                Terminated(1),
+            ),
+            ("in back-off without a record", BackOff, None, None, Waiting),
+            ("never ran", Waiting, None, None, Waiting),
+            (
+                "already terminated",
+                Terminated(2),
+                None,
+                None,
+                Terminated(2),
+            ),
+            ("no exit reported in time", Running, None, None, Running),
+        ] {
+            assert_eq!(stopped_state(state, exited, last), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_stopped_pod_is_terminal() {
+        for (name, states, initialized, want) in [
+            (
+                "every container exited 0",
+                vec![Terminated(0)],
+                true,
+                "Succeeded",
+            ),
+            (
+                "one exited 143",
+                vec![Terminated(0), Terminated(143)],
+                true,
+                "Failed",
+            ),
+            (
+                "one never ran",
+                vec![Terminated(0), Waiting],
+                true,
+                "Failed",
+            ),
+            ("one gave no exit", vec![Running], true, "Failed"),
+            ("stopped during init", vec![Terminated(0)], false, "Failed"),
+            ("no containers", vec![], true, "Failed"),
+        ] {
+            assert_eq!(pod_phase(&states, initialized, true), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn status_write_retries_back_off_from_one_second_to_thirty() {
+        for (failures, want) in [(0, 1), (1, 1), (2, 2), (3, 4), (5, 16), (6, 30), (1000, 30)] {
+            assert_eq!(
+                status_retry_delay(failures),
+                Duration::from_secs(want),
+                "{failures}"
+            );
+        }
     }
 }
