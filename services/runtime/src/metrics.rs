@@ -416,7 +416,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
     tokio::net::TcpListener::bind(addr).await.map_err(|err| {
         std::io::Error::new(
             err.kind(),
-            format!("cannot serve metrics on {addr}: {err} (is another service using that port? pick one with --metrics-addr)"),
+            format!("cannot serve metrics on {addr}: {err} (is another service using that port? pick another with --metrics-listen)"),
         )
     })
 }
@@ -658,10 +658,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn shutdown_is_not_held_up_by_an_idle_keep_alive_connection_or_a_silent_client() {
+        let m = Metrics::new();
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(serve(listener, m, shutdown.clone()));
+
+        // A client that connected and never sent a byte (accepted before the next one, whose
+        // answer shows the accept loop got past it).
+        let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // One scrape answered, the connection kept open.
+        let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+        kept.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        kept.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+
+        shutdown.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), server)
+            .await
+            .expect("the server stops though connections are open")
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
     async fn binding_a_taken_port_names_the_address() {
         let held = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = held.local_addr().unwrap();
         let err = bind(addr).await.unwrap_err();
         assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        assert!(err.to_string().contains("--metrics-listen"), "{err}");
     }
 }
