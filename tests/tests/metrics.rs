@@ -6,7 +6,7 @@
 //! serving metrics on its own port; one Job runs to completion first, so the families that
 //! appear on first use (labelled by method, controller, kind...) are there to check.
 //!
-//! Needs `python3` with `prometheus_client` (scripts/deps.sh installs it; `BOSUN_PYTHON`
+//! Needs `python3` with `prometheus_client` (`scripts/deps.sh --test` installs it; `BOSUN_PYTHON`
 //! names another interpreter).
 
 use std::collections::BTreeMap;
@@ -31,7 +31,7 @@ try:
     from prometheus_client.parser import text_string_to_metric_families as parse_text
     from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 except ImportError as e:
-    print(f"python package prometheus_client is missing ({e}): run scripts/deps.sh, or pip install prometheus-client", file=sys.stderr)
+    print(f"python package prometheus_client is missing ({e}): run scripts/deps.sh --test, or pip install prometheus-client", file=sys.stderr)
     sys.exit(3)
 out = {}
 for scrape in json.load(sys.stdin):
@@ -147,7 +147,7 @@ async fn parse(scrapes: &[Value]) -> Value {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {python} ({e}): run scripts/deps.sh"));
+        .unwrap_or_else(|e| panic!("cannot run {python} ({e}): run scripts/deps.sh --test"));
     let input = serde_json::to_vec(scrapes).expect("json");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(&input).await.expect("write to python");
