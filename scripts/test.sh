@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bosun's one test command, for a fresh machine: installs what the build and the tests need
-# (etcd from Debian's packages, protoc for etcd-client's build script), then runs the format
+# (etcd from Debian's packages, protoc for etcd-client's build script, the Python
+# prometheus_client parser for the metrics test), then runs the format
 # and lint checks, every test (unit, integration and end-to-end against a real etcd), a
 # one-shot run of each benchmark at a tiny size, and the docker-compose smoke test.
 #
@@ -9,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh
+scripts/deps.sh --test
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
