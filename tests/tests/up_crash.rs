@@ -2,7 +2,8 @@
 //! (`sleep 3600`) on one local node and is killed with SIGKILL; its etcd and every process of
 //! the pod's process group must be gone within a deadline, and a second `up` on the same data
 //! folder and the same ports must start and run pods. A second `up` while the first still
-//! runs must say which process to stop.
+//! runs must say which process to stop. When even the watchers that clean up after `up` are
+//! killed with it, the next `up` stops the etcd the dead one recorded and takes over its pods.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -194,6 +195,55 @@ fn pod_group(dir: &Path) -> Option<u32> {
     None
 }
 
+/// The lifeline watchers `parent` started (`sh` processes named `bosun-lifeline (...)`).
+fn lifelines_of(parent: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|(pid, f)| {
+            f[1] == parent.to_string()
+                && std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("bosun-lifeline"))
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Sends `signal` to `pid`.
+fn signal(signal: &str, pid: u32) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+/// Starts `up` with a `sleep 3600` pod and waits until it runs; returns `up`, its etcd's pid
+/// and the pod's process group.
+async fn up_with_a_sleeping_pod(dir: &Path, data: &Path, ports: Ports) -> (Up, u32, u32) {
+    let sleeper = pod_manifest(dir, "sleeper", "sleep 3600");
+    let broker = format!("http://{}", ports.broker);
+    let mut up = Up::start(data, ports, &sleeper);
+    up.wait_ready().await;
+    eventually(Duration::from_secs(60), || async {
+        pod_phase(&broker, "sleeper").await.as_deref() == Some(phase::RUNNING)
+    })
+    .await;
+    let etcd = etcd_of(up.pid()).expect("up runs etcd as its child");
+    let pgid = pod_group(data).expect("the pod's shim pid is recorded");
+    assert!(!group_members(pgid).is_empty(), "the pod's processes run");
+    (up, etcd, pgid)
+}
+
+/// Stops `up` with SIGTERM; it must exit 0 within 30 s.
+async fn terminate(mut up: Up) {
+    signal("TERM", up.pid());
+    let status = tokio::time::timeout(Duration::from_secs(30), up.child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("bosun up ignored SIGTERM;\n{}", up.printed()))
+        .expect("reaped");
+    assert!(status.success(), "{status};\n{}", up.printed());
+}
+
 async fn pod_phase(broker: &str, name: &str) -> Option<String> {
     let client = Broker::connect(broker).await.ok()?;
     let pod = client.get_opt(Kind::Pod, "default", name).await.ok()??;
@@ -223,20 +273,10 @@ async fn nothing_outlives_a_killed_up_and_the_next_up_takes_over() {
     let dir = temp_dir("up-crash");
     let data = dir.join("data");
     let ports = Ports::free();
-    let sleeper = pod_manifest(&dir, "sleeper", "sleep 3600");
     let broker = format!("http://{}", ports.broker);
-
-    let mut first = Up::start(&data, ports, &sleeper);
-    first.wait_ready().await;
-    eventually(Duration::from_secs(60), || async {
-        pod_phase(&broker, "sleeper").await.as_deref() == Some(phase::RUNNING)
-    })
-    .await;
+    let (mut first, etcd, pgid) = up_with_a_sleeping_pod(&dir, &data, ports).await;
     let up_pid = first.pid();
-    let etcd = etcd_of(up_pid).expect("up runs etcd as its child");
-    let pgid = pod_group(&data).expect("the pod's shim pid is recorded");
     let _leftovers = Leftovers(vec![etcd], vec![pgid]);
-    assert!(!group_members(pgid).is_empty(), "the pod's processes run");
 
     // While it runs, a second `up` on the same folder names it and how to stop it.
     let second = Command::new(bosun_binary())
@@ -280,16 +320,56 @@ async fn nothing_outlives_a_killed_up_and_the_next_up_takes_over() {
     let next_etcd = etcd_of(next.pid()).expect("the next up runs etcd");
 
     // SIGTERM stops everything and exits 0.
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &next.pid().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(term.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), next.child.wait())
-        .await
-        .unwrap_or_else(|_| panic!("bosun up ignored SIGTERM;\n{}", next.printed()))
-        .expect("reaped");
-    assert!(status.success(), "{status};\n{}", next.printed());
+    terminate(next).await;
     eventually(Duration::from_secs(20), || async { !alive(next_etcd) }).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn when_its_watchers_die_too_the_next_up_stops_what_the_dead_one_left() {
+    let dir = temp_dir("up-takeover");
+    let data = dir.join("data");
+    let ports = Ports::free();
+    let broker = format!("http://{}", ports.broker);
+    let (mut first, etcd, pgid) = up_with_a_sleeping_pod(&dir, &data, ports).await;
+    let _leftovers = Leftovers(vec![etcd], vec![pgid]);
+
+    // Everything that could clean up dies at once: the watchers first, then `up`.
+    let watchers = lifelines_of(first.pid());
+    assert!(
+        watchers.len() >= 2,
+        "etcd's and the node's lifelines: {watchers:?}"
+    );
+    for pid in watchers {
+        signal("KILL", pid);
+    }
+    first.child.start_kill().expect("SIGKILL");
+    first.child.wait().await.expect("reaped");
+    assert!(
+        alive(etcd),
+        "etcd is left running (the case to take over from)"
+    );
+
+    // The next `up` on the folder stops that etcd, starts its own on the same ports, and
+    // re-adopts the pod, which then stops with it.
+    let hello = pod_manifest(&dir, "hello", "echo hello");
+    let mut next = Up::start(&data, ports, &hello);
+    next.wait_ready().await;
+    assert!(!alive(etcd), "the leftover etcd still runs");
+    assert!(
+        next.printed()
+            .contains(&format!("stopped the etcd it left running (pid {etcd})")),
+        "{}",
+        next.printed()
+    );
+    eventually(Duration::from_secs(60), || async {
+        pod_phase(&broker, "hello").await.as_deref() == Some(phase::SUCCEEDED)
+    })
+    .await;
+    terminate(next).await;
+    eventually(Duration::from_secs(20), || async {
+        group_members(pgid).is_empty()
+    })
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
 }

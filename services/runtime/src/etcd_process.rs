@@ -307,7 +307,7 @@ pub async fn kill_leftover(pid: u32, data_dir: &Path) -> std::io::Result<bool> {
         .success();
     if killed {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        while crate::lifeline::alive(pid) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tracing::info!(pid, data_dir = %data_dir.display(), "killed the etcd a previous owner left running");

@@ -137,6 +137,24 @@ impl Drop for Lifeline {
     }
 }
 
+/// Whether `pid` is a live process: one of its threads still runs. A zombie is not: it
+/// has ended and only waits for its parent to reap it (an orphan's new parent may never do
+/// so). Every thread is looked at because a thread-group leader that ended before its
+/// other threads already shows as a zombie while they still hold the process's files and
+/// sockets (a SIGKILLed etcd, for a few milliseconds).
+pub fn alive(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the `(comm)` field.
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +181,15 @@ mod tests {
     }
 
     const TOUCH: &str = "touch \"$1\"";
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_child_is_not() {
+        assert!(alive(std::process::id()));
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!alive(pid));
+    }
 
     #[test]
     fn a_dropped_lifeline_runs_its_script() {
@@ -192,7 +219,7 @@ mod tests {
         let pid = lifeline.watcher_pid().unwrap();
         lifeline.disarm();
         // disarm waited for the watcher: it is gone, and it did not touch the file.
-        assert!(!Path::new(&format!("/proc/{pid}")).exists());
+        assert!(!alive(pid));
         assert!(!mark.exists());
         let _ = std::fs::remove_dir_all(&dir);
     }

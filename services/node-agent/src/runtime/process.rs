@@ -211,16 +211,7 @@ struct ProcessInstance {
 }
 
 /// Whether `pid` is a live (not zombie) process.
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the `(comm)` field.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
-}
+pub use bosun_runtime::lifeline::alive;
 
 fn read_exit_code(dir: &Path) -> Option<i32> {
     std::fs::read_to_string(dir.join("exit_code"))
