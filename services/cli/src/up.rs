@@ -33,9 +33,10 @@ use crate::Ctx;
 use crate::apply::{self, DryRun, Mode};
 
 /// `bosun up` flags.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct UpArgs {
-    /// Where etcd keeps its data.
+    /// Where etcd and the local nodes keep their data, and `up.lock` says which `bosun up`
+    /// runs on it (one at a time).
     #[arg(long, env = "BOSUN_DATA_DIR", default_value = ".bosun")]
     pub data_dir: PathBuf,
     /// The broker's gRPC address.
@@ -112,7 +113,10 @@ pub fn port_holder(addr: SocketAddr) -> Option<(u32, String)> {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
         let listening = *state == "0A";
-        (listening && proc_net_addr(local)? == addr).then(|| inode.to_string())
+        let bound = proc_net_addr(local)?;
+        // A listener on 0.0.0.0 (or ::) holds the port on every address.
+        let covers = bound == addr || (bound.ip().is_unspecified() && bound.port() == addr.port());
+        (listening && covers).then(|| inode.to_string())
     })?;
     let socket = format!("socket:[{inode}]");
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -633,6 +637,126 @@ mod tests {
             text.contains("no Job controller (--no-job-controller)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn each_service_starts_from_its_own_defaults() {
+        let dir = std::path::Path::new(".bosun");
+        let a = args(dir, &["--nodes", "2"]);
+        let s = Services::new(&a);
+        let url = format!("http://{}", a.listen);
+        assert_eq!(
+            s.scheduler.workers,
+            bosun_scheduler::Config::default().workers
+        );
+        assert_eq!(s.gc.workers, bosun_gc::Config::default().workers);
+        assert_eq!(
+            s.broker.window_events,
+            bosun_broker::Config::default().window_events
+        );
+        assert_eq!(
+            (s.broker.listen, s.broker.metrics_listen),
+            (a.listen, Some(a.metrics_listen))
+        );
+        assert_eq!(
+            s.broker.etcd_endpoints,
+            vec![format!("http://{}", a.etcd_client)]
+        );
+        assert_eq!(s.scheduler.server, url);
+        assert_eq!(
+            s.job_controller.as_ref().map(|j| j.server.as_str()),
+            Some(url.as_str())
+        );
+        let defaults = bosun_node_agent::Config::default();
+        for (node, name) in s.nodes.iter().zip(["node-1", "node-2"]) {
+            assert_eq!(node.name.as_deref(), Some(name));
+            assert_eq!(node.data_dir, Some(dir.join("nodes").join(name)));
+            assert!(node.pods_die_with_agent, "pods are part of the plane");
+            assert_eq!(node.heartbeat_interval, defaults.heartbeat_interval);
+            assert_eq!(node.listen, defaults.listen);
+        }
+        assert!(s.validate().is_ok());
+        let s = Services::new(&args(dir, &["--no-job-controller"]));
+        assert!(s.job_controller.is_none());
+        assert_eq!(s.nodes.len(), 3);
+    }
+
+    #[test]
+    fn up_refuses_one_address_for_two_listeners() {
+        let dir = std::path::Path::new(".bosun");
+        let base = args(dir, &[]);
+        type Change = fn(&mut UpArgs);
+        let table: [(&str, Change, Option<&str>); 4] = [
+            ("all different", |_| {}, None),
+            (
+                "etcd on the broker's port",
+                |a| a.etcd_client = a.listen,
+                Some("--etcd-client"),
+            ),
+            (
+                "peers on the clients' port",
+                |a| a.etcd_peer = a.etcd_client,
+                Some("--etcd-peer"),
+            ),
+            (
+                "metrics on the broker's port",
+                |a| a.metrics_listen = a.listen,
+                Some("--metrics-listen"),
+            ),
+        ];
+        for (name, change, want) in table {
+            let mut a = base.clone();
+            change(&mut a);
+            assert_eq!(a.validate().err().map(|e| e.flag), want, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_setting_stops_up_before_anything_starts() {
+        let dir = temp_dir("badconfig");
+        let mut a = args(&dir.join("data"), &[]);
+        a.metrics_listen = a.listen;
+        let (result, _, _) = run_up(a, CancellationToken::new()).await;
+        let msg = format!("{:#}", result.unwrap_err());
+        assert!(
+            msg.contains("nothing was started") && msg.contains("--metrics-listen"),
+            "{msg}"
+        );
+        assert!(!dir.join("data").exists(), "the data folder was touched");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn proc_net_addresses_read_as_socket_addresses() {
+        let table = [
+            ("ipv4 loopback", "0100007F:0927", "127.0.0.1:2343"),
+            ("ipv4 any", "00000000:1F90", "0.0.0.0:8080"),
+            (
+                "ipv6 loopback",
+                "00000000000000000000000001000000:0050",
+                "[::1]:80",
+            ),
+        ];
+        for (name, text, want) in table {
+            assert_eq!(
+                proc_net_addr(text).map(|a| a.to_string()).as_deref(),
+                Some(want),
+                "{name}"
+            );
+        }
+        assert_eq!(proc_net_addr("garbage"), None);
+    }
+
+    #[test]
+    fn the_holder_of_a_port_is_named() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let (pid, _) = port_holder(addr).expect("our own listener is visible");
+        assert_eq!(pid, std::process::id());
+        let msg = check_port_free(addr, "the broker", "--listen")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(&format!("kill {pid}")), "{msg}");
     }
 
     /// A writer the test can read while `up` still holds it.
