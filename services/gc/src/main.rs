@@ -1,5 +1,5 @@
-//! `bosun-gc`: parses and checks its config, sets up telemetry, and runs the garbage collector until
-//! SIGINT or SIGTERM.
+//! `bosun-gc`: parses and checks its config, sets up telemetry, and runs the garbage collector
+//! until SIGINT or SIGTERM.
 
 use clap::Parser;
 

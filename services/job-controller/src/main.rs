@@ -1,5 +1,5 @@
-//! `bosun-job-controller`: parses and checks its config, sets up telemetry, and runs the Job controller
-//! until SIGINT or SIGTERM.
+//! `bosun-job-controller`: parses and checks its config, sets up telemetry, and runs the Job
+//! controller until SIGINT or SIGTERM.
 
 use clap::Parser;
 

@@ -31,7 +31,8 @@ pub use config::{Config, RuntimeKind};
 pub use error::Error;
 
 /// Runs the agent until `shutdown` is cancelled. Containers keep running when it stops: a
-/// restarted agent re-adopts them.
+/// restarted agent re-adopts them (unless `pods_die_with_agent`). The config is validated
+/// before any port is bound.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     config
         .validate()

@@ -1,5 +1,6 @@
-//! `bosun-node-agent`: parses and checks its config, sets up telemetry, and runs the agent until SIGINT
-//! or SIGTERM (its containers keep running; a restarted agent re-adopts them).
+//! `bosun-node-agent`: parses and checks its config, sets up telemetry, and runs the agent
+//! until SIGINT or SIGTERM (its containers keep running and a restarted agent re-adopts them,
+//! unless `--pods-die-with-agent`).
 
 use clap::Parser;
 

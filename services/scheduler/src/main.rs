@@ -1,5 +1,5 @@
-//! `bosun-scheduler`: parses and checks its config, sets up telemetry, and runs the scheduler and the
-//! node lifecycle controller until SIGINT or SIGTERM.
+//! `bosun-scheduler`: parses and checks its config, sets up telemetry, and runs the scheduler and
+//! the node lifecycle controller until SIGINT or SIGTERM.
 
 use clap::Parser;
 
