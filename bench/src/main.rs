@@ -21,6 +21,10 @@ mod support;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc (why: `bosun_runtime::alloc`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "bosun-bench",

@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bosun_api::vocab::DEFAULT_BROKER_LISTEN;
+use bosun_runtime::config::{InvalidConfig, parse_duration, parse_positive, require};
+
 /// Everything `bosun-broker` can be told.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -11,7 +14,7 @@ use std::time::Duration;
 )]
 pub struct Config {
     /// Where the gRPC API listens.
-    #[arg(long, env = "BOSUN_LISTEN", default_value = "127.0.0.1:7440")]
+    #[arg(long, env = "BOSUN_LISTEN", default_value = DEFAULT_BROKER_LISTEN)]
     pub listen: SocketAddr,
 
     /// etcd client endpoints, comma-separated.
@@ -51,66 +54,64 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+impl Default for Config {
+    /// Every setting at the default its flag declares (the environment is not read).
+    fn default() -> Config {
+        bosun_runtime::config::defaults()
+    }
+}
+
 impl Config {
     /// A config for `etcd_endpoint` with every other setting at its default.
     pub fn for_etcd(etcd_endpoint: &str) -> Config {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7440)),
             etcd_endpoints: vec![etcd_endpoint.to_string()],
-            window_events: 10_000,
-            subscriber_buffer: 1024,
-            bookmark_interval: Duration::from_secs(5),
-            max_object_bytes: 1_572_864,
-            write_cache_bytes: 64 << 20,
-            metrics_listen: None,
+            ..Config::default()
         }
     }
-}
 
-/// Parses a count that must be at least 1.
-pub fn parse_positive(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{s:?} is not a positive whole number")),
+    /// Refuses settings the broker cannot run with; called before any port is bound.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let endpoints = self.etcd_endpoints.join(",");
+        require(
+            self.etcd_endpoints.iter().any(|e| !e.trim().is_empty()),
+            "--etcd-endpoints",
+            format!("{endpoints:?}"),
+            "name at least one etcd, e.g. http://127.0.0.1:2379",
+        )?;
+        require(
+            self.subscriber_buffer > 0,
+            "--subscriber-buffer",
+            self.subscriber_buffer,
+            "must be at least 1",
+        )?;
+        require(
+            self.max_object_bytes > 0,
+            "--max-object-bytes",
+            self.max_object_bytes,
+            "must be at least 1 (etcd's own limit is 1572864)",
+        )?;
+        require(
+            !self.bookmark_interval.is_zero(),
+            "--bookmark-interval",
+            format!("{:?}", self.bookmark_interval),
+            "must be longer than zero (e.g. 5s)",
+        )?;
+        if let Some(metrics) = self.metrics_listen {
+            require(
+                metrics != self.listen || metrics.port() == 0,
+                "--metrics-listen",
+                metrics,
+                "is also the gRPC address (--listen); choose another port",
+            )?;
+        }
+        Ok(())
     }
-}
-
-/// Parses `250ms`, `5s`, `2m` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration; write e.g. 500ms, 5s or 1m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s or m")),
-    };
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("{s:?}: must be positive"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_in_milliseconds_seconds_and_minutes() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("abc").is_err());
-    }
 
     #[test]
     fn defaults_are_the_documented_ones() {
@@ -121,11 +122,52 @@ mod tests {
         assert_eq!(c.subscriber_buffer, 1024);
         assert_eq!(c.subscriber_buffer, Config::for_etcd("x").subscriber_buffer);
         assert_eq!(c.write_cache_bytes, Config::for_etcd("x").write_cache_bytes);
+        assert_eq!(c.listen, Config::default().listen);
+        assert_eq!(c.bookmark_interval, Config::default().bookmark_interval);
         let c = Config::parse_from(["bosun-broker", "--subscriber-buffer", "64"]);
         assert_eq!(c.subscriber_buffer, 64);
         assert!(Config::try_parse_from(["bosun-broker", "--subscriber-buffer", "0"]).is_err());
         assert_eq!(c.etcd_endpoints, vec!["http://127.0.0.1:2379".to_string()]);
         let c = Config::parse_from(["bosun-broker", "--etcd-endpoints", "http://a:1,http://b:2"]);
         assert_eq!(c.etcd_endpoints.len(), 2);
+    }
+
+    #[test]
+    fn validate_refuses_what_the_broker_cannot_run_with() {
+        let ok = Config::for_etcd("http://127.0.0.1:2379");
+        type Change = fn(&mut Config);
+        let table: [(&str, Change, Option<&str>); 6] = [
+            ("the defaults", |_| {}, None),
+            (
+                "no etcd",
+                |c| c.etcd_endpoints = vec![],
+                Some("--etcd-endpoints"),
+            ),
+            (
+                "no buffer",
+                |c| c.subscriber_buffer = 0,
+                Some("--subscriber-buffer"),
+            ),
+            (
+                "no object fits",
+                |c| c.max_object_bytes = 0,
+                Some("--max-object-bytes"),
+            ),
+            (
+                "bookmarks without pause",
+                |c| c.bookmark_interval = Duration::ZERO,
+                Some("--bookmark-interval"),
+            ),
+            (
+                "metrics on the gRPC port",
+                |c| c.metrics_listen = Some(c.listen),
+                Some("--metrics-listen"),
+            ),
+        ];
+        for (name, change, want) in table {
+            let mut c = ok.clone();
+            change(&mut c);
+            assert_eq!(c.validate().err().map(|e| e.flag), want, "{name}");
+        }
     }
 }

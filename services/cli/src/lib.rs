@@ -45,7 +45,7 @@ pub struct Cli {
         long,
         global = true,
         env = "BOSUN_SERVER",
-        default_value = "http://127.0.0.1:7440"
+        default_value = bosun_api::vocab::DEFAULT_SERVER
     )]
     pub server: String,
     /// The namespace to work in (default: `default`).

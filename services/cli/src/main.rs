@@ -2,6 +2,10 @@
 
 use bosun_runtime::telemetry::{self, TelemetryOptions};
 
+/// mimalloc instead of glibc's malloc (why: `bosun_runtime::alloc`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let options = TelemetryOptions::new("bosun-cli")

@@ -5,6 +5,15 @@
 //! the node lifecycle controller), the Job controller (unless `--no-job-controller`) and
 //! `--nodes` local node agents (`node-1`..), each with its data under
 //! `<data-dir>/nodes/<name>` and its own logs port.
+//!
+//! Each service's configuration is that service's own defaults ([`Services::new`]) with the
+//! few settings `up` decides, all validated before any port is bound. Nothing `up` started
+//! outlives it, however it ends: etcd and the pods of its nodes are tied to it by lifelines
+//! (`bosun_runtime::lifeline`), and the data folder is locked ([`lock`]) so that a second
+//! `up` on it either says which one runs and how to stop it, or, when that one died, stops
+//! whatever it left behind and takes over.
+
+mod lock;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +22,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bosun_api::codec::Manifest;
 use bosun_api::v1::{Kind, ListRequest};
+use bosun_api::vocab::DEFAULT_BROKER_LISTEN;
+use bosun_runtime::config::InvalidConfig;
 use bosun_runtime::etcd_process::{EtcdConfig, EtcdProcess};
 use clap::Args;
 use tokio::time::Instant;
@@ -22,13 +33,14 @@ use crate::Ctx;
 use crate::apply::{self, DryRun, Mode};
 
 /// `bosun up` flags.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct UpArgs {
-    /// Where etcd keeps its data.
+    /// Where etcd and the local nodes keep their data, and `up.lock` says which `bosun up`
+    /// runs on it (one at a time).
     #[arg(long, env = "BOSUN_DATA_DIR", default_value = ".bosun")]
     pub data_dir: PathBuf,
     /// The broker's gRPC address.
-    #[arg(long, env = "BOSUN_LISTEN", default_value = "127.0.0.1:7440")]
+    #[arg(long, env = "BOSUN_LISTEN", default_value = DEFAULT_BROKER_LISTEN)]
     pub listen: SocketAddr,
     /// etcd's client address.
     #[arg(long, env = "BOSUN_ETCD_CLIENT", default_value = "127.0.0.1:2379")]
@@ -72,13 +84,173 @@ const NODES_READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the broker may take to answer its first call after it was started.
 const BROKER_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Says what to do when a port `up` needs is taken.
+/// Says what to do when a port `up` needs is taken: which process holds it, when it can be
+/// seen (`/proc`), and the flag that picks another address.
 pub fn check_port_free(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<()> {
     std::net::TcpListener::bind(addr).map(drop).map_err(|e| {
+        let holder = match port_holder(addr) {
+            Some((pid, name)) => {
+                format!("it is held by pid {pid} ({name}): stop it with `kill {pid}`")
+            }
+            None => "stop whatever listens there".to_string(),
+        };
         anyhow::anyhow!(
-            "{addr} ({what}) is not free: {e}; stop whatever listens there (another `bosun up`?) or choose another address with {flag}"
+            "{addr} ({what}) is not free: {e}; {holder}, or choose another address with {flag}"
         )
     })
+}
+
+/// The process listening on `addr` (pid and command name), read from `/proc/net/tcp*` and
+/// the processes' open sockets; `None` when not visible (another user's process, no /proc).
+pub fn port_holder(addr: SocketAddr) -> Option<(u32, String)> {
+    let table = if addr.is_ipv4() {
+        "/proc/net/tcp"
+    } else {
+        "/proc/net/tcp6"
+    };
+    let text = std::fs::read_to_string(table).ok()?;
+    let inode = text.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+        let listening = *state == "0A";
+        let bound = proc_net_addr(local)?;
+        // A listener on 0.0.0.0 (or ::) holds the port on every address.
+        let covers = bound == addr || (bound.ip().is_unspecified() && bound.port() == addr.port());
+        (listening && covers).then(|| inode.to_string())
+    })?;
+    let socket = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == socket.as_str())
+        });
+        if holds {
+            let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            return Some((pid, name.trim().to_string()));
+        }
+    }
+    None
+}
+
+/// A `/proc/net/tcp` address (`0100007F:0927`: the address as the kernel's words print
+/// in this machine's byte order, then the port) as a socket address.
+fn proc_net_addr(text: &str) -> Option<SocketAddr> {
+    let (ip, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let mut bytes = Vec::with_capacity(16);
+    for i in (0..ip.len()).step_by(8) {
+        let word = u32::from_str_radix(ip.get(i..i + 8)?, 16).ok()?;
+        bytes.extend_from_slice(&word.to_ne_bytes());
+    }
+    let ip: std::net::IpAddr = match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok()?.into(),
+        16 => {
+            let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?);
+            v6.to_ipv4_mapped().map_or(v6.into(), Into::into)
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The configuration of every service `up` runs: each starts from that service's own
+/// defaults, with only what `up` decides changed.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub broker: bosun_broker::Config,
+    pub gc: bosun_gc::Config,
+    pub scheduler: bosun_scheduler::Config,
+    /// `None` with `--no-job-controller`.
+    pub job_controller: Option<bosun_job_controller::Config>,
+    pub nodes: Vec<bosun_node_agent::Config>,
+}
+
+impl Services {
+    /// The services for `args`, talking to the broker at `--listen` and etcd at
+    /// `--etcd-client`.
+    pub fn new(args: &UpArgs) -> Services {
+        let broker_url = format!("http://{}", args.listen);
+        let mut broker = bosun_broker::Config::for_etcd(&format!("http://{}", args.etcd_client));
+        broker.listen = args.listen;
+        broker.metrics_listen = Some(args.metrics_listen);
+        let nodes = node_names(args.nodes)
+            .iter()
+            .map(|name| {
+                let mut config = bosun_node_agent::Config::new(&broker_url, name);
+                config.runtime = args.node_runtime;
+                config.data_dir = Some(args.data_dir.join("nodes").join(name));
+                // Pods are part of the plane: they stop with it, even after `kill -9`.
+                config.pods_die_with_agent = true;
+                config
+            })
+            .collect();
+        Services {
+            broker,
+            gc: bosun_gc::Config::for_server(&broker_url),
+            scheduler: bosun_scheduler::Config::for_server(&broker_url),
+            job_controller: (!args.no_job_controller)
+                .then(|| bosun_job_controller::Config::for_server(&broker_url)),
+            nodes,
+        }
+    }
+
+    /// Points every service at the broker at `url` (once it listens: `--listen` may name
+    /// port 0).
+    fn point_at(&mut self, url: &str) {
+        url.clone_into(&mut self.gc.server);
+        url.clone_into(&mut self.scheduler.server);
+        if let Some(jobs) = &mut self.job_controller {
+            url.clone_into(&mut jobs.server);
+        }
+        for node in &mut self.nodes {
+            url.clone_into(&mut node.server);
+        }
+    }
+
+    /// Every service's own checks.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        self.broker.validate()?;
+        self.gc.validate()?;
+        self.scheduler.validate()?;
+        if let Some(jobs) = &self.job_controller {
+            jobs.validate()?;
+        }
+        self.nodes.iter().try_for_each(|n| n.validate())
+    }
+}
+
+impl UpArgs {
+    /// Refuses flags `up` cannot run with: the same address for two of its listeners.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let addrs = [
+            ("--listen", self.listen),
+            ("--etcd-client", self.etcd_client),
+            ("--etcd-peer", self.etcd_peer),
+            ("--metrics-listen", self.metrics_listen),
+        ];
+        for (i, (flag, addr)) in addrs.iter().enumerate() {
+            if let Some((other, _)) = addrs[..i]
+                .iter()
+                .find(|(_, a)| a == addr && addr.port() != 0)
+            {
+                return Err(InvalidConfig::new(
+                    flag,
+                    addr,
+                    format!("is also {other}; give each its own port"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where the plane listens, for the banner.
@@ -150,6 +322,11 @@ pub async fn up_until(
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
     // Everything that can be checked before a process starts is checked first.
+    args.validate().context("bosun up: nothing was started")?;
+    let services = Services::new(&args);
+    services
+        .validate()
+        .context("bosun up: nothing was started")?;
     let manifests = if args.filenames.is_empty() {
         Vec::new()
     } else {
@@ -157,6 +334,18 @@ pub async fn up_until(
             .await
             .context("bosun up -f: nothing was started")?
     };
+
+    // The data folder is ours; what a dead owner left running goes first.
+    let me = lock::Record {
+        pid: std::process::id(),
+        started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ..lock::Record::default()
+    };
+    let (mut lock, previous) = lock::DataDirLock::take(&args.data_dir, me)?;
+    if let Some(previous) = previous {
+        take_over(ctx, &previous).await?;
+    }
+
     check_port_free(args.listen, "the broker", "--listen")?;
     check_port_free(args.etcd_client, "etcd clients", "--etcd-client")?;
     check_port_free(args.etcd_peer, "etcd peers", "--etcd-peer")?;
@@ -168,13 +357,32 @@ pub async fn up_until(
     let etcd = EtcdProcess::start(config)
         .await
         .context("cannot start etcd")?;
-    let result = serve(ctx, &args, &etcd, manifests, shutdown.clone()).await;
+    lock.record_etcd(etcd.pid(), &etcd.config().data_dir)?;
+    let result = serve(ctx, &args, services, &etcd, manifests, shutdown.clone()).await;
     // Whatever happened, nothing outlives `up`.
     shutdown.cancel();
     etcd.stop().await;
+    lock.release();
     let code = result?;
     writeln!(ctx.err, "stopped: broker and etcd are down")?;
     Ok(code)
+}
+
+/// Stops what a previous `up` on this data folder, now gone, left running: its etcd, if its
+/// lifeline missed it. (Its pods are re-adopted by the local nodes, and die with this `up`.)
+async fn take_over(ctx: &mut Ctx<'_>, previous: &lock::Record) -> anyhow::Result<()> {
+    if let (Some(pid), Some(dir)) = (previous.etcd_pid, &previous.etcd_data_dir)
+        && bosun_runtime::etcd_process::kill_leftover(pid, dir)
+            .await
+            .context("cannot check for an etcd left by a previous bosun up")?
+    {
+        writeln!(
+            ctx.err,
+            "the previous bosun up on this data folder (pid {}, started {}) is gone; stopped the etcd it left running (pid {pid})",
+            previous.pid, previous.started
+        )?;
+    }
+    Ok(())
 }
 
 /// Starts the broker on a running etcd, applies `manifests`, prints the banner, and waits
@@ -182,6 +390,7 @@ pub async fn up_until(
 async fn serve(
     ctx: &mut Ctx<'_>,
     args: &UpArgs,
+    mut services: Services,
     etcd: &EtcdProcess,
     manifests: Vec<Manifest>,
     shutdown: CancellationToken,
@@ -195,11 +404,9 @@ async fn serve(
             )
         })?;
     let broker_url = format!("http://{}", listener.local_addr()?);
-    let mut broker_config = bosun_broker::Config::for_etcd(&etcd.endpoint());
-    broker_config.listen = args.listen;
-    broker_config.metrics_listen = Some(args.metrics_listen);
+    services.point_at(&broker_url);
     let mut broker = tokio::spawn(bosun_broker::run_with_listener(
-        broker_config,
+        services.broker,
         listener,
         shutdown.clone(),
     ));
@@ -213,10 +420,7 @@ async fn serve(
 
     // The garbage collector runs beside the broker, stopping with it.
     let gc_shutdown = shutdown.child_token();
-    let gc = tokio::spawn(bosun_gc::run(
-        bosun_gc::Config::for_server(&broker_url),
-        gc_shutdown.clone(),
-    ));
+    let gc = tokio::spawn(bosun_gc::run(services.gc, gc_shutdown.clone()));
     let _stop_gc = gc_shutdown.drop_guard();
     tokio::spawn(async move {
         match gc.await {
@@ -229,25 +433,16 @@ async fn serve(
     // The scheduler (and node lifecycle controller), the Job controller, then the local nodes.
     spawn_service(
         "the scheduler",
-        bosun_scheduler::run(
-            bosun_scheduler::Config::for_server(&broker_url),
-            shutdown.child_token(),
-        ),
+        bosun_scheduler::run(services.scheduler, shutdown.child_token()),
     );
-    if !args.no_job_controller {
+    if let Some(config) = services.job_controller {
         spawn_service(
             "the job controller",
-            bosun_job_controller::run(
-                bosun_job_controller::Config::for_server(&broker_url),
-                shutdown.child_token(),
-            ),
+            bosun_job_controller::run(config, shutdown.child_token()),
         );
     }
     let nodes = node_names(args.nodes);
-    for name in &nodes {
-        let mut config = bosun_node_agent::Config::new(&broker_url, name);
-        config.runtime = args.node_runtime;
-        config.data_dir = Some(args.data_dir.join("nodes").join(name));
+    for config in services.nodes {
         spawn_service(
             "a node agent",
             bosun_node_agent::run(config, shutdown.child_token()),
@@ -442,6 +637,126 @@ mod tests {
             text.contains("no Job controller (--no-job-controller)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn each_service_starts_from_its_own_defaults() {
+        let dir = std::path::Path::new(".bosun");
+        let a = args(dir, &["--nodes", "2"]);
+        let s = Services::new(&a);
+        let url = format!("http://{}", a.listen);
+        assert_eq!(
+            s.scheduler.workers,
+            bosun_scheduler::Config::default().workers
+        );
+        assert_eq!(s.gc.workers, bosun_gc::Config::default().workers);
+        assert_eq!(
+            s.broker.window_events,
+            bosun_broker::Config::default().window_events
+        );
+        assert_eq!(
+            (s.broker.listen, s.broker.metrics_listen),
+            (a.listen, Some(a.metrics_listen))
+        );
+        assert_eq!(
+            s.broker.etcd_endpoints,
+            vec![format!("http://{}", a.etcd_client)]
+        );
+        assert_eq!(s.scheduler.server, url);
+        assert_eq!(
+            s.job_controller.as_ref().map(|j| j.server.as_str()),
+            Some(url.as_str())
+        );
+        let defaults = bosun_node_agent::Config::default();
+        for (node, name) in s.nodes.iter().zip(["node-1", "node-2"]) {
+            assert_eq!(node.name.as_deref(), Some(name));
+            assert_eq!(node.data_dir, Some(dir.join("nodes").join(name)));
+            assert!(node.pods_die_with_agent, "pods are part of the plane");
+            assert_eq!(node.heartbeat_interval, defaults.heartbeat_interval);
+            assert_eq!(node.listen, defaults.listen);
+        }
+        assert!(s.validate().is_ok());
+        let s = Services::new(&args(dir, &["--no-job-controller"]));
+        assert!(s.job_controller.is_none());
+        assert_eq!(s.nodes.len(), 3);
+    }
+
+    #[test]
+    fn up_refuses_one_address_for_two_listeners() {
+        let dir = std::path::Path::new(".bosun");
+        let base = args(dir, &[]);
+        type Change = fn(&mut UpArgs);
+        let table: [(&str, Change, Option<&str>); 4] = [
+            ("all different", |_| {}, None),
+            (
+                "etcd on the broker's port",
+                |a| a.etcd_client = a.listen,
+                Some("--etcd-client"),
+            ),
+            (
+                "peers on the clients' port",
+                |a| a.etcd_peer = a.etcd_client,
+                Some("--etcd-peer"),
+            ),
+            (
+                "metrics on the broker's port",
+                |a| a.metrics_listen = a.listen,
+                Some("--metrics-listen"),
+            ),
+        ];
+        for (name, change, want) in table {
+            let mut a = base.clone();
+            change(&mut a);
+            assert_eq!(a.validate().err().map(|e| e.flag), want, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_setting_stops_up_before_anything_starts() {
+        let dir = temp_dir("badconfig");
+        let mut a = args(&dir.join("data"), &[]);
+        a.metrics_listen = a.listen;
+        let (result, _, _) = run_up(a, CancellationToken::new()).await;
+        let msg = format!("{:#}", result.unwrap_err());
+        assert!(
+            msg.contains("nothing was started") && msg.contains("--metrics-listen"),
+            "{msg}"
+        );
+        assert!(!dir.join("data").exists(), "the data folder was touched");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn proc_net_addresses_read_as_socket_addresses() {
+        let table = [
+            ("ipv4 loopback", "0100007F:0927", "127.0.0.1:2343"),
+            ("ipv4 any", "00000000:1F90", "0.0.0.0:8080"),
+            (
+                "ipv6 loopback",
+                "00000000000000000000000001000000:0050",
+                "[::1]:80",
+            ),
+        ];
+        for (name, text, want) in table {
+            assert_eq!(
+                proc_net_addr(text).map(|a| a.to_string()).as_deref(),
+                Some(want),
+                "{name}"
+            );
+        }
+        assert_eq!(proc_net_addr("garbage"), None);
+    }
+
+    #[test]
+    fn the_holder_of_a_port_is_named() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let (pid, _) = port_holder(addr).expect("our own listener is visible");
+        assert_eq!(pid, std::process::id());
+        let msg = check_port_free(addr, "the broker", "--listen")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(&format!("kill {pid}")), "{msg}");
     }
 
     /// A writer the test can read while `up` still holds it.

@@ -2,6 +2,9 @@
 
 use std::net::SocketAddr;
 
+use bosun_api::vocab::DEFAULT_SERVER;
+use bosun_runtime::config::{InvalidConfig, require, require_positive};
+
 /// Everything `bosun-gc` can be told.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -10,7 +13,7 @@ use std::net::SocketAddr;
 )]
 pub struct Config {
     /// The broker's gRPC address.
-    #[arg(long, env = "BOSUN_SERVER", default_value = "http://127.0.0.1:7440")]
+    #[arg(long, env = "BOSUN_SERVER", default_value = DEFAULT_SERVER)]
     pub server: String,
 
     /// How many items are processed in parallel (never the same item twice).
@@ -22,13 +25,60 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+impl Default for Config {
+    /// Every setting at the default its flag declares (the environment is not read).
+    fn default() -> Config {
+        bosun_runtime::config::defaults()
+    }
+}
+
 impl Config {
     /// A config for the broker at `server` with every other setting at its default.
     pub fn for_server(server: &str) -> Config {
         Config {
             server: server.to_string(),
-            workers: 4,
-            metrics_listen: None,
+            ..Config::default()
+        }
+    }
+
+    /// Refuses settings this service cannot run with; called before any port is bound.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        require(
+            !self.server.trim().is_empty(),
+            "--server",
+            "\"\"",
+            "name the broker, e.g. http://127.0.0.1:7440",
+        )?;
+        require_positive("--workers", self.workers as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_declared_ones() {
+        use clap::Parser;
+        let c = Config::try_parse_from(["bosun-gc"]).expect("the declared defaults parse");
+        assert_eq!(c.server, DEFAULT_SERVER);
+        assert_eq!(c.workers, 4);
+        assert_eq!(Config::default().workers, 4);
+        assert_eq!(Config::for_server("http://x:1").server, "http://x:1");
+    }
+
+    #[test]
+    fn validate_refuses_what_the_service_cannot_run_with() {
+        type Change = fn(&mut Config);
+        let table: [(&str, Change, Option<&str>); 3] = [
+            ("the defaults", |_| {}, None),
+            ("no workers", |c| c.workers = 0, Some("--workers")),
+            ("no broker", |c| c.server = String::new(), Some("--server")),
+        ];
+        for (name, change, want) in table {
+            let mut c = Config::default();
+            change(&mut c);
+            assert_eq!(c.validate().err().map(|e| e.flag), want, "{name}");
         }
     }
 }

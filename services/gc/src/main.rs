@@ -1,11 +1,16 @@
-//! `bosun-gc`: parses its config, sets up telemetry, and runs the garbage collector until
-//! SIGINT or SIGTERM.
+//! `bosun-gc`: parses and checks its config, sets up telemetry, and runs the garbage collector
+//! until SIGINT or SIGTERM.
 
 use clap::Parser;
+
+/// mimalloc instead of glibc's malloc (why: `bosun_runtime::alloc`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     bosun_runtime::rt::controller()?.block_on(async {
         let config = bosun_gc::Config::parse();
+        config.validate()?;
         let telemetry = bosun_runtime::telemetry::init("bosun-gc")?;
         let shutdown = bosun_runtime::shutdown::shutdown_signal();
         let result = bosun_gc::run(config, shutdown).await;

@@ -1,13 +1,18 @@
-//! `bosun-job-controller`: parses its config, sets up telemetry, and runs the Job controller
-//! until SIGINT or SIGTERM.
+//! `bosun-job-controller`: parses and checks its config, sets up telemetry, and runs the Job
+//! controller until SIGINT or SIGTERM.
 
 use clap::Parser;
+
+/// mimalloc instead of glibc's malloc (why: `bosun_runtime::alloc`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     // Its heap is mostly the pod cache: small entries, better in small pages.
     let small_pages = bosun_runtime::alloc::disable_huge_pages();
     bosun_runtime::rt::controller()?.block_on(async {
         let config = bosun_job_controller::Config::parse();
+        config.validate()?;
         let telemetry = bosun_runtime::telemetry::init("bosun-job-controller")?;
         if let Err(err) = small_pages {
             tracing::warn!(%err, "could not turn off transparent huge pages; running with them");

@@ -4,6 +4,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bosun_api::vocab::DEFAULT_SERVER;
+use bosun_runtime::config::{InvalidConfig, require, require_nonzero, require_positive};
+
 /// Which container runtime runs the pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RuntimeKind {
@@ -23,7 +26,7 @@ pub enum RuntimeKind {
 )]
 pub struct Config {
     /// The broker's address.
-    #[arg(long, env = "BOSUN_SERVER", default_value = "http://127.0.0.1:7440")]
+    #[arg(long, env = "BOSUN_SERVER", default_value = DEFAULT_SERVER)]
     pub server: String,
 
     /// The node's name (default: the hostname).
@@ -101,6 +104,19 @@ pub struct Config {
     /// Where Prometheus metrics are served (`/metrics`); unset: not served.
     #[arg(long, env = "BOSUN_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// Stop every pod process when this agent ends, however it ends (even `kill -9`): what
+    /// `bosun up` sets for its local nodes. By default pods outlive the agent and a
+    /// restarted agent re-adopts them. (Process runtime only.)
+    #[arg(long, env = "BOSUN_PODS_DIE_WITH_AGENT")]
+    pub pods_die_with_agent: bool,
+}
+
+impl Default for Config {
+    /// Every setting at the default its flag declares (the environment is not read).
+    fn default() -> Config {
+        bosun_runtime::config::defaults()
+    }
 }
 
 impl Config {
@@ -109,25 +125,71 @@ impl Config {
         Config {
             server: server.to_string(),
             name: Some(name.to_string()),
-            labels: Vec::new(),
-            taints: Vec::new(),
-            cpu: None,
-            memory: None,
-            max_pods: 110,
-            advertise_address: IpAddr::from([127, 0, 0, 1]),
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            runtime: RuntimeKind::Process,
-            sim_nodes: None,
-            sim_prefix: None,
-            data_dir: None,
-            heartbeat_interval: Duration::from_secs(10),
-            lease_duration: 40,
-            node_status_interval: Duration::from_secs(60),
-            backoff_base: Duration::from_secs(10),
-            backoff_cap: Duration::from_secs(300),
-            log_max_bytes: 10 * 1024 * 1024,
-            metrics_listen: None,
+            ..Config::default()
         }
+    }
+
+    /// Refuses settings the agent cannot run with; called before any port is bound.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        require(
+            !self.server.trim().is_empty(),
+            "--server",
+            "\"\"",
+            "name the broker, e.g. http://127.0.0.1:7440",
+        )?;
+        if let Some(n) = self.sim_nodes {
+            require(
+                n > 0,
+                "--sim-nodes",
+                n,
+                "must be at least 1 (leave it unset for one node)",
+            )?;
+        }
+        require_positive("--max-pods", self.max_pods.into())?;
+        require_nonzero("--heartbeat-interval", self.heartbeat_interval)?;
+        require_nonzero("--node-status-interval", self.node_status_interval)?;
+        require(
+            self.lease_duration > 0,
+            "--lease-duration",
+            self.lease_duration,
+            "must be at least 1 (seconds)",
+        )?;
+        require(
+            self.heartbeat_interval.as_secs_f64() < f64::from(self.lease_duration),
+            "--heartbeat-interval",
+            format!("{:?}", self.heartbeat_interval),
+            "must be shorter than --lease-duration, or the Lease expires between renewals",
+        )?;
+        require_nonzero("--backoff-base", self.backoff_base)?;
+        require(
+            self.backoff_cap >= self.backoff_base,
+            "--backoff-cap",
+            format!("{:?}", self.backoff_cap),
+            "must be at least --backoff-base",
+        )?;
+        require_positive("--log-max-bytes", self.log_max_bytes)?;
+        for label in self.labels.iter().filter(|l| !l.is_empty()) {
+            require(
+                label.split_once('=').is_some_and(|(k, _)| !k.is_empty()),
+                "--labels",
+                label,
+                "expected key=value",
+            )?;
+        }
+        for taint in self.taints.iter().filter(|t| !t.is_empty()) {
+            if let Err(problem) = crate::node::parse_taint(taint) {
+                return Err(InvalidConfig::new("--taints", taint, problem));
+            }
+        }
+        if let Some(metrics) = self.metrics_listen {
+            require(
+                metrics != self.listen || metrics.port() == 0,
+                "--metrics-listen",
+                metrics,
+                "is also the logs server's address (--listen); choose another port",
+            )?;
+        }
+        Ok(())
     }
 
     /// The node name: `--name`, else the hostname.
@@ -162,41 +224,84 @@ impl Config {
     }
 }
 
-/// Parses `500ms`, `10s`, `5m`, `1h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (use 500ms, 10s, 5m)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m, h)")),
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
+/// Parses `500ms`, `10s`, `5m`, `1h` or a bare number of seconds, zero included (a
+/// `bosun.dev/sim-duration` may be `0s`; [`Config::validate`] refuses zero periods).
+pub use bosun_runtime::config::parse_duration_allowing_zero as parse_duration;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse_with_and_without_units() {
-        for (input, want) in [
-            ("200ms", Duration::from_millis(200)),
-            ("10s", Duration::from_secs(10)),
-            ("5m", Duration::from_secs(300)),
-            ("3", Duration::from_secs(3)),
-        ] {
-            assert_eq!(parse_duration(input), Ok(want), "{input}");
+    fn defaults_are_the_declared_ones() {
+        use clap::Parser;
+        let c = Config::try_parse_from(["bosun-node-agent"]).expect("the declared defaults parse");
+        let d = Config::default();
+        assert_eq!(c.server, DEFAULT_SERVER);
+        assert_eq!((d.max_pods, d.lease_duration), (110, 40));
+        assert_eq!(d.heartbeat_interval, Duration::from_secs(10));
+        assert_eq!(d.listen.to_string(), "127.0.0.1:0");
+        assert!(!d.pods_die_with_agent);
+    }
+
+    #[test]
+    fn validate_refuses_what_the_agent_cannot_run_with() {
+        type Change = fn(&mut Config);
+        let table: [(&str, Change, Option<&str>); 13] = [
+            ("the defaults", |_| {}, None),
+            ("one sim node", |c| c.sim_nodes = Some(1), None),
+            (
+                "zero sim nodes",
+                |c| c.sim_nodes = Some(0),
+                Some("--sim-nodes"),
+            ),
+            ("no broker", |c| c.server = String::new(), Some("--server")),
+            ("no pods", |c| c.max_pods = 0, Some("--max-pods")),
+            (
+                "no heartbeat pause",
+                |c| c.heartbeat_interval = Duration::ZERO,
+                Some("--heartbeat-interval"),
+            ),
+            (
+                "heartbeat slower than the lease",
+                |c| c.heartbeat_interval = Duration::from_secs(60),
+                Some("--heartbeat-interval"),
+            ),
+            (
+                "no lease",
+                |c| c.lease_duration = 0,
+                Some("--lease-duration"),
+            ),
+            (
+                "cap below base",
+                |c| c.backoff_cap = Duration::from_secs(1),
+                Some("--backoff-cap"),
+            ),
+            ("no log", |c| c.log_max_bytes = 0, Some("--log-max-bytes")),
+            (
+                "a label without =",
+                |c| c.labels = vec!["zone".into()],
+                Some("--labels"),
+            ),
+            (
+                "a taint without effect",
+                |c| c.taints = vec!["dedicated=x".into()],
+                Some("--taints"),
+            ),
+            (
+                "metrics on the logs port",
+                |c| {
+                    c.listen = "127.0.0.1:7000".parse().unwrap();
+                    c.metrics_listen = Some(c.listen);
+                },
+                Some("--metrics-listen"),
+            ),
+        ];
+        for (name, change, want) in table {
+            let mut c = Config::new("http://x", "n");
+            change(&mut c);
+            assert_eq!(c.validate().err().map(|e| e.flag), want, "{name}");
         }
-        assert!(parse_duration("10y").is_err());
     }
 
     #[test]

@@ -21,4 +21,6 @@ pub enum Error {
     },
     #[error("logs server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Lifeline(#[from] bosun_runtime::lifeline::LifelineError),
 }

@@ -31,8 +31,12 @@ pub use config::{Config, RuntimeKind};
 pub use error::Error;
 
 /// Runs the agent until `shutdown` is cancelled. Containers keep running when it stops: a
-/// restarted agent re-adopts them.
+/// restarted agent re-adopts them (unless `pods_die_with_agent`). The config is validated
+/// before any port is bound.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    config
+        .validate()
+        .map_err(|e| Error::Config(e.to_string()))?;
     let nodes = config.node_names();
     let data_dir = std::path::absolute(config.data_dir()).map_err(|source| Error::DataDir {
         path: config.data_dir().display().to_string(),
@@ -80,10 +84,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             config.backoff_base,
             config.backoff_cap,
         )),
-        (false, _) => Arc::new(runtime::process::ProcessRuntime::new(
-            data_dir,
-            config.log_max_bytes,
-        )),
+        (false, _) => {
+            let process = runtime::process::ProcessRuntime::new(data_dir, config.log_max_bytes);
+            Arc::new(if config.pods_die_with_agent {
+                process.dying_with_agent()?
+            } else {
+                process
+            })
+        }
     };
     let (service_host, service_port) = host_port(&config.server);
     let host_ip = config.advertise_address.to_string();

@@ -1,11 +1,17 @@
-//! `bosun-node-agent`: parses its config, sets up telemetry, and runs the agent until SIGINT
-//! or SIGTERM (its containers keep running; a restarted agent re-adopts them).
+//! `bosun-node-agent`: parses and checks its config, sets up telemetry, and runs the agent
+//! until SIGINT or SIGTERM (its containers keep running and a restarted agent re-adopts them,
+//! unless `--pods-die-with-agent`).
 
 use clap::Parser;
+
+/// mimalloc instead of glibc's malloc (why: `bosun_runtime::alloc`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     bosun_runtime::rt::controller()?.block_on(async {
         let config = bosun_node_agent::Config::parse();
+        config.validate()?;
         let telemetry = bosun_runtime::telemetry::init("bosun-node-agent")?;
         let shutdown = bosun_runtime::shutdown::shutdown_signal();
         let result = bosun_node_agent::run(config, shutdown).await;

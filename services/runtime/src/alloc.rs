@@ -1,16 +1,15 @@
-//! The memory allocator of every bosun process: mimalloc instead of glibc's malloc.
+//! Memory settings of a bosun process.
 //!
-//! Measured on the Job benchmark (`bosun-bench jobs`, see `bench/RESULTS.md`): with glibc's
-//! allocator a third or more of the broker's, the scheduler's and the node agent's CPU went to
-//! `malloc`/`free` and to the kernel zeroing pages glibc had just handed back (its heap is
-//! trimmed and grown again many times a second under churn). Setting it here, in the crate
-//! every service links, gives each binary the same allocator without a line in its `main`.
+//! The allocator itself is chosen in each binary's `main.rs` (`#[global_allocator]`, mimalloc
+//! instead of glibc's malloc), not here: a library that sets the global allocator imposes it
+//! on every program that links it, tests and embedders included. Why mimalloc, measured on the
+//! Job benchmark (`bosun-bench jobs`, see `bench/RESULTS.md`): with glibc's allocator a third
+//! or more of the broker's, the scheduler's and the node agent's CPU went to `malloc`/`free`
+//! and to the kernel zeroing pages glibc had just handed back (its heap is trimmed and grown
+//! again many times a second under churn).
 //!
 //! A process whose heap is mostly a large cache of small entries can also turn off
 //! transparent huge pages ([`disable_huge_pages`]).
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Stops the kernel from backing this process's memory with transparent huge pages (from
 /// now on; Linux `PR_SET_THP_DISABLE`, kept across `fork` and `exec`). Call it first thing in

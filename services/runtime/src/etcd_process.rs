@@ -4,7 +4,9 @@
 //! [`EtcdProcess::start`] finds the binary, launches it with its own data directory and
 //! ports, and waits (up to a deadline, polling `/health`) until it answers. The child is
 //! killed when the handle is dropped or [`EtcdProcess::stop`] is called: etcd's WAL makes a
-//! hard stop safe.
+//! hard stop safe. It is also killed when this process dies without a word (`kill -9`, a
+//! crash): a [`Lifeline`] watcher kills it then, so no etcd is left holding the ports and
+//! the data folder.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
+
+use crate::lifeline::{Lifeline, LifelineError};
+
+/// The lifeline's script: `$1` is etcd's pid, `$2` its data directory. It kills the process
+/// only while that pid is still our etcd (its command line names the data directory), never
+/// a process that reused the number.
+const KILL_ETCD: &str =
+    r#"tr '\0' '\n' < "/proc/$1/cmdline" 2>/dev/null | grep -qxF -- "$2" && kill -KILL "$1""#;
 
 /// How to run one single-member etcd.
 #[derive(Debug, Clone)]
@@ -88,6 +98,8 @@ pub enum EtcdError {
     },
     #[error("cannot find free loopback ports for etcd: {source}")]
     Ports { source: std::io::Error },
+    #[error("etcd was started but cannot be tied to this process: {0}")]
+    Lifeline(#[from] LifelineError),
     #[error("etcd did not answer on {client} within {timeout:?}. {log_hint}")]
     Timeout {
         client: SocketAddr,
@@ -96,10 +108,13 @@ pub enum EtcdError {
     },
 }
 
-/// A running etcd child process; killed on drop.
+/// A running etcd child process; killed on drop, and when this process dies.
 #[derive(Debug)]
 pub struct EtcdProcess {
     child: Option<Child>,
+    /// Kills etcd if this process dies before [`EtcdProcess::stop`]; declared after `child`
+    /// so that a drop kills etcd first.
+    lifeline: Option<Lifeline>,
     config: EtcdConfig,
 }
 
@@ -183,9 +198,20 @@ impl EtcdProcess {
             source,
         })?;
         tracing::info!(binary = %binary.display(), client = %config.client_addr,
-            data_dir = %config.data_dir.display(), "etcd starting");
+            data_dir = %config.data_dir.display(), pid = child.id(), "etcd starting");
+        // On error the child is dropped, which kills it (kill_on_drop).
+        let lifeline = match child.id() {
+            Some(pid) => Some(Lifeline::spawn(
+                "etcd",
+                KILL_ETCD,
+                [pid.to_string().as_ref(), config.data_dir.as_os_str()],
+            )?),
+            // Already exited: wait_ready reports how.
+            None => None,
+        };
         let mut process = EtcdProcess {
             child: Some(child),
+            lifeline,
             config,
         };
         process.wait_ready().await?;
@@ -259,7 +285,34 @@ impl EtcdProcess {
             let _ = child.kill().await;
             tracing::info!(client = %self.config.client_addr, "etcd stopped");
         }
+        if let Some(lifeline) = self.lifeline.take() {
+            lifeline.disarm();
+        }
     }
+}
+
+/// Kills an etcd a dead owner left running: the process `pid`, if it is still the etcd of
+/// `data_dir` (the same check as the lifeline's, by the same script), then waits up to 10 s
+/// for it to be gone. Returns whether there was such an etcd.
+pub async fn kill_leftover(pid: u32, data_dir: &Path) -> std::io::Result<bool> {
+    let killed = Command::new("sh")
+        .arg("-c")
+        .arg(KILL_ETCD)
+        .arg("bosun-kill-leftover-etcd")
+        .arg(pid.to_string())
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .status()
+        .await?
+        .success();
+    if killed {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while crate::lifeline::alive(pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!(pid, data_dir = %data_dir.display(), "killed the etcd a previous owner left running");
+    }
+    Ok(killed)
 }
 
 /// One `GET /health` over plain HTTP/1.0: true when etcd reports itself healthy.
@@ -335,6 +388,35 @@ mod tests {
         assert!(healthy(addr).await);
         assert_eq!(etcd.endpoint(), format!("http://{addr}"));
         etcd.stop().await;
+        assert!(!healthy(addr).await);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn etcd_is_killed_when_its_owner_is_gone() {
+        if find_binary(None).is_err() {
+            eprintln!("etcd not installed; skipping");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("bosun-etcd-orphan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut etcd = EtcdProcess::start_on_free_ports(&dir.join("data"), None)
+            .await
+            .expect("etcd starts");
+        let addr = etcd.config().client_addr;
+        // What the kernel does when this process dies: the lifeline's pipe closes.
+        etcd.lifeline.take().expect("armed").fire();
+        let child = etcd.child.as_mut().expect("started");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "etcd still runs");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(status.signal(), Some(9), "{status}");
         assert!(!healthy(addr).await);
         let _ = std::fs::remove_dir_all(&dir);
     }

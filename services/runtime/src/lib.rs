@@ -1,17 +1,20 @@
 //! The controller runtime every bosun service builds on: the broker client, informers and
 //! their indexed caches (of whole objects or compact projections, with an interner for their
 //! repeated strings), the work queue, telemetry (tracing + OpenTelemetry, W3C trace context
-//! on every gRPC call), Prometheus metrics, graceful shutdown, and an etcd child process
-//! launcher for `bosun up` and the tests.
+//! on every gRPC call), Prometheus metrics, graceful shutdown, an etcd child process
+//! launcher for `bosun up` and the tests, and lifelines (watchers that clean up after a
+//! process that died without a word).
 
 pub mod alloc;
 pub mod cache;
 pub mod client;
+pub mod config;
 pub mod controller;
 pub mod etcd_process;
 pub mod events;
 pub mod informer;
 pub mod intern;
+pub mod lifeline;
 pub mod metrics;
 pub mod ports;
 pub mod queue;

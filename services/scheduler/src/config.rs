@@ -3,6 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bosun_api::vocab::DEFAULT_SERVER;
+use bosun_runtime::config::{
+    InvalidConfig, parse_duration, parse_positive, require, require_nonzero, require_positive,
+};
+
 /// Everything `bosun-scheduler` can be told.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -11,7 +16,7 @@ use std::time::Duration;
 )]
 pub struct Config {
     /// The broker's address.
-    #[arg(long, env = "BOSUN_SERVER", default_value = "http://127.0.0.1:7440")]
+    #[arg(long, env = "BOSUN_SERVER", default_value = DEFAULT_SERVER)]
     pub server: String,
 
     /// How many pods are scheduled in parallel.
@@ -28,46 +33,36 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+impl Default for Config {
+    /// Every setting at the default its flag declares (the environment is not read).
+    fn default() -> Config {
+        bosun_runtime::config::defaults()
+    }
+}
+
 impl Config {
     /// A config for the broker at `server` with every other setting at its default.
     pub fn for_server(server: &str) -> Config {
         Config {
             server: server.to_string(),
-            workers: 16,
-            node_monitor_grace_period: Duration::from_secs(40),
-            metrics_listen: None,
+            ..Config::default()
         }
     }
-}
 
-/// Parses a count that must be at least 1.
-pub fn parse_positive(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{s:?} is not a positive whole number")),
+    /// Refuses settings the scheduler cannot run with; called before any port is bound.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        require(
+            !self.server.trim().is_empty(),
+            "--server",
+            "\"\"",
+            "name the broker, e.g. http://127.0.0.1:7440",
+        )?;
+        require_positive("--workers", self.workers as u64)?;
+        require_nonzero(
+            "--node-monitor-grace-period",
+            self.node_monitor_grace_period,
+        )
     }
-}
-
-/// Parses `250ms`, `5s`, `2m` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let bad = || format!("{s:?} is not a duration; write e.g. 500ms, 5s or 1m");
-    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = number.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]
@@ -75,18 +70,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse_in_the_usual_units() {
-        let table = [
-            ("40s", Some(Duration::from_secs(40))),
-            ("1500ms", Some(Duration::from_millis(1500))),
-            ("2m", Some(Duration::from_secs(120))),
-            ("3", Some(Duration::from_secs(3))),
-            ("0s", None),
-            ("soon", None),
-            ("5x", None),
+    fn defaults_are_the_declared_ones() {
+        use clap::Parser;
+        let c = Config::try_parse_from(["bosun-scheduler"]).expect("the declared defaults parse");
+        assert_eq!(c.server, DEFAULT_SERVER);
+        assert_eq!(c.workers, 16);
+        assert_eq!(c.node_monitor_grace_period, Duration::from_secs(40));
+        assert_eq!(Config::default().workers, c.workers);
+        assert!(Config::try_parse_from(["bosun-scheduler", "--workers", "0"]).is_err());
+    }
+
+    #[test]
+    fn validate_refuses_what_the_scheduler_cannot_run_with() {
+        type Change = fn(&mut Config);
+        let table: [(&str, Change, Option<&str>); 4] = [
+            ("the defaults", |_| {}, None),
+            ("no workers", |c| c.workers = 0, Some("--workers")),
+            ("no broker", |c| c.server = String::new(), Some("--server")),
+            (
+                "no grace",
+                |c| c.node_monitor_grace_period = Duration::ZERO,
+                Some("--node-monitor-grace-period"),
+            ),
         ];
-        for (s, want) in table {
-            assert_eq!(parse_duration(s).ok(), want, "{s}");
+        for (name, change, want) in table {
+            let mut c = Config::default();
+            change(&mut c);
+            assert_eq!(c.validate().err().map(|e| e.flag), want, "{name}");
         }
     }
 }

@@ -1,11 +1,16 @@
-//! `bosun-scheduler`: parses its config, sets up telemetry, and runs the scheduler and the
-//! node lifecycle controller until SIGINT or SIGTERM.
+//! `bosun-scheduler`: parses and checks its config, sets up telemetry, and runs the scheduler and
+//! the node lifecycle controller until SIGINT or SIGTERM.
 
 use clap::Parser;
+
+/// mimalloc instead of glibc's malloc (why: `bosun_runtime::alloc`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     bosun_runtime::rt::controller()?.block_on(async {
         let config = bosun_scheduler::Config::parse();
+        config.validate()?;
         let telemetry = bosun_runtime::telemetry::init("bosun-scheduler")?;
         let shutdown = bosun_runtime::shutdown::shutdown_signal();
         let result = bosun_scheduler::run(config, shutdown).await;

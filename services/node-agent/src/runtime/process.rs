@@ -6,6 +6,11 @@
 //! `<data-dir>/pods/<pod-uid>/<container>/`. A restarted agent re-adopts a live pid (or reads
 //! the exit code of one that finished meanwhile) instead of starting a second copy.
 //!
+//! An agent run by `bosun up` ([`ProcessRuntime::dying_with_agent`]) ties its pods to its
+//! own life instead: a [`Lifeline`] watcher kills every pod's process group once the agent's
+//! process is gone, however it ended (see `bosun_runtime::lifeline` for why a watcher and
+//! not the parent-death signal, which would reach the shim but not the group).
+//!
 //! hostPath volumes are not mounted anywhere: the process sees them at their host path
 //! (and in `BOSUN_VOLUME_<NAME>`). Output (stdout and stderr) is appended to
 //! `current.log`, truncated when it grows past the cap; a restart moves it to `previous.log`.
@@ -14,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bosun_runtime::lifeline::{Lifeline, LifelineError};
 use futures::future::BoxFuture;
 use std::os::unix::process::CommandExt as _;
 
@@ -29,19 +35,48 @@ const SHIM: &str = r#"trap true TERM; "$@"; c=$?; echo $c > "$0.tmp" && mv "$0.t
 /// How often a waiter looks at the exit-code file.
 const POLL: Duration = Duration::from_millis(50);
 
+/// The lifeline's script, `$1` the data directory: SIGKILL to the process group of every
+/// container still running (a `pid` file and no `exit_code`), but only while that pid is
+/// still its shim (the shim's command line names the container's exit-code file), never a
+/// process that reused the number.
+const KILL_PODS: &str = r#"root=${1%/}
+for f in "$root"/pods/*/*/pid; do
+  [ -f "$f" ] || continue
+  d=${f%/pid}
+  [ -f "$d/exit_code" ] && continue
+  p=$(cat "$f")
+  tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$d/exit_code" || continue
+  kill -KILL "-$p" 2>/dev/null
+done"#;
+
 /// Runs containers as local processes.
 pub struct ProcessRuntime {
     data_dir: PathBuf,
     log_max_bytes: u64,
+    /// Set when the pods die with the agent: fires (kills them) when this process ends or
+    /// the runtime is dropped.
+    lifeline: Option<Lifeline>,
 }
 
 impl ProcessRuntime {
-    /// A runtime keeping its files under `data_dir`.
+    /// A runtime keeping its files under `data_dir`; its pods outlive the agent.
     pub fn new(data_dir: PathBuf, log_max_bytes: u64) -> ProcessRuntime {
         ProcessRuntime {
             data_dir,
             log_max_bytes,
+            lifeline: None,
         }
+    }
+
+    /// This runtime, with every pod process group killed once the agent's process is gone
+    /// (or the runtime dropped): `--pods-die-with-agent`, what `bosun up` runs.
+    pub fn dying_with_agent(mut self) -> Result<ProcessRuntime, LifelineError> {
+        self.lifeline = Some(Lifeline::spawn(
+            "the pods of this node agent",
+            KILL_PODS,
+            [self.data_dir.as_os_str()],
+        )?);
+        Ok(self)
     }
 
     fn dir(&self, spec: &ContainerSpec) -> PathBuf {
@@ -176,16 +211,7 @@ struct ProcessInstance {
 }
 
 /// Whether `pid` is a live (not zombie) process.
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the `(comm)` field.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
-}
+pub use bosun_runtime::lifeline::alive;
 
 fn read_exit_code(dir: &Path) -> Option<i32> {
     std::fs::read_to_string(dir.join("exit_code"))
@@ -265,5 +291,115 @@ impl ProcessInstance {
             let _ = f.set_len(0);
             tracing::info!(log = %self.log.current.display(), "container log passed its cap: rotated");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bosun-process-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A container whose shim starts a command that itself starts a grandchild: the whole
+    /// group must go, not just the shim.
+    fn spec(uid: &str) -> ContainerSpec {
+        ContainerSpec {
+            pod_uid: uid.into(),
+            pod_key: "default/p".into(),
+            name: "main".into(),
+            command: vec!["sh".into(), "-c".into()],
+            args: vec!["sleep 3600 & sleep 3600".into()],
+            ..Default::default()
+        }
+    }
+
+    /// The live processes of process group `pgid`.
+    fn group_members(pgid: u32) -> Vec<u32> {
+        let mut members = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // After `(comm)`: state, ppid, pgrp.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            if fields.get(2) == Some(&pgid.to_string().as_str()) && alive(pid) {
+                members.push(pid);
+            }
+        }
+        members
+    }
+
+    /// Waits up to 10 s for `done`.
+    async fn within_10s(mut done: impl FnMut() -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        done()
+    }
+
+    fn pgid_of(inst: &Arc<dyn Instance>) -> u32 {
+        inst.id().trim_start_matches("process://").parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn pods_of_an_agent_that_dies_with_them_are_killed_group_and_all() {
+        let dir = temp_dir("dies");
+        let runtime = ProcessRuntime::new(dir.clone(), 1 << 20)
+            .dying_with_agent()
+            .unwrap();
+        let inst = runtime.start(&spec("uid-1")).await.unwrap();
+        let pgid = pgid_of(&inst);
+        assert!(
+            within_10s(|| group_members(pgid).len() >= 3).await,
+            "the pod never started"
+        );
+        // What the kernel does when the agent's process dies: the lifeline's pipe closes.
+        drop(runtime);
+        assert!(
+            within_10s(|| group_members(pgid).is_empty()).await,
+            "left running: {:?}",
+            group_members(pgid)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn pods_of_a_standalone_agent_outlive_it() {
+        let dir = temp_dir("outlive");
+        let runtime = ProcessRuntime::new(dir.clone(), 1 << 20);
+        let inst = runtime.start(&spec("uid-2")).await.unwrap();
+        let pgid = pgid_of(&inst);
+        assert!(
+            within_10s(|| group_members(pgid).len() >= 3).await,
+            "the pod never started"
+        );
+        drop(runtime);
+        // A restarted agent re-adopts it; it still runs, and stops when asked.
+        let again = ProcessRuntime::new(dir.clone(), 1 << 20);
+        let adopted = again.adopt(&spec("uid-2")).await.expect("adopted");
+        assert_eq!(pgid_of(&adopted), pgid);
+        assert!(!group_members(pgid).is_empty());
+        adopted.stop(Duration::from_secs(5)).await;
+        assert!(within_10s(|| group_members(pgid).is_empty()).await);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,0 +1,183 @@
+//! What every service's configuration shares: its defaults read from its own clap
+//! declarations ([`defaults`], so each value is written once, in the `#[arg]` that documents
+//! it), the parsers of flag values ([`parse_duration`], [`parse_positive`]), and the error a
+//! config's `validate()` returns ([`InvalidConfig`]), checked before any port is bound.
+
+use std::fmt::Display;
+use std::time::Duration;
+
+/// A setting a service cannot run with: which flag, the value given, and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag} {value}: {problem}")]
+pub struct InvalidConfig {
+    /// The flag as a person types it (`--workers`).
+    pub flag: &'static str,
+    /// The value it was given.
+    pub value: String,
+    /// What is wrong and what to give instead.
+    pub problem: String,
+}
+
+impl InvalidConfig {
+    /// `flag value: problem`.
+    pub fn new(flag: &'static str, value: impl Display, problem: impl Into<String>) -> Self {
+        InvalidConfig {
+            flag,
+            value: value.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Fails with `flag value: problem` unless `ok`.
+pub fn require(
+    ok: bool,
+    flag: &'static str,
+    value: impl Display,
+    problem: &str,
+) -> Result<(), InvalidConfig> {
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidConfig::new(flag, value, problem))
+    }
+}
+
+/// Fails unless a count is at least 1.
+pub fn require_positive(flag: &'static str, value: u64) -> Result<(), InvalidConfig> {
+    require(value > 0, flag, value, "must be at least 1")
+}
+
+/// Fails unless a duration is longer than zero.
+pub fn require_nonzero(flag: &'static str, value: Duration) -> Result<(), InvalidConfig> {
+    require(
+        !value.is_zero(),
+        flag,
+        format!("{value:?}"),
+        "must be longer than zero (e.g. 500ms, 10s)",
+    )
+}
+
+/// A service's configuration with every setting at the default its `#[arg]` declares,
+/// ignoring the environment (a `BOSUN_*` meant for `bosun up` itself must not leak into the
+/// services it runs) and the command line.
+///
+/// Panics only if a declared default does not parse, which each config's
+/// `defaults_parse` test rules out.
+pub fn defaults<T: clap::Parser>() -> T {
+    let command = without_env(T::command());
+    let name = command.get_name().to_string();
+    command
+        .try_get_matches_from([name.as_str()])
+        .and_then(|matches| T::from_arg_matches(&matches))
+        .unwrap_or_else(|err| panic!("the declared defaults of {name} do not parse: {err}"))
+}
+
+/// `command` with no argument read from the environment.
+fn without_env(command: clap::Command) -> clap::Command {
+    command.mut_args(|arg| arg.env(None::<&'static str>))
+}
+
+/// Parses a count that must be at least 1.
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?} is not a positive whole number")),
+    }
+}
+
+/// Parses a flag's duration: `250ms`, `5s`, `2m`, `1h` or a bare number of seconds, longer
+/// than zero (a zero period would spin, or panic in `tokio::time::interval`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration_allowing_zero(s)? {
+        d if d.is_zero() => Err(format!("{:?}: must be longer than zero", s.trim())),
+        d => Ok(d),
+    }
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1h`, a bare number of seconds, or zero; negative and
+/// unrepresentable durations are refused.
+pub fn parse_duration_allowing_zero(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let bad = || format!("{s:?} is not a duration; write e.g. 500ms, 5s or 1m");
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_the_usual_units_and_refuse_nonsense() {
+        let table = [
+            ("milliseconds", "250ms", Some(Duration::from_millis(250))),
+            ("seconds", "5s", Some(Duration::from_secs(5))),
+            ("bare seconds", "2", Some(Duration::from_secs(2))),
+            ("fractions", "1.5s", Some(Duration::from_millis(1500))),
+            ("minutes", "2m", Some(Duration::from_secs(120))),
+            ("hours", "1h", Some(Duration::from_secs(3600))),
+            ("zero", "0s", None),
+            ("negative", "-1s", None),
+            ("unknown unit", "5y", None),
+            ("no number", "soon", None),
+            ("empty", "", None),
+            ("too long to hold", "1e300", None),
+        ];
+        for (name, input, want) in table {
+            assert_eq!(parse_duration(input).ok(), want, "{name}: {input:?}");
+        }
+        assert_eq!(parse_duration_allowing_zero("0s"), Ok(Duration::ZERO));
+        assert!(parse_duration_allowing_zero("-1s").is_err());
+    }
+
+    #[test]
+    fn counts_must_be_positive() {
+        assert_eq!(parse_positive("4"), Ok(4));
+        assert!(parse_positive("0").is_err());
+        assert!(parse_positive("-1").is_err());
+        assert!(parse_positive("many").is_err());
+    }
+
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "svc")]
+    struct Svc {
+        #[arg(long, env = "BOSUN_RUNTIME_CONFIG_TEST_WORKERS", default_value_t = 4)]
+        workers: usize,
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        every: Duration,
+    }
+
+    #[test]
+    fn defaults_come_from_the_declarations_not_the_environment() {
+        let c: Svc = defaults();
+        assert_eq!(c.workers, 4);
+        assert_eq!(c.every, Duration::from_secs(10));
+        // (Setting a variable in-process needs `unsafe`; what matters is that none is read.)
+        let command = without_env(<Svc as clap::CommandFactory>::command());
+        assert!(command.get_arguments().all(|a| a.get_env().is_none()));
+    }
+
+    #[test]
+    fn an_invalid_setting_names_the_flag_the_value_and_the_fix() {
+        let err = require_positive("--workers", 0).unwrap_err();
+        assert_eq!(err.to_string(), "--workers 0: must be at least 1");
+        let err = require_nonzero("--heartbeat-interval", Duration::ZERO).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--heartbeat-interval 0ns: must be longer than zero")
+        );
+        assert!(require_positive("--workers", 1).is_ok());
+    }
+}
