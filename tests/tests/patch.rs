@@ -124,8 +124,9 @@ async fn a_json_patch_adds_removes_replaces_and_tests() {
         {"op": "test", "path": "/spec/parallelism", "value": 1},
         {"op": "add", "path": "/metadata/labels/example.com~1team", "value": "infra"},
         {"op": "replace", "path": "/spec/parallelism", "value": 4},
-        {"op": "add", "path": "/spec/template/spec/containers/0/args", "value": ["a"]},
-        {"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "b"}
+        {"op": "add", "path": "/metadata/finalizers", "value": ["example.com/a"]},
+        {"op": "add", "path": "/metadata/finalizers/-", "value": "example.com/b"},
+        {"op": "copy", "from": "/spec/parallelism", "path": "/spec/activeDeadlineSeconds"}
     ]"#;
     let out = p
         .ok(&["patch", "job", "pi", "--type", "json", "-p", patch])
@@ -140,15 +141,24 @@ async fn a_json_patch_adds_removes_replaces_and_tests() {
     let json = p.ok(&["get", "job", "pi", "-o", "json"]).await;
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(
-        v["spec"]["template"]["spec"]["containers"][0]["args"],
-        serde_json::json!(["a", "b"])
+        v["metadata"]["finalizers"],
+        serde_json::json!(["example.com/a", "example.com/b"])
     );
+    assert_eq!(v["spec"]["activeDeadlineSeconds"], 4);
 
-    let patch = r#"[{"op": "remove", "path": "/metadata/labels/example.com~1team"}]"#;
+    let patch = r#"[
+        {"op": "remove", "path": "/metadata/labels/example.com~1team"},
+        {"op": "remove", "path": "/metadata/finalizers/0"},
+        {"op": "move", "from": "/spec/activeDeadlineSeconds", "path": "/spec/ttlSecondsAfterFinished"}
+    ]"#;
     p.ok(&["patch", "job", "pi", "--type", "json", "-p", patch])
         .await;
-    let labels = p.jsonpath("pi", "{.metadata.labels}").await;
-    assert!(!labels.contains("example.com/team"), "{labels}");
+    let json = p.ok(&["get", "job", "pi", "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert!(v["metadata"]["labels"].get("example.com/team").is_none(), "{v}");
+    assert_eq!(v["metadata"]["finalizers"], serde_json::json!(["example.com/b"]));
+    assert!(v["spec"].get("activeDeadlineSeconds").is_none(), "{v}");
+    assert_eq!(v["spec"]["ttlSecondsAfterFinished"], 4);
 }
 
 #[tokio::test]
