@@ -155,8 +155,14 @@ async fn a_json_patch_adds_removes_replaces_and_tests() {
         .await;
     let json = p.ok(&["get", "job", "pi", "-o", "json"]).await;
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
-    assert!(v["metadata"]["labels"].get("example.com/team").is_none(), "{v}");
-    assert_eq!(v["metadata"]["finalizers"], serde_json::json!(["example.com/b"]));
+    assert!(
+        v["metadata"]["labels"].get("example.com/team").is_none(),
+        "{v}"
+    );
+    assert_eq!(
+        v["metadata"]["finalizers"],
+        serde_json::json!(["example.com/b"])
+    );
     assert!(v["spec"].get("activeDeadlineSeconds").is_none(), "{v}");
     assert_eq!(v["spec"]["ttlSecondsAfterFinished"], 4);
 }

@@ -420,7 +420,8 @@ mod tests {
     fn a_patched_object_is_decoded_back_with_the_change_and_nothing_else() {
         let stored = stored_job();
         let stored_job = stored.as_job().unwrap().clone();
-        let table: [(&str, PatchType, &str, fn(&mut bosun_api::v1::Job)); 5] = [
+        type Change = fn(&mut bosun_api::v1::Job);
+        let table: [(&str, PatchType, &str, Change); 5] = [
             ("no-op merge", PatchType::Merge, "{}", |_| {}),
             ("no-op json", PatchType::Json, "[]", |_| {}),
             (
