@@ -324,3 +324,52 @@ async fn many_concurrent_patches_each_adding_a_label_all_land() {
         .collect();
     assert!(missing.is_empty(), "lost: {missing:?} of {labels:?}");
 }
+
+#[tokio::test]
+async fn the_status_subresource_patches_the_status_and_the_object_patch_leaves_it() {
+    let p = Plane::start().await;
+    p.client
+        .create(bosun_tests::pod("default", "web"))
+        .await
+        .expect("create pod");
+    let get = |template: &'static str| {
+        let bosun = p.bosun.clone();
+        async move {
+            bosun
+                .ok(&["get", "pod", "web", "-o", &format!("jsonpath={template}")])
+                .await
+        }
+    };
+    // The object: a status change is ignored (as an update keeps the stored status).
+    let out = p
+        .ok(&[
+            "patch",
+            "pod",
+            "web",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"status":{"message":"from the object"}}"#,
+        ])
+        .await;
+    assert_eq!(out, "pod/web patched (no change)\n");
+    assert_eq!(get("{.status.message}").await, "");
+    // The status: only the status changes.
+    let out = p
+        .ok(&[
+            "patch",
+            "pod",
+            "web",
+            "--type",
+            "merge",
+            "--subresource",
+            "status",
+            "-p",
+            r#"{"metadata":{"labels":{"ignored":"yes"}},"status":{"message":"from status"}}"#,
+        ])
+        .await;
+    assert_eq!(out, "pod/web patched\n");
+    assert_eq!(get("{.status.message}").await, "from status");
+    assert_eq!(get("{.status.phase}").await, "Pending");
+    assert_eq!(get("{.metadata.labels}").await, "");
+}

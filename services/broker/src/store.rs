@@ -1021,6 +1021,27 @@ mod tests {
     }
 
     #[test]
+    fn a_new_pod_is_pending_unless_its_create_names_a_phase() {
+        let mut no_status = pod("busybox", "");
+        if let Some(v1::object::Object::Pod(p)) = &mut no_status.object {
+            p.status = None;
+        }
+        let table = [
+            ("no status", no_status, "Pending"),
+            ("an empty phase", pod("busybox", ""), "Pending"),
+            ("a phase given", pod("busybox", "Running"), "Running"),
+        ];
+        for (name, mut obj, want) in table {
+            pending_on_create(&mut obj);
+            let got = obj.as_pod().unwrap().status.as_ref().unwrap().phase.clone();
+            assert_eq!(got, want, "{name}");
+        }
+        let mut job: Object = v1::Job::default().into();
+        pending_on_create(&mut job);
+        assert_eq!(job, v1::Job::default().into(), "only pods have a phase");
+    }
+
+    #[test]
     fn an_update_status_keeps_the_stored_spec() {
         let stored = pod("busybox", "Running");
         let next = merge_status(&stored, &pod("nginx", "Succeeded"));
