@@ -14,9 +14,11 @@ use prost::Message;
 use rand::Rng;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use crate::batch::Batcher;
 use crate::error::{Error, Result};
+use crate::patch::{PatchError, Patched};
 use crate::recent::Recent;
 
 /// The finalizer a Foreground delete adds: the garbage collector removes it once the
@@ -205,61 +207,30 @@ impl Store {
                 )));
             }
         };
-        let patch_type = v1::PatchType::try_from(req.r#type).unwrap_or(v1::PatchType::Unspecified);
         let target = Target {
             info,
             namespace: effective_namespace(info, &req.namespace),
             name: req.name.clone(),
             sent: 0,
         };
-        // The revision of the object the last merge started from: the write returns the same
-        // revision only when nothing was written.
-        let read_at = std::sync::atomic::AtomicI64::new(-1);
-        let would_change = std::sync::atomic::AtomicBool::new(false);
+        // The revision the last merge started from: a write returns a newer one, so the same
+        // revision back means nothing was written. A dry run writes nothing: it compares.
+        let read_at = AtomicI64::new(-1);
+        let would_change = AtomicBool::new(false);
         let merge = |stored: &Object| {
-            read_at.store(
-                stored.resource_version(),
-                std::sync::atomic::Ordering::Relaxed,
-            );
-            let requested = match crate::patch::patched(stored, patch_type, &req.patch) {
-                Ok(crate::patch::Patched::Object(o)) => *o,
-                Ok(crate::patch::Patched::Stale { sent }) => {
-                    let sent = sent.parse().map_err(|_| {
-                        Error::BadRequest(format!(
-                            "metadata.resourceVersion {sent:?} in the patch is not a resourceVersion (a number, as `get` prints it)"
-                        ))
-                    })?;
-                    return Err(conflict(info, stored, sent, stored.resource_version()));
-                }
-                Err(crate::patch::PatchError::Invalid(errors)) => {
-                    return Err(Error::Invalid {
-                        resource: info.resource_word(),
-                        name: stored.key(),
-                        errors,
-                    });
-                }
-                Err(err) => return Err(Error::Patch(err)),
-            };
-            let next = if status_only {
-                merge_status(stored, &requested)
-            } else {
-                merge_update(stored, &requested)
-            };
+            read_at.store(stored.resource_version(), Ordering::Relaxed);
+            let next = merge_patch(info, stored, req, status_only)?;
             if req.dry_run {
-                // No write to tell by: compare as the write would (defaults applied).
                 let mut defaulted = next.clone();
                 bosun_api::defaults::apply_defaults(&mut defaulted);
-                would_change.store(
-                    !same_stored_form(stored, &defaulted),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
+                would_change.store(!same_stored_form(stored, &defaulted), Ordering::Relaxed);
             }
             Ok(next)
         };
         let check = bosun_api::validation::validate_update;
-        // A patch is relative to whatever is stored, so it is safe to apply again however
-        // often it loses; Kubernetes retries such writes without bound. A few more rounds of
-        // the loop's attempts, apart by a random pause, see it through heavy contention.
+        // A patch is relative to whatever is stored, so applying it again after a lost race
+        // is always right: under heavy contention it gets more rounds of the loop's
+        // attempts, a random pause apart, before contention is reported.
         let mut round = 1;
         let object = loop {
             match self
@@ -268,17 +239,17 @@ impl Store {
             {
                 Err(Error::Contended { .. }) if round < PATCH_ROUNDS => {
                     round += 1;
-                    let pause = rand::rng().random_range(1..=20);
                     tracing::warn!(round, "patch kept losing races; retrying");
+                    let pause = rand::rng().random_range(1..=20);
                     tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                 }
                 other => break other?,
             }
         };
         let changed = if req.dry_run {
-            would_change.load(std::sync::atomic::Ordering::Relaxed)
+            would_change.load(Ordering::Relaxed)
         } else {
-            object.resource_version() != read_at.load(std::sync::atomic::Ordering::Relaxed)
+            object.resource_version() != read_at.load(Ordering::Relaxed)
         };
         Ok((object, changed))
     }
@@ -787,6 +758,44 @@ pub fn merge_bind(stored: &Object, requested: &Object, now: &str) -> Result<Obje
     Ok(next)
 }
 
+/// A patch of `stored`: the object the patch asks for (see [`crate::patch::patched`]),
+/// merged with the stored one as an update merges a request (status and server-owned
+/// metadata kept) or, for the status subresource, as an update-status does (only the
+/// status taken). A `metadata.resourceVersion` in the patch other than the stored one is a
+/// conflict; a patched object that does not decode is invalid like a rejected update.
+pub fn merge_patch(
+    info: &KindInfo,
+    stored: &Object,
+    req: &v1::PatchRequest,
+    status_only: bool,
+) -> Result<Object> {
+    let patch_type = v1::PatchType::try_from(req.r#type).unwrap_or(v1::PatchType::Unspecified);
+    let requested = match crate::patch::patched(stored, patch_type, &req.patch) {
+        Ok(Patched::Object(o)) => *o,
+        Ok(Patched::Stale { sent }) => {
+            let sent = sent.parse().map_err(|_| {
+                Error::BadRequest(format!(
+                    "metadata.resourceVersion {sent:?} in the patch is not a resourceVersion (a number, as `get` prints it)"
+                ))
+            })?;
+            return Err(conflict(info, stored, sent, stored.resource_version()));
+        }
+        Err(PatchError::Invalid(errors)) => {
+            return Err(Error::Invalid {
+                resource: info.resource_word(),
+                name: stored.key(),
+                errors,
+            });
+        }
+        Err(err) => return Err(Error::Patch(err)),
+    };
+    Ok(if status_only {
+        merge_status(stored, &requested)
+    } else {
+        merge_update(stored, &requested)
+    })
+}
+
 pub fn merge_status(stored: &Object, requested: &Object) -> Object {
     let mut next = stored.clone();
     next.copy_status_from(requested);
@@ -1018,6 +1027,73 @@ mod tests {
 
         let next = merge_update(&stored, &pod("nginx", ""));
         assert_eq!(next.meta().unwrap().generation, 4);
+    }
+
+    #[test]
+    fn a_patch_merges_like_an_update_or_an_update_status() {
+        let info = KindInfo::of(Kind::Pod).unwrap();
+        let mut stored = pod("busybox", "Running");
+        bosun_api::defaults::apply_defaults(&mut stored);
+        stored.meta_mut().resource_version = "5".into();
+        let req = |t: v1::PatchType, patch: &str| v1::PatchRequest {
+            r#type: t as i32,
+            patch: patch.into(),
+            ..Default::default()
+        };
+        let merge = v1::PatchType::Merge;
+        let phase = |o: &Object| o.as_pod().unwrap().status.as_ref().unwrap().phase.clone();
+        let image = |o: &Object| {
+            o.as_pod().unwrap().spec.as_ref().unwrap().containers[0]
+                .image
+                .clone()
+        };
+
+        // The object: labels and spec change, the status sent is ignored.
+        let patch = r#"{"metadata": {"labels": {"a": "b"}}, "status": {"phase": "Failed"}}"#;
+        let next = merge_patch(info, &stored, &req(merge, patch), false).unwrap();
+        assert_eq!(
+            next.meta().unwrap().labels.get("a").map(String::as_str),
+            Some("b")
+        );
+        assert_eq!(phase(&next), "Running");
+        assert_eq!(next.meta().unwrap().generation, 3, "no spec change");
+        let patch = r#"[{"op": "replace", "path": "/spec/containers/0/image", "value": "nginx"}]"#;
+        let next = merge_patch(info, &stored, &req(v1::PatchType::Json, patch), false).unwrap();
+        assert_eq!(image(&next), "nginx");
+        assert_eq!(next.meta().unwrap().generation, 4, "a spec change");
+
+        // The status subresource: only the status is taken.
+        let patch = r#"{"metadata": {"labels": {"a": "b"}}, "status": {"phase": "Failed"}}"#;
+        let next = merge_patch(info, &stored, &req(merge, patch), true).unwrap();
+        assert_eq!(phase(&next), "Failed");
+        assert!(next.meta().unwrap().labels.is_empty());
+
+        // Refusals, each its own error.
+        let refused = |patch: &str| merge_patch(info, &stored, &req(merge, patch), false);
+        assert!(matches!(
+            refused(r#"{"metadata": {"resourceVersion": "4"}}"#),
+            Err(Error::Conflict {
+                sent: 4,
+                current: 5,
+                ..
+            })
+        ));
+        assert!(matches!(
+            refused(r#"{"metadata": {"resourceVersion": "x"}}"#),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            refused(r#"{"spec": {"bogus": 1}}"#),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            refused(r#"{"metadata": {"name": "q"}}"#),
+            Err(Error::Patch(PatchError::Identity { .. }))
+        ));
+        assert!(matches!(
+            merge_patch(info, &stored, &req(v1::PatchType::Unspecified, "{}"), false),
+            Err(Error::Patch(PatchError::NoType))
+        ));
     }
 
     #[test]
