@@ -242,6 +242,22 @@ async fn an_invalid_patch_result_is_rejected_with_what_is_wrong_and_nothing_is_w
         assert!(out.stderr.contains(want), "{name}: {}", out.stderr);
         assert_eq!(p.resource_version("pi").await, before, "{name}: written");
     }
+    // The whole message, as kubectl users read it.
+    let out = p
+        .run(&[
+            "patch",
+            "job",
+            "pi",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"parallelism":-1}}"#,
+        ])
+        .await;
+    assert_eq!(
+        out.stderr,
+        "Error from server (Invalid): jobs.batch \"pi\" is invalid: spec.parallelism: Invalid value: -1: must be greater than or equal to 0\n"
+    );
     // A current resourceVersion is a precondition that holds.
     let patch =
         format!(r#"{{"metadata":{{"resourceVersion":"{before}"}},"spec":{{"parallelism":5}}}}"#);
