@@ -113,6 +113,37 @@ async fn a_merge_patch_changes_labels_and_a_jobs_parallelism_and_a_repeat_change
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(v["spec"]["parallelism"], 2);
     assert!(v["metadata"]["labels"].get("tier").is_none(), "{v}");
+
+    // A YAML patch, as kubectl takes it, on a server dry run: checked, not written.
+    let before = p.resource_version("pi").await;
+    let out = p
+        .ok(&[
+            "patch",
+            "job",
+            "pi",
+            "--type",
+            "merge",
+            "-p",
+            "spec:\n  parallelism: 7\n",
+            "--dry-run=server",
+        ])
+        .await;
+    assert_eq!(out, "job.batch/pi patched (server dry run)\n");
+    assert_eq!(p.jsonpath("pi", "{.spec.parallelism}").await, "2");
+    assert_eq!(p.resource_version("pi").await, before);
+    let out = p
+        .run(&[
+            "patch",
+            "job",
+            "pi",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"parallelism":-7}}"#,
+            "--dry-run=server",
+        ])
+        .await;
+    assert_eq!(out.code, 1, "a dry run validates: {out:#?}");
 }
 
 #[tokio::test]

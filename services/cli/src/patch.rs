@@ -17,6 +17,7 @@ use bosun_api::{KindInfo, Object};
 use clap::Args;
 
 use crate::Ctx;
+use crate::apply::DryRun;
 use crate::label::object_ref;
 use crate::output::{Output, json_to_yaml, value_of};
 
@@ -42,6 +43,9 @@ pub struct PatchArgs {
     /// Output format: `yaml`, `json`, `name`, `jsonpath=…`; default: `KIND/NAME patched`.
     #[arg(short = 'o', long)]
     pub output: Option<String>,
+    /// `server`: the broker applies and validates the patch and writes nothing.
+    #[arg(long, value_enum, default_value = "none", num_args = 0..=1, default_missing_value = "client")]
+    pub dry_run: DryRun,
 }
 
 /// A checked `bosun patch` command line: what to send.
@@ -51,6 +55,8 @@ pub struct Plan {
     pub name: String,
     pub patch_type: PatchType,
     pub status: bool,
+    /// `--dry-run=server`.
+    pub dry_run: bool,
 }
 
 /// Checks the target words, `--type` and `--subresource` (kubectl's wording where it has
@@ -86,11 +92,17 @@ pub fn plan(args: &PatchArgs) -> anyhow::Result<Plan> {
             "--subresource {other:?} is not served: the only subresource bosun patches is \"status\""
         ),
     };
+    if args.dry_run == DryRun::Client {
+        bail!(
+            "--dry-run=client is not supported by patch (the patch is applied in the broker): use --dry-run=server, which applies and validates it there and writes nothing"
+        );
+    }
     Ok(Plan {
         info,
         name,
         patch_type,
         status,
+        dry_run: args.dry_run == DryRun::Server,
     })
 }
 
@@ -108,18 +120,70 @@ fn patch_text(args: &PatchArgs) -> anyhow::Result<String> {
         }
         (Some(_), Some(_)) => bail!("--patch and --patch-file are mutually exclusive: give one"),
     };
-    serde_json::from_str::<serde_json::Value>(&text)
-        .with_context(|| format!("unable to parse {text:?} as JSON"))?;
-    Ok(text)
+    if serde_json::from_str::<serde_json::Value>(&text).is_ok() {
+        return Ok(text);
+    }
+    // kubectl takes YAML too, and sends it as JSON.
+    let value = yaml_to_json(&text)
+        .with_context(|| format!("unable to parse {text:?}: the patch is neither JSON nor YAML"))?;
+    Ok(value.to_string())
+}
+
+/// One YAML document as a JSON value (string keys only, as JSON has).
+fn yaml_to_json(text: &str) -> anyhow::Result<serde_json::Value> {
+    use yaml_rust2::{Yaml, YamlLoader};
+    fn convert(y: &Yaml) -> anyhow::Result<serde_json::Value> {
+        use serde_json::Value as J;
+        Ok(match y {
+            Yaml::Null => J::Null,
+            Yaml::Boolean(b) => J::Bool(*b),
+            Yaml::Integer(i) => J::from(*i),
+            Yaml::Real(r) => r
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(J::Number)
+                .with_context(|| format!("{r} is not a number JSON can hold"))?,
+            Yaml::String(s) => J::String(s.clone()),
+            Yaml::Array(items) => J::Array(items.iter().map(convert).collect::<Result<_, _>>()?),
+            Yaml::Hash(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    let key = match k {
+                        Yaml::String(s) => s.clone(),
+                        Yaml::Integer(i) => i.to_string(),
+                        Yaml::Boolean(b) => b.to_string(),
+                        other => anyhow::bail!("a key must be a string, got {other:?}"),
+                    };
+                    out.insert(key, convert(v)?);
+                }
+                J::Object(out)
+            }
+            Yaml::Alias(_) | Yaml::BadValue => anyhow::bail!("aliases and bad values are not JSON"),
+        })
+    }
+    let docs = YamlLoader::load_from_str(text)?;
+    match docs.as_slice() {
+        [one] if matches!(one, Yaml::Hash(_) | Yaml::Array(_)) => convert(one),
+        [_] => anyhow::bail!("a patch is an object (merge) or a list of operations (json)"),
+        _ => anyhow::bail!("a patch is one document, got {}", docs.len()),
+    }
 }
 
 /// What `bosun patch` prints for the patched object: kubectl's `KIND/NAME patched`, with
 /// ` (no change)` when nothing changed, or the object in the `-o` format.
-pub fn render(output: &Output, info: &KindInfo, obj: &Object, changed: bool) -> String {
+pub fn render(
+    output: &Output,
+    info: &KindInfo,
+    obj: &Object,
+    changed: bool,
+    dry_run: bool,
+) -> String {
     match output {
         Output::Table | Output::Wide => {
             let note = if changed { "" } else { " (no change)" };
-            format!("{} patched{note}\n", object_ref(info, obj.name()))
+            let dry = if dry_run { " (server dry run)" } else { "" };
+            format!("{} patched{note}{dry}\n", object_ref(info, obj.name()))
         }
         Output::Name => format!("{}\n", object_ref(info, obj.name())),
         Output::Json => format!("{:#}\n", value_of(std::slice::from_ref(obj), true)),
@@ -151,7 +215,7 @@ pub async fn patch(ctx: &mut Ctx<'_>, args: PatchArgs) -> anyhow::Result<i32> {
             } else {
                 String::new()
             },
-            dry_run: false,
+            dry_run: plan.dry_run,
         })
         .await
         .map_err(|s| ctx.status_error(&s, Some(plan.info), &plan.name))?
@@ -159,11 +223,8 @@ pub async fn patch(ctx: &mut Ctx<'_>, args: PatchArgs) -> anyhow::Result<i32> {
     let obj = resp
         .object
         .ok_or_else(|| anyhow::anyhow!("the broker sent no object"))?;
-    write!(
-        ctx.out,
-        "{}",
-        render(&output, plan.info, &obj, resp.changed)
-    )?;
+    let text = render(&output, plan.info, &obj, resp.changed, plan.dry_run);
+    write!(ctx.out, "{text}")?;
     Ok(0)
 }
 
@@ -172,20 +233,22 @@ mod tests {
     use super::*;
     use bosun_api::v1::Kind;
 
+    /// The flags of a command line split at spaces; `·` stands for a space inside a word.
     fn args(line: &str) -> PatchArgs {
         #[derive(clap::Parser)]
         struct Wrap {
             #[command(flatten)]
             a: PatchArgs,
         }
-        let words = std::iter::once("patch").chain(line.split_whitespace());
+        let words = std::iter::once("patch".to_string())
+            .chain(line.split_whitespace().map(|w| w.replace('·', " ")));
         <Wrap as clap::Parser>::try_parse_from(words).unwrap().a
     }
 
     #[test]
     fn patch_command_lines_name_one_object_and_a_served_patch_type() {
         type Want = Result<(Kind, &'static str, PatchType, bool), &'static str>;
-        let table: [(&str, &str, Want); 10] = [
+        let table: [(&str, &str, Want); 11] = [
             (
                 "kind and name",
                 "job pi --type merge -p {}",
@@ -232,6 +295,11 @@ mod tests {
                 Err("name one object"),
             ),
             (
+                "client dry run",
+                "job pi --type merge --dry-run=client -p {}",
+                Err("use --dry-run=server"),
+            ),
+            (
                 "another subresource",
                 "job pi --type merge --subresource scale -p {}",
                 Err("the only subresource bosun patches is \"status\""),
@@ -253,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn the_patch_comes_from_exactly_one_place_and_is_json() {
+    fn the_patch_comes_from_exactly_one_place_and_is_sent_as_json() {
         let table = [
             ("-p", "job pi --type merge -p {\"a\":1}", Ok("{\"a\":1}")),
             (
@@ -262,9 +330,19 @@ mod tests {
                 Err("must specify --patch or --patch-file"),
             ),
             (
-                "not JSON",
-                "job pi --type merge -p spec:",
-                Err("unable to parse \"spec:\" as JSON"),
+                "YAML is sent as JSON",
+                "job pi --type merge -p {spec:·{parallelism:·2}}",
+                Ok("{\"spec\":{\"parallelism\":2}}"),
+            ),
+            (
+                "neither JSON nor YAML",
+                "job pi --type merge -p {a:·[}",
+                Err("the patch is neither JSON nor YAML"),
+            ),
+            (
+                "a YAML scalar",
+                "job pi --type merge -p spec",
+                Err("the patch is neither JSON nor YAML"),
             ),
             (
                 "missing file",
@@ -304,9 +382,13 @@ mod tests {
         ];
         for (name, o, changed, want) in table {
             let output = Output::parse(o).unwrap();
-            assert_eq!(render(&output, job, &obj, changed), want, "{name}");
+            assert_eq!(render(&output, job, &obj, changed, false), want, "{name}");
         }
-        let yaml = render(&Output::Yaml, job, &obj, true);
+        assert_eq!(
+            render(&Output::Table, job, &obj, true, true),
+            "job.batch/pi patched (server dry run)\n"
+        );
+        let yaml = render(&Output::Yaml, job, &obj, true, false);
         assert!(
             yaml.contains("kind: Job") && yaml.contains("name: pi"),
             "{yaml}"
