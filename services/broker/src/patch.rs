@@ -1,7 +1,8 @@
 //! Patches, applied in the broker: a JSON merge patch (RFC 7386) or a JSON patch (RFC 6902)
 //! over an object's Kubernetes JSON form, decoded back strictly.
 //!
-//! The store runs [`patched`] inside its read-merge-write loop (`Store::patch`), so a patch
+//! The store runs [`patched`] inside its read-merge-write loop (`Store::patch` through
+//! `store::merge_patch`, the same loop as an update), so a patch
 //! is applied to the object as it is stored *now*: when another writer gets in between the
 //! read and the write, the patch is applied again on a fresh read, and no concurrent write
 //! is lost. Everything here is pure and table-tested: [`apply`] is the RFC step on JSON
@@ -55,8 +56,9 @@ pub enum PatchError {
 /// What a patch applied to a stored object produced.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Patched {
-    /// The object the patch asks for (not yet defaulted, validated or merged with what the
-    /// server owns: the store does that as for an update).
+    /// The object the patch asks for, decoded strictly, defaulted and checked as a manifest
+    /// is; the store then merges it with what the server owns and validates it as an
+    /// update (immutable fields).
     Object(Box<Object>),
     /// The patch carries `metadata.resourceVersion` and it is not the stored one: a
     /// conflict, reported to the caller and not retried (the patch was meant for that version).
