@@ -16,6 +16,9 @@ pub enum Error {
         name: String,
         errors: Vec<FieldError>,
     },
+    /// A patch could not be applied (malformed, a failed `test`, renames the object).
+    #[error(transparent)]
+    Patch(#[from] crate::patch::PatchError),
     /// A label or field selector did not parse.
     #[error(transparent)]
     Selector(#[from] SelectorError),
@@ -99,6 +102,7 @@ impl From<Error> for tonic::Status {
             Error::BadRequest(_)
             | Error::Invalid { .. }
             | Error::Selector(_)
+            | Error::Patch(_)
             | Error::TooLarge { .. } => Code::InvalidArgument,
             Error::NotFound { .. } => Code::NotFound,
             Error::AlreadyExists { .. } => Code::AlreadyExists,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod logs;
 pub mod metrics;
+pub mod patch;
 pub mod recent;
 pub mod service;
 pub mod store;

@@ -8,7 +8,8 @@ use bosun_api::selector::{FieldSelector, LabelSelector};
 use bosun_api::v1::objects_server::Objects;
 use bosun_api::v1::{
     BindRequest, CreateRequest, DeleteRequest, DeleteResponse, FinalizersRequest, GetRequest, Kind,
-    ListRequest, ListResponse, ObjectResponse, UpdateRequest, WatchRequest,
+    ListRequest, ListResponse, ObjectResponse, PatchRequest, PatchResponse, UpdateRequest,
+    WatchRequest,
 };
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -183,6 +184,20 @@ impl Objects for ObjectService {
             Ok(ObjectResponse {
                 object: Some(object),
                 warnings: vec![],
+            })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(kind = req.get_ref().kind, namespace = %req.get_ref().namespace, name = %req.get_ref().name, r#type = req.get_ref().r#type))]
+    async fn patch(&self, req: Request<PatchRequest>) -> Result<Response<PatchResponse>, Status> {
+        let req = req.into_inner();
+        self.observe("Patch", async {
+            kind_of(req.kind)?;
+            let (object, changed) = self.store.patch(&req).await?;
+            Ok(PatchResponse {
+                object: Some(object),
+                changed,
             })
         })
         .await

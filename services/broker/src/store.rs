@@ -8,14 +8,17 @@ use bosun_api::kind::KindInfo;
 use bosun_api::selector::{FieldSelector, LabelSelector};
 use bosun_api::v1::{self, Kind, Object};
 use bosun_api::validation::FieldError;
+use bosun_api::vocab::{self, condition, phase};
 use etcd_client::{Compare, CompareOp, GetOptions, KvClient, TxnOp};
 use prost::Message;
 use rand::Rng;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use crate::batch::Batcher;
 use crate::error::{Error, Result};
+use crate::patch::{PatchError, Patched};
 use crate::recent::Recent;
 
 /// The finalizer a Foreground delete adds: the garbage collector removes it once the
@@ -27,6 +30,8 @@ pub const ORPHAN_FINALIZER: &str = "orphan";
 
 /// How many times an unconditional write re-reads and retries after losing a race.
 const WRITE_ATTEMPTS: usize = 16;
+/// How many times a patch runs the whole read-merge-write loop before reporting contention.
+const PATCH_ROUNDS: usize = 8;
 /// How many random names `generateName` tries before giving up.
 const NAME_ATTEMPTS: usize = 8;
 
@@ -184,6 +189,69 @@ impl Store {
         let merge = |stored: &Object| merge_finalizers(info, stored, req);
         let check = bosun_api::validation::validate_update;
         self.write_existing(target, false, merge, check).await
+    }
+
+    /// Patches one object (see [`crate::patch`]): the patch is applied to the stored object
+    /// inside the same read-merge-write loop as an update (or, for the `status`
+    /// subresource, an update-status), so a lost race re-reads and applies it again.
+    /// Returns the object and whether anything changed (an unchanged object is not written).
+    pub async fn patch(&self, req: &v1::PatchRequest) -> Result<(Object, bool)> {
+        let kind = Kind::try_from(req.kind).unwrap_or(Kind::Unspecified);
+        let info = info_of(kind)?;
+        let status_only = match req.subresource.as_str() {
+            "" => false,
+            "status" => true,
+            other => {
+                return Err(Error::BadRequest(format!(
+                    "subresource {other:?} cannot be patched: use \"status\" or none"
+                )));
+            }
+        };
+        let target = Target {
+            info,
+            namespace: effective_namespace(info, &req.namespace),
+            name: req.name.clone(),
+            sent: 0,
+        };
+        // The revision the last merge started from: a write returns a newer one, so the same
+        // revision back means nothing was written. A dry run writes nothing: it compares.
+        let read_at = AtomicI64::new(-1);
+        let would_change = AtomicBool::new(false);
+        let merge = |stored: &Object| {
+            read_at.store(stored.resource_version(), Ordering::Relaxed);
+            let next = merge_patch(info, stored, req, status_only)?;
+            if req.dry_run {
+                let mut defaulted = next.clone();
+                bosun_api::defaults::apply_defaults(&mut defaulted);
+                would_change.store(!same_stored_form(stored, &defaulted), Ordering::Relaxed);
+            }
+            Ok(next)
+        };
+        let check = bosun_api::validation::validate_update;
+        // A patch is relative to whatever is stored, so applying it again after a lost race
+        // is always right: under heavy contention it gets more rounds of the loop's
+        // attempts, a random pause apart, before contention is reported.
+        let mut round = 1;
+        let object = loop {
+            match self
+                .write_existing(target.clone(), req.dry_run, &merge, check)
+                .await
+            {
+                Err(Error::Contended { .. }) if round < PATCH_ROUNDS => {
+                    round += 1;
+                    tracing::warn!(round, "patch kept losing races; retrying");
+                    let pause = rand::rng().random_range(1..=20);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+                other => break other?,
+            }
+        };
+        let changed = if req.dry_run {
+            would_change.load(Ordering::Relaxed)
+        } else {
+            object.resource_version() != read_at.load(Ordering::Relaxed)
+        };
+        Ok((object, changed))
     }
 
     /// Binds a pod to a node (the scheduler's write): `spec.nodeName` and the PodScheduled
@@ -453,6 +521,16 @@ impl Store {
     }
 }
 
+/// Whether two objects store as the same bytes (resourceVersion aside).
+fn same_stored_form(a: &Object, b: &Object) -> bool {
+    let bytes = |o: &Object| {
+        let mut o = o.clone();
+        o.meta_mut().resource_version.clear();
+        o.encode_to_vec()
+    };
+    bytes(a) == bytes(b)
+}
+
 /// Decodes a stored value, naming the key when it is corrupt.
 pub fn decode(key: &[u8], value: &[u8], revision: i64) -> Result<Object> {
     Object::decode_stored(value, revision).map_err(|source| Error::Decode {
@@ -475,6 +553,7 @@ enum Planned {
 
 /// The object a read-merge-write names: its kind, where it lives, and the resourceVersion the
 /// caller based its change on (0: unconditional).
+#[derive(Clone)]
 struct Target {
     info: &'static KindInfo,
     namespace: String,
@@ -556,7 +635,22 @@ fn prepare_create(obj: &mut Object, info: &KindInfo) -> Result<()> {
     meta.resource_version.clear();
     meta.deletion_timestamp.clear();
     meta.deletion_grace_period_seconds = None;
+    pending_on_create(obj);
     Ok(())
+}
+
+/// A new pod is `Pending` until a node takes it (Kubernetes' pod strategy sets the phase in
+/// `PrepareForCreate`), so `get pod -o jsonpath='{.status.phase}'` and the field selector
+/// `status.phase=Pending` see it before any node does. Kubernetes also drops the rest of
+/// the status a create sends; bosun keeps it (controllers' tests and the benchmarks seed
+/// pods with a status) and only fills the phase when none is given.
+pub fn pending_on_create(obj: &mut Object) {
+    if let Some(v1::object::Object::Pod(pod)) = obj.object.as_mut() {
+        let status = pod.status.get_or_insert_with(Default::default);
+        if status.phase.is_empty() {
+            status.phase = phase::PENDING.to_string();
+        }
+    }
 }
 
 fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -650,16 +744,56 @@ pub fn merge_bind(stored: &Object, requested: &Object, now: &str) -> Result<Obje
     spec.node_name = node.to_string();
     let status = pod.status.get_or_insert_with(Default::default);
     if status.phase.is_empty() {
-        status.phase = "Pending".into();
+        status.phase = phase::PENDING.into();
     }
-    status.conditions.retain(|c| c.r#type != "PodScheduled");
+    status
+        .conditions
+        .retain(|c| c.r#type != condition::POD_SCHEDULED);
     status.conditions.push(v1::Condition {
-        r#type: "PodScheduled".into(),
-        status: "True".into(),
+        r#type: condition::POD_SCHEDULED.into(),
+        status: vocab::status::TRUE.into(),
         last_transition_time: now.to_string(),
         ..Default::default()
     });
     Ok(next)
+}
+
+/// A patch of `stored`: the object the patch asks for (see [`crate::patch::patched`]),
+/// merged with the stored one as an update merges a request (status and server-owned
+/// metadata kept) or, for the status subresource, as an update-status does (only the
+/// status taken). A `metadata.resourceVersion` in the patch other than the stored one is a
+/// conflict; a patched object that does not decode is invalid like a rejected update.
+pub fn merge_patch(
+    info: &KindInfo,
+    stored: &Object,
+    req: &v1::PatchRequest,
+    status_only: bool,
+) -> Result<Object> {
+    let patch_type = v1::PatchType::try_from(req.r#type).unwrap_or(v1::PatchType::Unspecified);
+    let requested = match crate::patch::patched(stored, patch_type, &req.patch) {
+        Ok(Patched::Object(o)) => *o,
+        Ok(Patched::Stale { sent }) => {
+            let sent = sent.parse().map_err(|_| {
+                Error::BadRequest(format!(
+                    "metadata.resourceVersion {sent:?} in the patch is not a resourceVersion (a number, as `get` prints it)"
+                ))
+            })?;
+            return Err(conflict(info, stored, sent, stored.resource_version()));
+        }
+        Err(PatchError::Invalid(errors)) => {
+            return Err(Error::Invalid {
+                resource: info.resource_word(),
+                name: stored.key(),
+                errors,
+            });
+        }
+        Err(err) => return Err(Error::Patch(err)),
+    };
+    Ok(if status_only {
+        merge_status(stored, &requested)
+    } else {
+        merge_update(stored, &requested)
+    })
 }
 
 pub fn merge_status(stored: &Object, requested: &Object) -> Object {
@@ -893,6 +1027,94 @@ mod tests {
 
         let next = merge_update(&stored, &pod("nginx", ""));
         assert_eq!(next.meta().unwrap().generation, 4);
+    }
+
+    #[test]
+    fn a_patch_merges_like_an_update_or_an_update_status() {
+        let info = KindInfo::of(Kind::Pod).unwrap();
+        let mut stored = pod("busybox", "Running");
+        bosun_api::defaults::apply_defaults(&mut stored);
+        stored.meta_mut().resource_version = "5".into();
+        let req = |t: v1::PatchType, patch: &str| v1::PatchRequest {
+            r#type: t as i32,
+            patch: patch.into(),
+            ..Default::default()
+        };
+        let merge = v1::PatchType::Merge;
+        let phase = |o: &Object| o.as_pod().unwrap().status.as_ref().unwrap().phase.clone();
+        let image = |o: &Object| {
+            o.as_pod().unwrap().spec.as_ref().unwrap().containers[0]
+                .image
+                .clone()
+        };
+
+        // The object: labels and spec change, the status sent is ignored.
+        let patch = r#"{"metadata": {"labels": {"a": "b"}}, "status": {"phase": "Failed"}}"#;
+        let next = merge_patch(info, &stored, &req(merge, patch), false).unwrap();
+        assert_eq!(
+            next.meta().unwrap().labels.get("a").map(String::as_str),
+            Some("b")
+        );
+        assert_eq!(phase(&next), "Running");
+        assert_eq!(next.meta().unwrap().generation, 3, "no spec change");
+        let patch = r#"[{"op": "replace", "path": "/spec/containers/0/image", "value": "nginx"}]"#;
+        let next = merge_patch(info, &stored, &req(v1::PatchType::Json, patch), false).unwrap();
+        assert_eq!(image(&next), "nginx");
+        assert_eq!(next.meta().unwrap().generation, 4, "a spec change");
+
+        // The status subresource: only the status is taken.
+        let patch = r#"{"metadata": {"labels": {"a": "b"}}, "status": {"phase": "Failed"}}"#;
+        let next = merge_patch(info, &stored, &req(merge, patch), true).unwrap();
+        assert_eq!(phase(&next), "Failed");
+        assert!(next.meta().unwrap().labels.is_empty());
+
+        // Refusals, each its own error.
+        let refused = |patch: &str| merge_patch(info, &stored, &req(merge, patch), false);
+        assert!(matches!(
+            refused(r#"{"metadata": {"resourceVersion": "4"}}"#),
+            Err(Error::Conflict {
+                sent: 4,
+                current: 5,
+                ..
+            })
+        ));
+        assert!(matches!(
+            refused(r#"{"metadata": {"resourceVersion": "x"}}"#),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            refused(r#"{"spec": {"bogus": 1}}"#),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            refused(r#"{"metadata": {"name": "q"}}"#),
+            Err(Error::Patch(PatchError::Identity { .. }))
+        ));
+        assert!(matches!(
+            merge_patch(info, &stored, &req(v1::PatchType::Unspecified, "{}"), false),
+            Err(Error::Patch(PatchError::NoType))
+        ));
+    }
+
+    #[test]
+    fn a_new_pod_is_pending_unless_its_create_names_a_phase() {
+        let mut no_status = pod("busybox", "");
+        if let Some(v1::object::Object::Pod(p)) = &mut no_status.object {
+            p.status = None;
+        }
+        let table = [
+            ("no status", no_status, "Pending"),
+            ("an empty phase", pod("busybox", ""), "Pending"),
+            ("a phase given", pod("busybox", "Running"), "Running"),
+        ];
+        for (name, mut obj, want) in table {
+            pending_on_create(&mut obj);
+            let got = obj.as_pod().unwrap().status.as_ref().unwrap().phase.clone();
+            assert_eq!(got, want, "{name}");
+        }
+        let mut job: Object = v1::Job::default().into();
+        pending_on_create(&mut job);
+        assert_eq!(job, v1::Job::default().into(), "only pods have a phase");
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub fn server_error(status: &Status, info: Option<&KindInfo>, name: &str, server
             format!("Error from server (Conflict): Operation cannot be fulfilled on {what}: {msg}")
         }
         Code::InvalidArgument => {
+            // The broker names the object itself (`job.batch "default/x" is invalid: ...`);
+            // say it once, the kubectl way.
+            let msg = strip_invalid_prefix(msg);
             // The broker lists one field error per line; kubectl indents them under the object.
             let mut lines = msg.lines();
             let first = lines.next().unwrap_or_default();
@@ -63,6 +66,20 @@ pub fn server_error(status: &Status, info: Option<&KindInfo>, name: &str, server
             format!("Error from server (Forbidden): {msg}")
         }
         _ => format!("Error from server (InternalError): {msg}"),
+    }
+}
+
+/// `msg` without a leading `kind "name" is invalid: ` (the broker's own naming of the object).
+fn strip_invalid_prefix(msg: &str) -> &str {
+    match msg.split_once(" is invalid: ") {
+        Some((head, rest))
+            if head.split_once(' ').is_some_and(|(kind, name)| {
+                !kind.is_empty() && name.len() >= 2 && name.starts_with('"') && name.ends_with('"')
+            }) =>
+        {
+            rest
+        }
+        _ => msg,
     }
 }
 
@@ -103,6 +120,22 @@ mod tests {
                 job,
                 "x",
                 "Error from server (Invalid): jobs.batch \"x\" is invalid: spec.template.spec.restartPolicy: Unsupported value: \"Always\"\n  spec.completions: must be >= 0",
+            ),
+            (
+                Status::invalid_argument(
+                    "job.batch \"default/x\" is invalid: spec.parallelism: Invalid value: -1: must be greater than or equal to 0",
+                ),
+                job,
+                "x",
+                "Error from server (Invalid): jobs.batch \"x\" is invalid: spec.parallelism: Invalid value: -1: must be greater than or equal to 0",
+            ),
+            (
+                Status::invalid_argument(
+                    "json patch operation 0 (remove /a) failed: path is invalid",
+                ),
+                job,
+                "x",
+                "Error from server (Invalid): jobs.batch \"x\" is invalid: json patch operation 0 (remove /a) failed: path is invalid",
             ),
         ];
         for (status, info, name, want) in table {

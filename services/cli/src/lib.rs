@@ -1,5 +1,5 @@
 //! `bosun`, the kubectl-like command line: `apply`, `create`, `get`, `describe`, `delete`,
-//! `scale` and the node verbs against the broker, and `up` to run the whole plane in one
+//! `scale`, `label`, `patch` and the node verbs against the broker, and `up` to run the whole plane in one
 //! process.
 //!
 //! The binary is a thin wrapper over [`run`], which takes the arguments and the two output
@@ -18,6 +18,7 @@ pub mod label;
 pub mod logs;
 pub mod nodes;
 pub mod output;
+pub mod patch;
 pub mod printers;
 pub mod scale;
 pub mod sources;
@@ -89,6 +90,8 @@ pub enum Command {
     Wait(wait::WaitArgs),
     /// Set how many pods of a Job run at once (its spec.parallelism), as `kubectl scale job`.
     Scale(scale::ScaleArgs),
+    /// Change an object with a JSON merge patch (`--type merge`) or a JSON patch (`--type json`).
+    Patch(patch::PatchArgs),
 }
 
 /// What every command needs: flags, the output streams and a lazily connected broker client.
@@ -189,6 +192,7 @@ where
             Command::Logs(a) => logs::logs(&mut ctx, a).await,
             Command::Wait(a) => wait::wait(&mut ctx, a).await,
             Command::Scale(a) => scale::scale(&mut ctx, a).await,
+            Command::Patch(a) => patch::patch(&mut ctx, a).await,
         }
     }
     .instrument(span)
@@ -237,6 +241,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Logs(_) => "logs",
         Command::Wait(_) => "wait",
         Command::Scale(_) => "scale",
+        Command::Patch(_) => "patch",
     }
 }
 

@@ -215,6 +215,27 @@ pub struct Deleted {
     pub deleted: bool,
 }
 
+/// The object a [`Broker::patch`] changes, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct PatchTarget<'a> {
+    pub kind: Kind,
+    /// Empty for cluster-scoped kinds (`default` for a namespaced kind).
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// Merge (RFC 7386) or Json (RFC 6902).
+    pub patch_type: bosun_api::v1::PatchType,
+    /// Patch the status subresource (everything else is kept).
+    pub status: bool,
+}
+
+/// A patch's outcome: the object as stored after it, and whether it changed anything
+/// (`false`: nothing was written, kubectl's "(no change)").
+#[derive(Debug, Clone)]
+pub struct Patched {
+    pub object: Object,
+    pub changed: bool,
+}
+
 /// One decoded watch event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WatchEvent {
@@ -477,6 +498,36 @@ impl Broker {
                 .await?
                 .into_inner(),
         )
+    }
+
+    /// Patches `namespace/name` in the broker with a JSON merge patch (RFC 7386) or a JSON
+    /// patch (RFC 6902), as `kubectl patch --type merge|json`. The broker applies it to the
+    /// object as stored, re-applying it when it loses a race, so no concurrent write is
+    /// lost; a `metadata.resourceVersion` in the patch is a precondition (`Conflict` when
+    /// stale). `status` patches the status subresource instead of the object.
+    pub async fn patch(
+        &self,
+        target: PatchTarget<'_>,
+        patch: &str,
+    ) -> Result<Patched, ClientError> {
+        let req = self.request(bosun_api::v1::PatchRequest {
+            kind: target.kind as i32,
+            namespace: target.namespace.to_string(),
+            name: target.name.to_string(),
+            r#type: target.patch_type as i32,
+            patch: patch.to_string(),
+            subresource: if target.status {
+                "status".into()
+            } else {
+                String::new()
+            },
+            dry_run: false,
+        });
+        let resp = self.client.clone().patch(req).await?.into_inner();
+        Ok(Patched {
+            object: resp.object.ok_or(ClientError::MissingObject)?,
+            changed: resp.changed,
+        })
     }
 
     /// Deletes an object.

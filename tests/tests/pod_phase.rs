@@ -1,0 +1,76 @@
+//! A pod's phase from the moment it is created: `Pending` until a node takes it, as in
+//! Kubernetes (the real broker binary, the scheduler in-process, the real `bosun` CLI).
+
+use std::time::Duration;
+
+use bosun_tests::{Bosun, Broker, Etcd, eventually};
+use tokio_util::sync::CancellationToken;
+
+const POD: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: waiting
+spec:
+  nodeSelector:
+    disk: nowhere
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["true"]
+"#;
+
+#[tokio::test]
+async fn a_pod_no_node_can_take_is_pending_from_its_creation() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::spawn_process(&etcd).await;
+    let bosun = Bosun::new(&broker.url());
+    let out = bosun.run_with_stdin(&["apply", "-f", "-"], Some(POD)).await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    let phase = || async {
+        bosun
+            .ok(&["get", "pod", "waiting", "-o", "jsonpath={.status.phase}"])
+            .await
+    };
+    assert_eq!(phase().await, "Pending", "as created, before any scheduler");
+    let pending = bosun
+        .ok(&[
+            "get",
+            "pods",
+            "--field-selector",
+            "status.phase=Pending",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(pending, "pod/waiting\n");
+
+    // The scheduler finds no node for it (there is none) and says so; the pod stays Pending.
+    let shutdown = CancellationToken::new();
+    let config = bosun_scheduler::Config::for_server(&broker.url());
+    let scheduler = tokio::spawn(bosun_scheduler::run(config, shutdown.clone()));
+    let reason = || async {
+        bosun
+            .ok(&[
+                "get",
+                "pod",
+                "waiting",
+                "-o",
+                "jsonpath={.status.conditions[0].reason}",
+            ])
+            .await
+    };
+    eventually(Duration::from_secs(20), || async {
+        reason().await == "Unschedulable"
+    })
+    .await;
+    assert_eq!(
+        phase().await,
+        "Pending",
+        "after the scheduler gave up on it"
+    );
+    let table = bosun.ok(&["get", "pod", "waiting"]).await;
+    assert!(table.contains("Pending"), "{table}");
+    shutdown.cancel();
+    let _ = scheduler.await;
+}
