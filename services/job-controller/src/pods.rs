@@ -11,12 +11,13 @@ use bosun_api::defaults::{
 };
 use bosun_api::{Object, v1};
 use bosun_runtime::cache::{Cached, OwnerRef};
+use bosun_runtime::claim::Candidate;
 use bosun_runtime::intern::Interner;
 use chrono::{DateTime, Utc};
 
 /// The finalizer on every pod the controller creates: the pod cannot disappear before it
 /// has been counted.
-pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
+pub const TRACKING_FINALIZER: &str = bosun_api::vocab::finalizer::JOB_TRACKING;
 /// The completion index, as annotation and as label.
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 /// Failures of this index so far (backoffLimitPerIndex), carried to its replacement pod.
@@ -93,6 +94,7 @@ pub struct Shared {
     strings: Interner<str>,
     conditions: Interner<[(String, String)]>,
     controllers: Interner<ControllerRef>,
+    labels: Interner<BTreeMap<String, String>>,
 }
 
 /// Reads the facts of `pod`; repeated values come from `shared`.
@@ -181,13 +183,16 @@ pub struct ControllerRef {
 
 /// A pod as the controller's cache keeps it: its [`PodFacts`] (name and uid included) and
 /// the few metadata fields the controller acts on, a few hundred bytes instead of the whole
-/// pod; what all the pods of a Job repeat (namespace, controller, conditions) is shared.
+/// pod; what all the pods of a Job repeat (namespace, controller, labels, conditions) is
+/// shared. Its labels are kept to decide which pods a Job claims (its selector).
 /// It is not the pod: the controller never writes one back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedPod {
     pub namespace: Arc<str>,
     pub resource_version: i64,
     pub controller: Option<Arc<ControllerRef>>,
+    /// `metadata.labels` (shared: the pods of one non-Indexed Job have the same).
+    pub labels: Arc<BTreeMap<String, String>>,
     pub facts: PodFacts,
 }
 
@@ -206,7 +211,22 @@ impl CachedPod {
                     uid: r.uid.clone(),
                 })
             }),
+            labels: shared.labels.intern_owned(
+                pod.metadata
+                    .as_ref()
+                    .map(|m| m.labels.clone())
+                    .unwrap_or_default(),
+            ),
             facts: facts(pod, shared),
+        }
+    }
+
+    /// What the controller-ref manager reads of this pod.
+    pub fn candidate(&self) -> Candidate<'_> {
+        Candidate {
+            controller_uid: self.controller.as_ref().map(|c| c.uid.as_str()),
+            labels: &self.labels,
+            deleting: self.facts.deleting,
         }
     }
 

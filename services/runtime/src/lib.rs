@@ -2,14 +2,18 @@
 //! their indexed caches (of whole objects or compact projections, with an interner for their
 //! repeated strings), the work queue, telemetry (tracing + OpenTelemetry, W3C trace context
 //! on every gRPC call), Prometheus metrics, graceful shutdown, and an etcd child process
-//! launcher for `bosun up` and the tests.
+//! launcher for `bosun up` and the tests. For every controller: the controller-ref manager
+//! ([`claim`]: adopt and release by selector), in-flight [`expectations`], a non-blocking
+//! event recorder ([`events`]) and the [`writer::Writer`] trait with its recording fake.
 
 pub mod alloc;
 pub mod cache;
+pub mod claim;
 pub mod client;
 pub mod controller;
 pub mod etcd_process;
 pub mod events;
+pub mod expectations;
 pub mod informer;
 pub mod intern;
 pub mod metrics;
@@ -18,3 +22,4 @@ pub mod queue;
 pub mod rt;
 pub mod shutdown;
 pub mod telemetry;
+pub mod writer;
