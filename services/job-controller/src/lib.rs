@@ -707,3 +707,177 @@ async fn sweep_orphans(
         }
     }
 }
+
+/// The act half in-process: the Job controller's writes against the runtime's recording
+/// fake, on a paused clock.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bosun_runtime::cache::store;
+    use bosun_runtime::writer::{RecordingWriter, Verb};
+    use pods::IndexFailures;
+
+    fn ctx(writer: Arc<RecordingWriter>) -> Arc<Ctx> {
+        let registry = Metrics::new();
+        Arc::new(Ctx {
+            recorder: EventRecorder::with_writer(writer.clone(), COMPONENT, "", 64),
+            writer,
+            pods: store::<CachedPod>().0,
+            shared: Arc::default(),
+            orphans: Arc::default(),
+            jobs: store::<Object>().0,
+            dependencies: store::<Object>().0,
+            expectations: Expectations::new(IN_FLIGHT_TTL),
+            metrics: JobMetrics::new(&registry),
+        })
+    }
+
+    fn job() -> v1::Job {
+        v1::Job {
+            metadata: Some(v1::ObjectMeta {
+                name: "work".into(),
+                namespace: "ns".into(),
+                uid: "job-uid".into(),
+                ..Default::default()
+            }),
+            spec: Some(v1::JobSpec {
+                template: Some(v1::PodTemplateSpec {
+                    metadata: None,
+                    spec: Some(v1::PodSpec {
+                        containers: vec![v1::Container {
+                            name: "main".into(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn new_pods(indexes: &[i32]) -> Vec<plan::NewPod> {
+        indexes
+            .iter()
+            .map(|i| plan::NewPod {
+                index: Some(*i),
+                failures: IndexFailures::default(),
+            })
+            .collect()
+    }
+
+    /// The Job's indexes counted as created (cache empty: only the expectations).
+    fn expected_indexes(ctx: &Ctx) -> Vec<Option<i32>> {
+        let mut idx: Vec<Option<i32>> = with_in_flight(ctx, "job-uid", &[])
+            .iter()
+            .map(|f| f.index)
+            .collect();
+        idx.sort();
+        idx
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_plans_creates_are_issued_and_expected_until_they_expire() {
+        let w = RecordingWriter::new();
+        let ctx = ctx(w.clone());
+        let job = job();
+        let obj = Arc::new(Object::from(job.clone()));
+        create_pods(&ctx, &obj, &job, &new_pods(&[0, 1, 2]))
+            .await
+            .expect("creates");
+        let creates = pod_calls(&w, Verb::Create);
+        assert_eq!(creates.len(), 3);
+        assert!(creates.iter().all(|c| c.ok));
+        assert_eq!(expected_indexes(&ctx), [Some(0), Some(1), Some(2)]);
+        // A watch that never shows them does not hold the Job up forever.
+        tokio::time::advance(IN_FLIGHT_TTL + Duration::from_secs(1)).await;
+        assert!(expected_indexes(&ctx).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_create_is_not_expected_and_the_next_reconcile_creates_it_again() {
+        let w = RecordingWriter::new();
+        let ctx = ctx(w.clone());
+        let job = job();
+        let obj = Arc::new(Object::from(job.clone()));
+        w.fail_next(
+            Verb::Create,
+            ClientError::Unavailable("etcd is away".into()),
+        );
+        let err = create_pods(&ctx, &obj, &job, &new_pods(&[0, 1]))
+            .await
+            .expect_err("one create failed");
+        assert!(
+            matches!(err, Error::Client(ref e) if e.is_transient()),
+            "{err}"
+        );
+        // Only the pod that exists is expected: the plan asks again for the other.
+        let expected = expected_indexes(&ctx);
+        assert_eq!(expected.len(), 1, "{expected:?}");
+        let missing = if expected == [Some(0)] { 1 } else { 0 };
+        create_pods(&ctx, &obj, &job, &new_pods(&[missing]))
+            .await
+            .expect("retried");
+        assert_eq!(expected_indexes(&ctx), [Some(0), Some(1)]);
+        let outcomes: Vec<bool> = pod_calls(&w, Verb::Create).iter().map(|c| c.ok).collect();
+        assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 2);
+        assert_eq!(outcomes.len(), 3);
+    }
+
+    /// The calls about pods (events are written through the same fake).
+    fn pod_calls(w: &RecordingWriter, verb: Verb) -> Vec<bosun_runtime::writer::Call> {
+        w.calls_of(verb)
+            .into_iter()
+            .filter(|c| c.kind == Kind::Pod)
+            .collect()
+    }
+
+    fn tracked_pod(w: &RecordingWriter, name: &str) -> Arc<CachedPod> {
+        let mut pod = pods::build_pod(&job(), None, IndexFailures::default());
+        pod.metadata.as_mut().unwrap().name = name.into();
+        let stored = w.seed(pod.into());
+        Arc::new(CachedPod::new(&stored, &pods::Shared::default()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn released_pods_lose_the_tracking_finalizer_by_uid_and_a_gone_one_is_no_error() {
+        let w = RecordingWriter::new();
+        let ctx = ctx(w.clone());
+        let kept = tracked_pod(&w, "a");
+        let gone = tracked_pod(&w, "b");
+        w.delete(Kind::Pod, "ns", "b", DeleteOptions::default())
+            .await
+            .expect("delete b");
+        release(&ctx, vec![kept.clone(), gone])
+            .await
+            .expect("release");
+        let calls = w.calls_of(Verb::UpdateFinalizers);
+        assert_eq!(calls.len(), 2);
+        assert!(
+            calls
+                .iter()
+                .all(|c| c.remove == [TRACKING_FINALIZER] && c.add.is_empty())
+        );
+        let stored = w.object(Kind::Pod, "ns/a").expect("a");
+        assert!(stored.meta().unwrap().finalizers.is_empty());
+        assert_eq!(ctx.metrics.pods_released.get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deleted_pods_count_as_going_until_the_cache_shows_their_deletion() {
+        let w = RecordingWriter::new();
+        let ctx = ctx(w.clone());
+        let job = job();
+        let obj = Arc::new(Object::from(job.clone()));
+        let victim = tracked_pod(&w, "v");
+        delete_pods(&ctx, &obj, "job-uid", vec![victim.clone()])
+            .await
+            .expect("delete");
+        let deletes = pod_calls(&w, Verb::Delete);
+        assert_eq!(deletes.len(), 1);
+        // The cache still shows it alive: it is counted as deleting, and no longer tracked.
+        let facts = with_in_flight(&ctx, "job-uid", std::slice::from_ref(&victim));
+        assert!(facts[0].deleting && !facts[0].tracked, "{:?}", facts[0]);
+    }
+}

@@ -131,7 +131,7 @@ pub struct RecordingWriter {
 struct FakeState {
     objects: BTreeMap<(i32, String), Object>,
     calls: Vec<Call>,
-    failures: HashMap<Verb, Vec<tonic::Status>>,
+    failures: HashMap<Verb, Vec<ClientError>>,
     revision: i64,
 }
 
@@ -157,9 +157,14 @@ impl RecordingWriter {
         object
     }
 
-    /// Makes the next `verb` call fail with `status` (queued: call it twice to fail two).
-    pub fn fail_next(&self, verb: Verb, status: tonic::Status) {
-        self.lock().failures.entry(verb).or_default().push(status);
+    /// Makes the next `verb` call fail with `error` (a `tonic::Status`, mapped as the real
+    /// client maps it, or a [`ClientError`]); queued: call it twice to fail two.
+    pub fn fail_next(&self, verb: Verb, error: impl Into<ClientError>) {
+        self.lock()
+            .failures
+            .entry(verb)
+            .or_default()
+            .push(error.into());
     }
 
     /// Every call so far, in order.
@@ -205,7 +210,7 @@ impl RecordingWriter {
             }
         });
         let result = match failure {
-            Some(status) => Err(ClientError::from(status)),
+            Some(error) => Err(error),
             None => apply(&mut s),
         };
         let (key, ok) = match &result {
