@@ -565,6 +565,94 @@ mod tests {
         assert_eq!(stored.meta().unwrap().owner_references.len(), 1);
     }
 
+    /// A writer where another controller (`rival`) adopts the object between this one's
+    /// fresh read and its write, once.
+    struct Racing {
+        inner: Arc<RecordingWriter>,
+        rival: Mutex<Option<Owner>>,
+    }
+
+    type Fut<'a, T> = futures::future::BoxFuture<'a, crate::writer::WriteResult<T>>;
+
+    impl Writer for Racing {
+        fn get_opt<'a>(
+            &'a self,
+            kind: Kind,
+            ns: &'a str,
+            name: &'a str,
+        ) -> Fut<'a, Option<Object>> {
+            self.inner.get_opt(kind, ns, name)
+        }
+        fn create(&self, object: Object) -> Fut<'_, Object> {
+            self.inner.create(object)
+        }
+        fn update(&self, object: Object) -> Fut<'_, Object> {
+            if let Some(rival) = self.rival.lock().unwrap().take()
+                && let Some(mut now) = self.inner.object(object.kind(), &object.key())
+            {
+                now.meta_mut().owner_references.push(rival.controller_ref());
+                // The rival's write, straight to the store (its own version guard holds).
+                drop(futures::FutureExt::now_or_never(self.inner.update(now)));
+            }
+            self.inner.update(object)
+        }
+        fn update_status(&self, object: Object) -> Fut<'_, Object> {
+            self.inner.update_status(object)
+        }
+        fn update_finalizers<'a>(
+            &'a self,
+            kind: Kind,
+            ns: &'a str,
+            name: &'a str,
+            uid: &'a str,
+            add: &'a [&'a str],
+            remove: &'a [&'a str],
+        ) -> Fut<'a, Object> {
+            self.inner
+                .update_finalizers(kind, ns, name, uid, add, remove)
+        }
+        fn delete<'a>(
+            &'a self,
+            kind: Kind,
+            ns: &'a str,
+            name: &'a str,
+            options: crate::client::DeleteOptions,
+        ) -> Fut<'a, crate::client::Deleted> {
+            self.inner.delete(kind, ns, name, options)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_adoption_that_loses_the_race_to_a_rival_writes_nothing_and_lets_the_rival_keep_it()
+    {
+        let inner = RecordingWriter::new();
+        let p = inner.seed(pod("p", "x"));
+        let racing = Racing {
+            inner: inner.clone(),
+            rival: Mutex::new(Some(owner("rival", false))),
+        };
+        let sel = LabelSelector::parse("app=x").expect("selector");
+        // Read as an orphan; the rival adopts before the write; the write's version guard
+        // fails; the fresh read shows the rival.
+        let out = adopt(
+            &racing,
+            &owner("me", false),
+            &sel,
+            Kind::Pod,
+            "ns",
+            "p",
+            p.uid(),
+            &[],
+        )
+        .await
+        .expect("adopt");
+        assert!(matches!(out, Outcome::Now(Claim::Ignore, _)), "{out:?}");
+        let stored = inner.object(Kind::Pod, "ns/p").unwrap();
+        let refs = &stored.meta().unwrap().owner_references;
+        assert_eq!(refs.len(), 1, "{refs:?}");
+        assert_eq!(refs[0].uid, "rival");
+    }
+
     #[tokio::test]
     async fn a_write_that_loses_a_race_reads_again_and_decides_again() {
         let w = RecordingWriter::new();
