@@ -347,107 +347,64 @@ mod tests {
         [("app".to_string(), app.to_string())].into()
     }
 
+    /// One row of the claim table: the owner, the candidate, the decision.
+    struct Row {
+        name: &'static str,
+        owner_deleting: bool,
+        controller: Option<&'static str>,
+        app: &'static str,
+        deleting: bool,
+        want: Claim,
+    }
+
+    const fn row(
+        name: &'static str,
+        owner_deleting: bool,
+        controller: Option<&'static str>,
+        app: &'static str,
+        deleting: bool,
+        want: Claim,
+    ) -> Row {
+        Row {
+            name,
+            owner_deleting,
+            controller,
+            app,
+            deleting,
+            want,
+        }
+    }
+
     #[test]
     fn the_claim_follows_kubernetes_controller_ref_manager() {
         let sel = LabelSelector::parse("app=x").expect("selector");
-        let (x, y) = (labels("x"), labels("y"));
-        // (row, owner deleting, candidate controller, labels, candidate deleting, decision)
-        let table: [(
-            &str,
-            bool,
-            Option<&str>,
-            &BTreeMap<String, String>,
-            bool,
-            Claim,
-        ); 10] = [
-            (
-                "owned and matching: keep",
-                false,
-                Some("me"),
-                &x,
-                false,
-                Claim::Keep,
-            ),
-            (
-                "owned, no longer matching: release",
-                false,
-                Some("me"),
-                &y,
-                false,
-                Claim::Release,
-            ),
-            (
-                "owned, being deleted, not matching: still release",
-                false,
-                Some("me"),
-                &y,
-                true,
-                Claim::Release,
-            ),
-            (
-                "owned, not matching, owner being deleted: ignore",
-                true,
-                Some("me"),
-                &y,
-                false,
-                Claim::Ignore,
-            ),
-            (
-                "owned and matching, owner being deleted: keep",
-                true,
-                Some("me"),
-                &x,
-                false,
-                Claim::Keep,
-            ),
-            (
-                "orphan matching: adopt",
-                false,
-                None,
-                &x,
-                false,
-                Claim::Adopt,
-            ),
-            (
-                "orphan matching, owner being deleted: never adopt",
-                true,
-                None,
-                &x,
-                false,
-                Claim::Ignore,
-            ),
-            (
-                "orphan matching, being deleted: never adopt",
-                false,
-                None,
-                &x,
-                true,
-                Claim::Ignore,
-            ),
-            (
-                "orphan not matching: ignore",
-                false,
-                None,
-                &y,
-                false,
-                Claim::Ignore,
-            ),
-            (
-                "another controller's, matching: ignore",
-                false,
-                Some("other"),
-                &x,
-                false,
-                Claim::Ignore,
-            ),
+        #[rustfmt::skip]
+        let table = [
+            row("owned and matching: keep", false, Some("me"), "x", false, Claim::Keep),
+            row("owned, no longer matching: release", false, Some("me"), "y", false, Claim::Release),
+            row("owned, being deleted, not matching: still release", false, Some("me"), "y", true, Claim::Release),
+            row("owned, not matching, owner being deleted: ignore", true, Some("me"), "y", false, Claim::Ignore),
+            row("owned and matching, owner being deleted: keep", true, Some("me"), "x", false, Claim::Keep),
+            row("orphan matching: adopt", false, None, "x", false, Claim::Adopt),
+            row("orphan matching, owner being deleted: never adopt", true, None, "x", false, Claim::Ignore),
+            row("orphan matching, being deleted: never adopt", false, None, "x", true, Claim::Ignore),
+            row("orphan not matching: ignore", false, None, "y", false, Claim::Ignore),
+            row("another controller's, matching: ignore", false, Some("other"), "x", false, Claim::Ignore),
+            row("another controller's, not matching: ignore", false, Some("other"), "y", false, Claim::Ignore),
         ];
-        for (row, deleting, controller, labels, cand_deleting, want) in table {
+        for r in table {
+            let labels = labels(r.app);
             let c = Candidate {
-                controller_uid: controller,
-                labels,
-                deleting: cand_deleting,
+                controller_uid: r.controller,
+                labels: &labels,
+                deleting: r.deleting,
             };
-            assert_eq!(claim(&owner("me", deleting), &sel, &c), want, "{row}");
+            assert_eq!(
+                claim(&owner("me", r.owner_deleting), &sel, &c),
+                r.want,
+                "{}",
+                r.name
+            );
         }
     }
 
