@@ -215,22 +215,22 @@ fn dependents_of(jobs: &Store, change: &Change) -> Vec<String> {
 /// Enqueues the Jobs an orphan pod (before or after `change`) may be adopted by: same
 /// namespace, selector matching its labels. Pods with a controller wake it through `owns`.
 fn wake_adopters(jobs: &Store, queue: &WorkQueue<String>, change: &Change<CachedPod>) {
-    let orphan_labels: Vec<&Arc<std::collections::BTreeMap<String, String>>> =
-        [&change.old, &change.new]
-            .into_iter()
-            .flatten()
-            .filter(|p| p.controller.is_none())
-            .map(|p| &p.labels)
-            .collect();
-    let Some(pod) = change.object() else { return };
-    if orphan_labels.is_empty() {
+    let orphans: Vec<&Arc<CachedPod>> = [&change.old, &change.new]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.controller.is_none())
+        .collect();
+    let Some(first) = orphans.first() else {
         return;
-    }
-    for job in jobs.list_namespace(pod.namespace()) {
+    };
+    for job in jobs.list_namespace(first.namespace()) {
         let Some(selector) = job_selector(&job) else {
             continue;
         };
-        if orphan_labels.iter().any(|l| selector.matches(l)) {
+        if orphans
+            .iter()
+            .any(|p| p.with_labels(&selector, |l| selector.matches(l)))
+        {
             queue.add(job.key());
         }
     }
@@ -392,7 +392,7 @@ async fn claim_pods(
     let mut kept = Vec::with_capacity(owned.len());
     let mut leaving = Vec::new();
     for pod in owned {
-        match claim::claim(owner, selector, &pod.candidate()) {
+        match pod.claim(owner, selector) {
             Claim::Keep => kept.push(pod),
             Claim::Release => leaving.push(pod),
             Claim::Adopt | Claim::Ignore => {}
@@ -403,7 +403,7 @@ async fn claim_pods(
         .in_namespace(&owner.namespace)
         .iter()
         .filter_map(|key| ctx.pods.get(key))
-        .filter(|p| claim::claim(owner, selector, &p.candidate()) == Claim::Adopt)
+        .filter(|p| p.claim(owner, selector) == Claim::Adopt)
         .collect();
     let finalizers = [TRACKING_FINALIZER];
     for pod in leaving {

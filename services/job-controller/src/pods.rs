@@ -9,9 +9,10 @@ use std::sync::Arc;
 use bosun_api::defaults::{
     JOB_CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL,
 };
+use bosun_api::selector::LabelSelector;
 use bosun_api::{Object, v1};
 use bosun_runtime::cache::{Cached, OwnerRef};
-use bosun_runtime::claim::Candidate;
+use bosun_runtime::claim::{self, Candidate, Claim, Owner};
 use bosun_runtime::intern::Interner;
 use chrono::{DateTime, Utc};
 
@@ -191,8 +192,11 @@ pub struct CachedPod {
     pub namespace: Arc<str>,
     pub resource_version: i64,
     pub controller: Option<Arc<ControllerRef>>,
-    /// `metadata.labels` (shared: the pods of one non-Indexed Job have the same).
+    /// `metadata.labels` but the completion index (shared: the pods of one Job have the
+    /// same); see [`CachedPod::with_labels`].
     pub labels: Arc<BTreeMap<String, String>>,
+    /// The completion-index label's value, kept apart so Indexed pods share `labels`.
+    pub index_label: Option<Arc<str>>,
     pub facts: PodFacts,
 }
 
@@ -201,6 +205,12 @@ impl CachedPod {
     pub fn new(obj: &Object, shared: &Shared) -> CachedPod {
         let empty = v1::Pod::default();
         let pod = obj.as_pod().unwrap_or(&empty);
+        let mut labels = pod
+            .metadata
+            .as_ref()
+            .map(|m| m.labels.clone())
+            .unwrap_or_default();
+        let index_label = labels.remove(COMPLETION_INDEX);
         CachedPod {
             namespace: shared.strings.intern(obj.namespace()),
             resource_version: obj.resource_version(),
@@ -211,23 +221,47 @@ impl CachedPod {
                     uid: r.uid.clone(),
                 })
             }),
-            labels: shared.labels.intern_owned(
-                pod.metadata
-                    .as_ref()
-                    .map(|m| m.labels.clone())
-                    .unwrap_or_default(),
-            ),
+            labels: shared.labels.intern_owned(labels),
+            index_label: index_label.map(|v| shared.strings.intern(&v)),
             facts: facts(pod, shared),
         }
     }
 
-    /// What the controller-ref manager reads of this pod.
-    pub fn candidate(&self) -> Candidate<'_> {
-        Candidate {
-            controller_uid: self.controller.as_ref().map(|c| c.uid.as_str()),
-            labels: &self.labels,
-            deleting: self.facts.deleting,
+    /// Runs `f` on the pod's labels as `selector` needs them: the shared map, unless the
+    /// selector reads the completion-index label (then a copy with it put back).
+    pub fn with_labels<R>(
+        &self,
+        selector: &LabelSelector,
+        f: impl FnOnce(&BTreeMap<String, String>) -> R,
+    ) -> R {
+        match &self.index_label {
+            Some(v)
+                if selector
+                    .requirements
+                    .iter()
+                    .any(|r| r.key == COMPLETION_INDEX) =>
+            {
+                let mut full = (*self.labels).clone();
+                full.insert(COMPLETION_INDEX.into(), v.to_string());
+                f(&full)
+            }
+            _ => f(&self.labels),
         }
+    }
+
+    /// The controller-ref manager's decision about this pod for `owner` and its `selector`.
+    pub fn claim(&self, owner: &Owner, selector: &LabelSelector) -> Claim {
+        self.with_labels(selector, |labels| {
+            claim::claim(
+                owner,
+                selector,
+                &Candidate {
+                    controller_uid: self.controller.as_ref().map(|c| c.uid.as_str()),
+                    labels,
+                    deleting: self.facts.deleting,
+                },
+            )
+        })
     }
 
     pub fn uid(&self) -> &str {
@@ -632,6 +666,18 @@ mod tests {
         );
         assert!(Arc::ptr_eq(ca, cb));
         assert!(Arc::ptr_eq(&a.facts.conditions, &b.facts.conditions));
+        assert!(Arc::ptr_eq(&a.labels, &b.labels));
+        // Indexed pods too: the completion index is kept apart from the shared labels...
+        let i0 = CachedPod::new(&Object::from(full_pod(Some(0), "n", "Running")), &shared);
+        let i1 = CachedPod::new(&Object::from(full_pod(Some(1), "n", "Running")), &shared);
+        assert!(Arc::ptr_eq(&i0.labels, &i1.labels));
+        assert_eq!(i1.index_label.as_deref(), Some("1"));
+        // ... and put back for a selector that reads it.
+        let by_index = LabelSelector::parse(&format!("{COMPLETION_INDEX}=1")).unwrap();
+        let by_app = LabelSelector::parse("app=x").unwrap();
+        assert!(!i0.with_labels(&by_index, |l| by_index.matches(l)));
+        assert!(i1.with_labels(&by_index, |l| by_index.matches(l)));
+        assert!(i0.with_labels(&by_app, |l| by_app.matches(l)));
         assert_eq!(
             Cached::owners(&b).len(),
             1,
