@@ -718,11 +718,15 @@ mod tests {
     use pods::IndexFailures;
 
     fn ctx(writer: Arc<RecordingWriter>) -> Arc<Ctx> {
+        ctx_with_pods(writer, store::<CachedPod>().0)
+    }
+
+    fn ctx_with_pods(writer: Arc<RecordingWriter>, pods: Store<CachedPod>) -> Arc<Ctx> {
         let registry = Metrics::new();
         Arc::new(Ctx {
             recorder: EventRecorder::with_writer(writer.clone(), COMPONENT, "", 64),
             writer,
-            pods: store::<CachedPod>().0,
+            pods,
             shared: Arc::default(),
             orphans: Arc::default(),
             jobs: store::<Object>().0,
@@ -879,5 +883,87 @@ mod tests {
         // The cache still shows it alive: it is counted as deleting, and no longer tracked.
         let facts = with_in_flight(&ctx, "job-uid", std::slice::from_ref(&victim));
         assert!(facts[0].deleting && !facts[0].tracked, "{:?}", facts[0]);
+    }
+
+    /// A pod labelled `app=<app>`, controlled by `controller` (a Job uid) if given.
+    fn labelled_pod(name: &str, app: &str, controller: Option<&str>) -> Object {
+        let mut pod = v1::Pod {
+            metadata: Some(v1::ObjectMeta {
+                name: name.into(),
+                namespace: "ns".into(),
+                labels: [("app".to_string(), app.to_string())].into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        if let Some(uid) = controller {
+            let meta = pod.metadata.as_mut().unwrap();
+            meta.owner_references.push(v1::OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "Job".into(),
+                name: "work".into(),
+                uid: uid.into(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            });
+            meta.finalizers.push(TRACKING_FINALIZER.into());
+        }
+        pod.into()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_claim_adopts_matching_orphans_releases_strays_and_keeps_the_rest() {
+        let w = RecordingWriter::new();
+        let job = w.seed(job().into());
+        let (pods, cache) = store::<CachedPod>();
+        let ctx = ctx_with_pods(w.clone(), pods);
+        let shared = pods::Shared::default();
+        let mut owned = Vec::new();
+        for (name, app, controller) in [
+            ("kept", "x", Some(job.uid())),
+            ("stray", "y", Some(job.uid())),
+            ("orphan", "x", None),
+            ("unrelated", "y", None),
+            ("theirs", "x", Some("other-job")),
+        ] {
+            let stored = w.seed(labelled_pod(name, app, controller));
+            let change = cache
+                .upsert(CachedPod::new(&stored, &shared))
+                .expect("cached");
+            ctx.orphans.observe(&change);
+            if controller == Some(job.uid()) {
+                owned.push(change.new.expect("entry"));
+            }
+        }
+        let selector = LabelSelector::parse("app=x").unwrap();
+        let claimed = claim_pods(&ctx, &Owner::of(&job), &selector, owned)
+            .await
+            .expect("claim");
+        let mut names: Vec<&str> = claimed.iter().map(|p| p.name()).collect();
+        names.sort();
+        assert_eq!(names, ["kept", "orphan"]);
+        assert!(claimed.iter().all(|p| p.facts.tracked));
+        let pod = |name: &str| w.object(Kind::Pod, &format!("ns/{name}")).unwrap();
+        let adopted = pod("orphan");
+        assert_eq!(
+            adopted.controller_ref().map(|r| r.uid.as_str()),
+            Some(job.uid())
+        );
+        assert_eq!(adopted.meta().unwrap().finalizers, [TRACKING_FINALIZER]);
+        let released = pod("stray");
+        assert!(released.controller_ref().is_none());
+        assert!(released.meta().unwrap().finalizers.is_empty());
+        assert_eq!(
+            pod("theirs").controller_ref().map(|r| r.uid.as_str()),
+            Some("other-job")
+        );
+        // One write each: the adoption and the release (after the Job's fresh read).
+        let updated: Vec<String> = pod_calls(&w, Verb::Update)
+            .into_iter()
+            .map(|c| c.key)
+            .collect();
+        assert_eq!(updated, ["ns/stray", "ns/orphan"]);
+        assert_eq!(ctx.metrics.pods_adopted.get(), 1);
+        assert_eq!(ctx.metrics.pods_orphaned.get(), 1);
     }
 }
