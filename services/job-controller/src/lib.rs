@@ -391,8 +391,9 @@ async fn claim_pods(
 ) -> Result<Vec<Arc<CachedPod>>> {
     let mut kept = Vec::with_capacity(owned.len());
     let mut leaving = Vec::new();
+    let mut matched = None;
     for pod in owned {
-        match pod.claim(owner, selector) {
+        match pod.claim_memo(owner, selector, &mut matched) {
             Claim::Keep => kept.push(pod),
             Claim::Release => leaving.push(pod),
             Claim::Adopt | Claim::Ignore => {}

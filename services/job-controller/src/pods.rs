@@ -264,6 +264,34 @@ impl CachedPod {
         })
     }
 
+    /// [`CachedPod::claim`] for many pods: the selector is matched once per shared label
+    /// set (all the pods of one Job share theirs), remembered in `matched`.
+    pub fn claim_memo(
+        &self,
+        owner: &Owner,
+        selector: &LabelSelector,
+        matched: &mut Option<(Arc<BTreeMap<String, String>>, bool)>,
+    ) -> Claim {
+        let reads_index = self.index_label.is_some()
+            && selector
+                .requirements
+                .iter()
+                .any(|r| r.key == COMPLETION_INDEX);
+        if reads_index {
+            return self.claim(owner, selector);
+        }
+        let matches = match matched {
+            Some((labels, m)) if Arc::ptr_eq(labels, &self.labels) => *m,
+            _ => {
+                let m = selector.matches(&self.labels);
+                *matched = Some((self.labels.clone(), m));
+                m
+            }
+        };
+        let controller = self.controller.as_ref().map(|c| c.uid.as_str());
+        claim::decide(owner, matches, controller, self.facts.deleting)
+    }
+
     pub fn uid(&self) -> &str {
         &self.facts.uid
     }
@@ -693,5 +721,49 @@ mod tests {
         };
         let orphan = CachedPod::new(&Object::from(orphan), &shared);
         assert!(orphan.controller.is_none() && Cached::owners(&orphan).is_empty());
+    }
+
+    #[test]
+    fn the_memoized_claim_decides_as_the_claim_does() {
+        let shared = Shared::default();
+        let owner = Owner {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            namespace: "ns".into(),
+            name: "j".into(),
+            uid: "u-1".into(),
+            deleting: false,
+        };
+        let cached = |index: Option<i32>, app: &str, controller: bool| {
+            let mut pod = full_pod(index, "n", "Running");
+            let meta = pod.metadata.as_mut().unwrap();
+            meta.labels.insert("app".into(), app.into());
+            if !controller {
+                meta.owner_references.clear();
+            }
+            CachedPod::new(&Object::from(pod), &shared)
+        };
+        let pods = [
+            cached(None, "x", true),
+            cached(None, "x", true),
+            cached(None, "y", true),
+            cached(None, "x", false),
+            cached(Some(1), "x", true),
+            cached(Some(2), "x", true),
+        ];
+        for sel in ["app=x", &format!("app=x,{COMPLETION_INDEX}=1")] {
+            let selector = LabelSelector::parse(sel).unwrap();
+            let mut memo = None;
+            for (i, p) in pods.iter().enumerate() {
+                assert_eq!(
+                    p.claim_memo(&owner, &selector, &mut memo),
+                    p.claim(&owner, &selector),
+                    "{sel}: pod {i}"
+                );
+            }
+        }
+        let selector = LabelSelector::parse("app=x").unwrap();
+        assert_eq!(pods[2].claim(&owner, &selector), Claim::Release);
+        assert_eq!(pods[3].claim(&owner, &selector), Claim::Adopt);
     }
 }

@@ -131,13 +131,19 @@ pub enum Claim {
 /// Kubernetes' `ClaimObject`, as a pure decision.
 pub fn claim(owner: &Owner, selector: &LabelSelector, candidate: &Candidate<'_>) -> Claim {
     let matches = selector.matches(candidate.labels);
-    match candidate.controller_uid {
+    decide(owner, matches, candidate.controller_uid, candidate.deleting)
+}
+
+/// [`claim`] once the selector has been matched (`matches`) against the candidate's labels
+/// (for callers that match many candidates sharing one label set only once).
+pub fn decide(owner: &Owner, matches: bool, controller_uid: Option<&str>, deleting: bool) -> Claim {
+    match controller_uid {
         Some(uid) if uid != owner.uid => Claim::Ignore,
         Some(_) if matches => Claim::Keep,
         // An owner being deleted changes nothing: its objects go with it.
         Some(_) if owner.deleting => Claim::Ignore,
         Some(_) => Claim::Release,
-        None if !matches || owner.deleting || candidate.deleting => Claim::Ignore,
+        None if !matches || owner.deleting || deleting => Claim::Ignore,
         None => Claim::Adopt,
     }
 }
