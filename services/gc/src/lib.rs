@@ -2,8 +2,9 @@
 //!
 //! Informers over every kind that can own or be owned keep an owner graph: which uid is
 //! which object, and (through each cache's owner index) who references whom. Every change
-//! enqueues the item, the owners it references and, when it is deleted, its dependents; one
-//! reconcile per item then looks at it twice:
+//! enqueues the item, the owners it references and, when it is deleted, its dependents; the
+//! runtime's workers ([`bosun_runtime::controller::Workers`]: one span per item, panics
+//! caught, reconcile metrics) then reconcile each item, looking at it twice:
 //!
 //! - as an **owner** marked for deletion with `foregroundDeletion`: delete the dependents,
 //!   and once no dependent with `blockOwnerDeletion` remains, drop the finalizer (the broker
@@ -38,6 +39,7 @@ use bosun_api::v1::{Kind, OwnerReference};
 use bosun_api::{KindInfo, Object};
 use bosun_runtime::cache::{Change, ChangeKind, Store};
 use bosun_runtime::client::{Broker, DeleteOptions, Selector};
+use bosun_runtime::controller::{Action, Workers, backoff_on_error};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Metrics};
 use bosun_runtime::queue::{Backoff, WorkQueue};
@@ -178,16 +180,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             workers = config.workers,
             "caches synced; collecting garbage"
         );
-        let mut workers = Vec::new();
-        for _ in 0..config.workers.max(1) {
-            let gc = gc.clone();
-            workers.push(tokio::spawn(async move { gc.work().await }));
-        }
-        shutdown.cancelled().await;
-        queue.shutdown();
-        for w in workers {
-            let _ = w.await;
-        }
+        // The runtime's workers: one span per item, panics caught, reconcile metrics.
+        let stores = gc.stores.clone();
+        let lookup = move |key: &str| {
+            let (info, store_key) = parse_key(key)?;
+            stores.get(&info.kind)?.get(store_key)
+        };
+        Workers::new("gc", queue.clone(), lookup, &registry)
+            .workers(config.workers)
+            .run(reconcile, backoff_on_error, gc.clone(), shutdown.clone())
+            .await;
     }
     queue.shutdown();
     stop_informers.cancel();
@@ -198,6 +200,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         let _ = t.await;
     }
     Ok(())
+}
+
+/// Looks at one item (found in its cache by the runtime's workers) as an owner, then as a
+/// dependent, then (a Job) at its TTL. A failure is retried with the item's backoff.
+async fn reconcile(item: Arc<Object>, gc: Arc<Gc>) -> Result<Action> {
+    gc.collect(&item).await?;
+    if item.as_job().is_some() {
+        let info = item.info().ok_or_else(|| Error::BadKey(item.key()))?;
+        gc.expire_job(&item_key(info.name, &item.key()), &item)
+            .await?;
+    }
+    Ok(Action::AwaitChange)
 }
 
 impl Gc {
@@ -270,38 +284,6 @@ impl Gc {
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
-    }
-
-    /// One worker: items until the queue shuts down.
-    async fn work(&self) {
-        while let Some(key) = self.queue.next().await {
-            let span = tracing::info_span!("gc", key = %key);
-            let result = tracing::Instrument::instrument(self.reconcile(&key), span.clone()).await;
-            match result {
-                Ok(()) => self.queue.forget(&key),
-                Err(err) => {
-                    let delay = self.queue.requeue_with_backoff(key.clone());
-                    span.in_scope(|| tracing::warn!(%err, ?delay, "gc attempt failed; retrying"));
-                }
-            }
-            self.queue.done(&key);
-        }
-    }
-
-    /// Looks at one item as an owner, then as a dependent, then (a Job) at its TTL.
-    async fn reconcile(&self, key: &str) -> Result<()> {
-        let (info, store_key) = parse_key(key).ok_or_else(|| Error::BadKey(key.into()))?;
-        let Some(store) = self.stores.get(&info.kind) else {
-            return Err(Error::BadKey(key.into()));
-        };
-        let Some(item) = store.get(store_key) else {
-            return Ok(()); // gone: its dependents were enqueued by the delete.
-        };
-        self.collect(&item).await?;
-        if item.as_job().is_some() {
-            self.expire_job(key, &item).await?;
-        }
-        Ok(())
     }
 
     /// `item` as an owner being deleted, then as a dependent.

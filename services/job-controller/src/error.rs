@@ -8,6 +8,9 @@ pub enum Error {
     /// A broker call failed (retried with the Job's backoff inside a reconcile).
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// Adopting or releasing a pod failed (retried with the Job's backoff).
+    #[error(transparent)]
+    Claim(#[from] bosun_runtime::claim::ClaimError),
     /// The metrics endpoint could not be served.
     #[error("metrics: {0}")]
     Metrics(#[from] std::io::Error),

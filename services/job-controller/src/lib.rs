@@ -1,11 +1,16 @@
 //! bosun's Job controller (Kubernetes' `job` controller, KUBERNETES.md section A).
 //!
 //! Informers over Jobs and pods feed the controller runtime's work queue (a pod change
-//! enqueues its controlling Job). One reconcile gathers the Job's pods from the cache (plus
-//! the pods it created a moment ago that the watch has not shown yet), the state of the
-//! Jobs in `spec.dependsOn`, and asks [`plan::plan`] what to do. It then acts in the order
-//! exact counting needs: **status first** (conflict-checked on the Job's resourceVersion),
-//! then finalizer releases, then deletions, then creations, then events.
+//! enqueues its controlling Job; an orphan pod's change, the Jobs whose selector it
+//! matches). One reconcile first **claims** the Job's pods with the runtime's controller-ref
+//! manager (its pods whose labels no longer match its selector are released, orphans that
+//! match are adopted with the tracking finalizer), gathers them (plus the pods it created a
+//! moment ago that the watch has not shown yet: the runtime's expectations), the state of
+//! the Jobs in `spec.dependsOn`, and asks [`plan::plan`] what to do. It then acts, through
+//! the runtime's [`Writer`] (so the act half is tested in-process with a recording fake), in
+//! the order exact counting needs: **status first** (conflict-checked on the Job's
+//! resourceVersion), then finalizer releases, then deletions, then creations, then events
+//! (queued to the non-blocking recorder).
 //!
 //! Pods whose Job is gone but that still carry the tracking finalizer are released by a
 //! small orphan sweeper (Kubernetes' `orphanQueue`), so nothing is left stuck Terminating.
@@ -17,18 +22,22 @@ pub mod plan;
 pub mod pods;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use bosun_api::selector::LabelSelector;
 use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::{Cached, Change, Store};
+use bosun_runtime::claim::{self, Claim, OrphanIndex, Outcome, Owner};
 use bosun_runtime::client::{Broker, ClientError, DeleteOptions, Selector};
 use bosun_runtime::controller::{Action, Controller};
 use bosun_runtime::events::{EventRecorder, EventType};
+use bosun_runtime::expectations::{Expectations, Seen};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Metrics};
-use bosun_runtime::queue::Backoff;
-use tokio::sync::{Semaphore, mpsc};
+use bosun_runtime::queue::{Backoff, WorkQueue};
+use bosun_runtime::writer::Writer;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -44,8 +53,8 @@ pub const MANAGED_BY: &str = "kubernetes.io/job-controller";
 const IN_FLIGHT_TTL: Duration = Duration::from_secs(60);
 /// Pod creations, finalizer releases and deletions in flight per reconcile.
 const POD_CALLS_IN_FLIGHT: usize = 64;
-/// Events being written at once (they never hold up a reconcile).
-const EVENTS_IN_FLIGHT: usize = 256;
+/// Events waiting to be written at most (beyond, dropped and counted: never waited for).
+const EVENTS_QUEUED: usize = 4096;
 /// How soon a reconcile that lost a write race looks again (its cache is catching up).
 const CONFLICT_RETRY: Duration = Duration::from_millis(20);
 
@@ -53,6 +62,8 @@ struct JobMetrics {
     pods_created: Counter,
     pods_deleted: Counter,
     pods_released: Counter,
+    pods_adopted: Counter,
+    pods_orphaned: Counter,
     conflicts: Counter,
 }
 
@@ -74,6 +85,16 @@ impl JobMetrics {
                 "Tracking finalizers removed after counting.",
                 &[],
             ),
+            pods_adopted: m.counter(
+                "bosun_job_pods_adopted_total",
+                "Orphan pods matching a Job's selector that the Job adopted.",
+                &[],
+            ),
+            pods_orphaned: m.counter(
+                "bosun_job_pods_orphaned_total",
+                "Pods released because their labels no longer match their Job's selector.",
+                &[],
+            ),
             conflicts: m.counter(
                 "bosun_job_status_conflicts_total",
                 "Status writes that lost a race and were retried.",
@@ -83,23 +104,22 @@ impl JobMetrics {
     }
 }
 
-/// Pods created or deleted by this process and not yet seen through the watch.
-#[derive(Default)]
-struct InFlight {
-    created: HashMap<String, (Option<i32>, Instant)>,
-    deleted: HashMap<String, Instant>,
-}
-
 struct Ctx {
-    broker: Broker,
+    /// Every write (and the fresh reads writes need) goes through here.
+    writer: Arc<dyn Writer>,
     pods: Store<CachedPod>,
+    /// Where cached pods share their repeated values (adopted pods are projected here too).
+    shared: Arc<pods::Shared>,
+    /// The cached pods with no controller, per namespace: adoption candidates.
+    orphans: Arc<OrphanIndex>,
     jobs: Store,
     /// The Jobs as the informer that wakes dependents saw them: dependency states are read
     /// here, so a dependent woken by a change always sees that change.
     dependencies: Store,
     recorder: EventRecorder,
-    in_flight: Mutex<HashMap<String, InFlight>>,
-    events: Arc<Semaphore>,
+    /// Pods created (with their index) or deleted by this process and not yet seen through
+    /// the watch, per Job uid.
+    expectations: Expectations<Option<i32>>,
     metrics: JobMetrics,
 }
 
@@ -113,13 +133,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
     // The pod cache keeps a compact `CachedPod` per pod, its repeated strings shared: never
     // the pod itself, so `release_one` sends a finalizer-only update by uid.
-    let shared = pods::Shared::default();
-    let mut pods = Informer::projected(
-        Arc::new(broker.clone()),
-        Kind::Pod,
-        Selector::all(),
-        move |obj| CachedPod::new(&obj, &shared),
-    )
+    let shared = Arc::new(pods::Shared::default());
+    let mut pods = Informer::projected(Arc::new(broker.clone()), Kind::Pod, Selector::all(), {
+        let shared = shared.clone();
+        move |obj| CachedPod::new(&obj, &shared)
+    })
     .with_metrics(&registry);
     let pod_store = pods.store();
     // Pods still tracked whose Job is gone go to the orphan sweeper.
@@ -139,6 +157,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let controller = Controller::with_backoff("job", jobs, &registry, backoff);
     let job_store = controller.store();
+    // Orphan pods wake the Jobs whose selector they match (Kubernetes' `getPodJobs`).
+    let orphans = Arc::new(OrphanIndex::default());
+    pods.on_change({
+        let (orphans, jobs, queue) = (orphans.clone(), job_store.clone(), controller.queue());
+        move |change: &Change<CachedPod>| {
+            orphans.observe(change);
+            wake_adopters(&jobs, &queue, change);
+        }
+    });
     let controller = controller
         .owns(pods, "Job")
         .watches(dependents, {
@@ -147,14 +174,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         })
         .workers(config.workers);
 
+    let writer: Arc<dyn Writer> = Arc::new(broker);
     let ctx = Arc::new(Ctx {
-        recorder: EventRecorder::new(broker.clone(), COMPONENT, ""),
-        broker,
+        recorder: EventRecorder::with_writer(writer.clone(), COMPONENT, "", EVENTS_QUEUED)
+            .with_metrics(&registry),
+        writer,
         pods: pod_store,
+        shared,
+        orphans,
         jobs: job_store,
         dependencies: dependency_store,
-        in_flight: Mutex::default(),
-        events: Arc::new(Semaphore::new(EVENTS_IN_FLIGHT)),
+        expectations: Expectations::new(IN_FLIGHT_TTL),
         metrics: JobMetrics::new(&registry),
     });
     let sweeper = tokio::spawn(sweep_orphans(ctx.clone(), orphans_rx, shutdown.clone()));
@@ -180,6 +210,37 @@ fn dependents_of(jobs: &Store, change: &Change) -> Vec<String> {
         })
         .map(|o| o.key())
         .collect()
+}
+
+/// Enqueues the Jobs an orphan pod (before or after `change`) may be adopted by: same
+/// namespace, selector matching its labels. Pods with a controller wake it through `owns`.
+fn wake_adopters(jobs: &Store, queue: &WorkQueue<String>, change: &Change<CachedPod>) {
+    let orphans: Vec<&Arc<CachedPod>> = [&change.old, &change.new]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.controller.is_none())
+        .collect();
+    let Some(first) = orphans.first() else {
+        return;
+    };
+    for job in jobs.list_namespace(first.namespace()) {
+        let Some(selector) = job_selector(&job) else {
+            continue;
+        };
+        if orphans
+            .iter()
+            .any(|p| p.with_labels(&selector, |l| selector.matches(l)))
+        {
+            queue.add(job.key());
+        }
+    }
+}
+
+/// A Job's `spec.selector`, parsed; `None` when absent or invalid (it then claims nothing
+/// beyond the pods it controls, and releases none).
+fn job_selector(obj: &Object) -> Option<LabelSelector> {
+    let sel = obj.as_job()?.spec.as_ref()?.selector.as_ref()?;
+    LabelSelector::from_proto(sel).ok()
 }
 
 fn error_policy(_obj: Arc<Object>, err: &Error, _ctx: Arc<Ctx>) -> Action {
@@ -226,8 +287,13 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
         // Being deleted: let its pods go so the deletion can finish.
         let tracked: Vec<Arc<CachedPod>> = cached.into_iter().filter(|p| p.facts.tracked).collect();
         release(&ctx, tracked).await?;
+        ctx.expectations.forget(&meta.uid);
         return Ok(Action::AwaitChange);
     }
+    let cached = match job_selector(&obj) {
+        Some(selector) => claim_pods(&ctx, &Owner::of(&obj), &selector, cached).await?,
+        None => cached,
+    };
     // Counted, released, finished pods only matter for what a replacement of their index
     // inherits (backoffLimitPerIndex); skipping them keeps a reconcile O(pods in play).
     let in_play: Vec<Arc<CachedPod>> = if spec.backoff_limit_per_index.is_some() {
@@ -260,7 +326,7 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
     if job.status.as_ref() != Some(&plan.status) {
         let mut updated = job.clone();
         updated.status = Some(plan.status.clone());
-        match ctx.broker.update_status(updated.into()).await {
+        match ctx.writer.update_status(updated.into()).await {
             Ok(_) => {}
             Err(err) if err.is_conflict() => {
                 ctx.metrics.conflicts.inc();
@@ -308,38 +374,125 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
         } else {
             EventType::Normal
         };
-        record(&ctx, &obj, ty, e.reason, e.message);
+        ctx.recorder.emit(&obj, ty, e.reason, &e.message);
     }
     Ok(plan.requeue.map_or(Action::AwaitChange, Action::Requeue))
 }
 
-/// The facts of the cached pods, plus the pods created a moment ago and not yet seen, minus
-/// the ones deleted a moment ago.
-fn with_in_flight(ctx: &Ctx, job_uid: &str, cached: &[Arc<CachedPod>]) -> Vec<PodFacts> {
-    let mut facts: Vec<PodFacts> = cached.iter().map(|p| p.facts.clone()).collect();
-    let mut all = ctx.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(flight) = all.get_mut(job_uid) else {
-        return facts;
-    };
-    let now = Instant::now();
-    flight.created.retain(|name, (_, at)| {
-        now.duration_since(*at) < IN_FLIGHT_TTL && !facts.iter().any(|f| f.name == *name)
-    });
-    flight.deleted.retain(|name, at| {
-        now.duration_since(*at) < IN_FLIGHT_TTL
-            && facts.iter().any(|f| f.name == *name && !f.deleting)
-    });
-    for f in facts.iter_mut() {
-        if flight.deleted.contains_key(&f.name) {
-            f.deleting = true;
-            f.tracked = false;
+/// Kubernetes' `ClaimPods`: the Job's pods are the cached pods it controls that still match
+/// its selector, plus the orphans that match, adopted here (controlling ownerReference and
+/// tracking finalizer). Its pods that no longer match are released (ownerReference and
+/// tracking finalizer dropped): a released pod is not counted, and the Job replaces it.
+async fn claim_pods(
+    ctx: &Ctx,
+    owner: &Owner,
+    selector: &LabelSelector,
+    owned: Vec<Arc<CachedPod>>,
+) -> Result<Vec<Arc<CachedPod>>> {
+    let mut kept = Vec::with_capacity(owned.len());
+    let mut leaving = Vec::new();
+    let mut matched = None;
+    for pod in owned {
+        match pod.claim_memo(owner, selector, &mut matched) {
+            Claim::Keep => kept.push(pod),
+            Claim::Release => leaving.push(pod),
+            Claim::Adopt | Claim::Ignore => {}
         }
     }
-    for (name, (index, _)) in &flight.created {
+    let adoptable: Vec<Arc<CachedPod>> = ctx
+        .orphans
+        .in_namespace(&owner.namespace)
+        .iter()
+        .filter_map(|key| ctx.pods.get(key))
+        .filter(|p| p.claim(owner, selector) == Claim::Adopt)
+        .collect();
+    let finalizers = [TRACKING_FINALIZER];
+    for pod in leaving {
+        let out = claim::release(
+            &*ctx.writer,
+            owner,
+            selector,
+            Kind::Pod,
+            pod.namespace(),
+            pod.name(),
+            pod.uid(),
+            &finalizers,
+        )
+        .await?;
+        match out {
+            Outcome::Done(_) => {
+                ctx.metrics.pods_orphaned.inc();
+                tracing::info!(pod = %pod.key(), "released: its labels no longer match the Job's selector");
+            }
+            Outcome::Now(Claim::Keep, fresh) => {
+                kept.push(Arc::new(CachedPod::new(&fresh, &ctx.shared)))
+            }
+            Outcome::Now(..) | Outcome::Gone => {}
+        }
+    }
+    if adoptable.is_empty() {
+        return Ok(kept);
+    }
+    // Kubernetes' canAdopt: a fresh read says the Job is still this one, not being deleted.
+    if !claim::owner_can_adopt(&*ctx.writer, Kind::Job, owner).await? {
+        tracing::debug!(job = %owner.name, "not adopting: the Job is gone or being deleted");
+        return Ok(kept);
+    }
+    for pod in adoptable {
+        let out = claim::adopt(
+            &*ctx.writer,
+            owner,
+            selector,
+            Kind::Pod,
+            pod.namespace(),
+            pod.name(),
+            pod.uid(),
+            &finalizers,
+        )
+        .await?;
+        match out {
+            Outcome::Done(adopted) => {
+                ctx.metrics.pods_adopted.inc();
+                tracing::info!(pod = %pod.key(), "adopted an orphan pod matching the Job's selector");
+                kept.push(Arc::new(CachedPod::new(&adopted, &ctx.shared)));
+            }
+            Outcome::Now(Claim::Keep, fresh) => {
+                kept.push(Arc::new(CachedPod::new(&fresh, &ctx.shared)))
+            }
+            Outcome::Now(..) | Outcome::Gone => {}
+        }
+    }
+    Ok(kept)
+}
+
+/// The facts of the cached pods, plus the pods created a moment ago and not yet seen, minus
+/// the ones deleted a moment ago (the runtime's expectations).
+fn with_in_flight(ctx: &Ctx, job_uid: &str, cached: &[Arc<CachedPod>]) -> Vec<PodFacts> {
+    let mut facts: Vec<PodFacts> = cached.iter().map(|p| p.facts.clone()).collect();
+    let by_name: HashMap<&str, bool> = cached
+        .iter()
+        .map(|p| (p.name(), p.facts.deleting))
+        .collect();
+    let in_flight = ctx
+        .expectations
+        .observe(job_uid, |name| match by_name.get(name) {
+            None => Seen::Absent,
+            Some(false) => Seen::Present,
+            Some(true) => Seen::Deleting,
+        });
+    if !in_flight.deleted.is_empty() {
+        for f in facts.iter_mut() {
+            if in_flight.deleted.contains(&f.name) {
+                f.deleting = true;
+                f.tracked = false;
+            }
+        }
+    }
+    for (name, index) in in_flight.created {
         facts.push(PodFacts {
-            name: name.clone(),
+            name,
             uid: String::new(),
-            index: *index,
+            index,
             phase: pods::Phase::Pending,
             deleting: false,
             tracked: true,
@@ -353,9 +506,6 @@ fn with_in_flight(ctx: &Ctx, job_uid: &str, cached: &[Arc<CachedPod>]) -> Vec<Po
             index_failures: 0,
             index_ignored_failures: 0,
         });
-    }
-    if flight.created.is_empty() && flight.deleted.is_empty() {
-        all.remove(job_uid);
     }
     facts
 }
@@ -391,7 +541,7 @@ async fn release(ctx: &Arc<Ctx>, pods: Vec<Arc<CachedPod>>) -> Result<()> {
 /// Gone, or replaced by another pod of the same name: nothing to release.
 async fn release_one(ctx: &Ctx, pod: &CachedPod) -> std::result::Result<(), ClientError> {
     let released = ctx
-        .broker
+        .writer
         .update_finalizers(
             Kind::Pod,
             pod.namespace(),
@@ -417,13 +567,8 @@ async fn delete_pods(
     job_uid: &str,
     victims: Vec<Arc<CachedPod>>,
 ) -> Result<()> {
-    {
-        let mut all = ctx.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let flight = all.entry(job_uid.to_string()).or_default();
-        for v in &victims {
-            flight.deleted.insert(v.name().to_string(), Instant::now());
-        }
-    }
+    ctx.expectations
+        .deleting(job_uid, victims.iter().map(|v| v.name()));
     let mut set = JoinSet::new();
     for pod in victims {
         let ctx = ctx.clone();
@@ -433,7 +578,7 @@ async fn delete_pods(
                 ..Default::default()
             };
             let r = ctx
-                .broker
+                .writer
                 .delete(Kind::Pod, pod.namespace(), pod.name(), opts)
                 .await;
             (pod, r)
@@ -445,12 +590,11 @@ async fn delete_pods(
         match r {
             Ok(_) => {
                 ctx.metrics.pods_deleted.inc();
-                record(
-                    ctx,
+                ctx.recorder.emit(
                     job,
                     EventType::Normal,
                     "SuccessfulDelete",
-                    format!("Deleted pod: {}", pod.name()),
+                    &format!("Deleted pod: {}", pod.name()),
                 );
             }
             Err(e) if e.is_not_found() => {}
@@ -485,7 +629,7 @@ async fn create_pods(
             let pod = pods::build_pod(job, n.index, n.failures);
             let (ctx, index) = (ctx.clone(), n.index);
             set.spawn(tracing::Instrument::in_current_span(async move {
-                (index, ctx.broker.create(pod.into()).await)
+                (index, ctx.writer.create(pod.into()).await)
             }));
         }
         let Some(joined) = set.join_next().await else {
@@ -495,29 +639,21 @@ async fn create_pods(
         match r {
             Ok(created) => {
                 ctx.metrics.pods_created.inc();
-                {
-                    let mut all = ctx.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                    all.entry(uid.clone())
-                        .or_default()
-                        .created
-                        .insert(created.name().to_string(), (index, Instant::now()));
-                }
-                record(
-                    ctx,
+                ctx.expectations.created(&uid, created.name(), index);
+                ctx.recorder.emit(
                     job_obj,
                     EventType::Normal,
                     "SuccessfulCreate",
-                    format!("Created pod: {}", created.name()),
+                    &format!("Created pod: {}", created.name()),
                 );
             }
             Err(e) => {
                 // Like Kubernetes' slow start: the first error stops the rest of the batch.
-                record(
-                    ctx,
+                ctx.recorder.emit(
                     job_obj,
                     EventType::Warning,
                     "FailedCreate",
-                    format!("Error creating: {e}"),
+                    &format!("Error creating: {e}"),
                 );
                 first_error.get_or_insert(e);
             }
@@ -527,19 +663,6 @@ async fn create_pods(
         Some(e) => Err(e.into()),
         None => Ok(()),
     }
-}
-
-/// Records an event without holding up the reconcile.
-fn record(ctx: &Arc<Ctx>, obj: &Arc<Object>, ty: EventType, reason: &'static str, message: String) {
-    let Ok(permit) = ctx.events.clone().try_acquire_owned() else {
-        tracing::debug!(reason, "too many events in flight; dropped one");
-        return;
-    };
-    let (recorder, obj) = (ctx.recorder.clone(), obj.clone());
-    tokio::spawn(tracing::Instrument::in_current_span(async move {
-        recorder.record(&obj, ty, reason, &message).await;
-        drop(permit);
-    }));
 }
 
 /// Releases tracked pods whose Job no longer exists (checked with an uncached read, by uid).
@@ -563,7 +686,7 @@ async fn sweep_orphans(
                 } else {
                     // Not in the cache: ask the broker (the cache may lag a new Job).
                     match ctx
-                        .broker
+                        .writer
                         .get_opt(Kind::Job, pod.namespace(), &r.name)
                         .await
                     {
@@ -583,5 +706,265 @@ async fn sweep_orphans(
                 tracing::warn!(pod = %pod.key(), %err, "could not release an orphaned pod");
             }
         }
+    }
+}
+
+/// The act half in-process: the Job controller's writes against the runtime's recording
+/// fake, on a paused clock.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bosun_runtime::cache::store;
+    use bosun_runtime::writer::{RecordingWriter, Verb};
+    use pods::IndexFailures;
+
+    fn ctx(writer: Arc<RecordingWriter>) -> Arc<Ctx> {
+        ctx_with_pods(writer, store::<CachedPod>().0)
+    }
+
+    fn ctx_with_pods(writer: Arc<RecordingWriter>, pods: Store<CachedPod>) -> Arc<Ctx> {
+        let registry = Metrics::new();
+        Arc::new(Ctx {
+            recorder: EventRecorder::with_writer(writer.clone(), COMPONENT, "", 64),
+            writer,
+            pods,
+            shared: Arc::default(),
+            orphans: Arc::default(),
+            jobs: store::<Object>().0,
+            dependencies: store::<Object>().0,
+            expectations: Expectations::new(IN_FLIGHT_TTL),
+            metrics: JobMetrics::new(&registry),
+        })
+    }
+
+    fn job() -> v1::Job {
+        v1::Job {
+            metadata: Some(v1::ObjectMeta {
+                name: "work".into(),
+                namespace: "ns".into(),
+                uid: "job-uid".into(),
+                ..Default::default()
+            }),
+            spec: Some(v1::JobSpec {
+                template: Some(v1::PodTemplateSpec {
+                    metadata: None,
+                    spec: Some(v1::PodSpec {
+                        containers: vec![v1::Container {
+                            name: "main".into(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn new_pods(indexes: &[i32]) -> Vec<plan::NewPod> {
+        indexes
+            .iter()
+            .map(|i| plan::NewPod {
+                index: Some(*i),
+                failures: IndexFailures::default(),
+            })
+            .collect()
+    }
+
+    /// The Job's indexes counted as created (cache empty: only the expectations).
+    fn expected_indexes(ctx: &Ctx) -> Vec<Option<i32>> {
+        let mut idx: Vec<Option<i32>> = with_in_flight(ctx, "job-uid", &[])
+            .iter()
+            .map(|f| f.index)
+            .collect();
+        idx.sort();
+        idx
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_plans_creates_are_issued_and_expected_until_they_expire() {
+        let w = RecordingWriter::new();
+        let ctx = ctx(w.clone());
+        let job = job();
+        let obj = Arc::new(Object::from(job.clone()));
+        create_pods(&ctx, &obj, &job, &new_pods(&[0, 1, 2]))
+            .await
+            .expect("creates");
+        let creates = pod_calls(&w, Verb::Create);
+        assert_eq!(creates.len(), 3);
+        assert!(creates.iter().all(|c| c.ok));
+        assert_eq!(expected_indexes(&ctx), [Some(0), Some(1), Some(2)]);
+        // A watch that never shows them does not hold the Job up forever.
+        tokio::time::advance(IN_FLIGHT_TTL + Duration::from_secs(1)).await;
+        assert!(expected_indexes(&ctx).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_create_is_not_expected_and_the_next_reconcile_creates_it_again() {
+        let w = RecordingWriter::new();
+        let ctx = ctx(w.clone());
+        let job = job();
+        let obj = Arc::new(Object::from(job.clone()));
+        w.fail_next(
+            Verb::Create,
+            ClientError::Unavailable("etcd is away".into()),
+        );
+        let err = create_pods(&ctx, &obj, &job, &new_pods(&[0, 1]))
+            .await
+            .expect_err("one create failed");
+        assert!(
+            matches!(err, Error::Client(ref e) if e.is_transient()),
+            "{err}"
+        );
+        // Only the pod that exists is expected: the plan asks again for the other.
+        let expected = expected_indexes(&ctx);
+        assert_eq!(expected.len(), 1, "{expected:?}");
+        let missing = if expected == [Some(0)] { 1 } else { 0 };
+        create_pods(&ctx, &obj, &job, &new_pods(&[missing]))
+            .await
+            .expect("retried");
+        assert_eq!(expected_indexes(&ctx), [Some(0), Some(1)]);
+        let outcomes: Vec<bool> = pod_calls(&w, Verb::Create).iter().map(|c| c.ok).collect();
+        assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 2);
+        assert_eq!(outcomes.len(), 3);
+    }
+
+    /// The calls about pods (events are written through the same fake).
+    fn pod_calls(w: &RecordingWriter, verb: Verb) -> Vec<bosun_runtime::writer::Call> {
+        w.calls_of(verb)
+            .into_iter()
+            .filter(|c| c.kind == Kind::Pod)
+            .collect()
+    }
+
+    fn tracked_pod(w: &RecordingWriter, name: &str) -> Arc<CachedPod> {
+        let mut pod = pods::build_pod(&job(), None, IndexFailures::default());
+        pod.metadata.as_mut().unwrap().name = name.into();
+        let stored = w.seed(pod.into());
+        Arc::new(CachedPod::new(&stored, &pods::Shared::default()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn released_pods_lose_the_tracking_finalizer_by_uid_and_a_gone_one_is_no_error() {
+        let w = RecordingWriter::new();
+        let ctx = ctx(w.clone());
+        let kept = tracked_pod(&w, "a");
+        let gone = tracked_pod(&w, "b");
+        w.delete(Kind::Pod, "ns", "b", DeleteOptions::default())
+            .await
+            .expect("delete b");
+        release(&ctx, vec![kept.clone(), gone])
+            .await
+            .expect("release");
+        let calls = w.calls_of(Verb::UpdateFinalizers);
+        assert_eq!(calls.len(), 2);
+        assert!(
+            calls
+                .iter()
+                .all(|c| c.remove == [TRACKING_FINALIZER] && c.add.is_empty())
+        );
+        let stored = w.object(Kind::Pod, "ns/a").expect("a");
+        assert!(stored.meta().unwrap().finalizers.is_empty());
+        assert_eq!(ctx.metrics.pods_released.get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deleted_pods_count_as_going_until_the_cache_shows_their_deletion() {
+        let w = RecordingWriter::new();
+        let ctx = ctx(w.clone());
+        let job = job();
+        let obj = Arc::new(Object::from(job.clone()));
+        let victim = tracked_pod(&w, "v");
+        delete_pods(&ctx, &obj, "job-uid", vec![victim.clone()])
+            .await
+            .expect("delete");
+        let deletes = pod_calls(&w, Verb::Delete);
+        assert_eq!(deletes.len(), 1);
+        // The cache still shows it alive: it is counted as deleting, and no longer tracked.
+        let facts = with_in_flight(&ctx, "job-uid", std::slice::from_ref(&victim));
+        assert!(facts[0].deleting && !facts[0].tracked, "{:?}", facts[0]);
+    }
+
+    /// A pod labelled `app=<app>`, controlled by `controller` (a Job uid) if given.
+    fn labelled_pod(name: &str, app: &str, controller: Option<&str>) -> Object {
+        let mut pod = v1::Pod {
+            metadata: Some(v1::ObjectMeta {
+                name: name.into(),
+                namespace: "ns".into(),
+                labels: [("app".to_string(), app.to_string())].into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        if let Some(uid) = controller {
+            let meta = pod.metadata.as_mut().unwrap();
+            meta.owner_references.push(v1::OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "Job".into(),
+                name: "work".into(),
+                uid: uid.into(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            });
+            meta.finalizers.push(TRACKING_FINALIZER.into());
+        }
+        pod.into()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_claim_adopts_matching_orphans_releases_strays_and_keeps_the_rest() {
+        let w = RecordingWriter::new();
+        let job = w.seed(job().into());
+        let (pods, cache) = store::<CachedPod>();
+        let ctx = ctx_with_pods(w.clone(), pods);
+        let shared = pods::Shared::default();
+        let mut owned = Vec::new();
+        for (name, app, controller) in [
+            ("kept", "x", Some(job.uid())),
+            ("stray", "y", Some(job.uid())),
+            ("orphan", "x", None),
+            ("unrelated", "y", None),
+            ("theirs", "x", Some("other-job")),
+        ] {
+            let stored = w.seed(labelled_pod(name, app, controller));
+            let change = cache
+                .upsert(CachedPod::new(&stored, &shared))
+                .expect("cached");
+            ctx.orphans.observe(&change);
+            if controller == Some(job.uid()) {
+                owned.push(change.new.expect("entry"));
+            }
+        }
+        let selector = LabelSelector::parse("app=x").unwrap();
+        let claimed = claim_pods(&ctx, &Owner::of(&job), &selector, owned)
+            .await
+            .expect("claim");
+        let mut names: Vec<&str> = claimed.iter().map(|p| p.name()).collect();
+        names.sort();
+        assert_eq!(names, ["kept", "orphan"]);
+        assert!(claimed.iter().all(|p| p.facts.tracked));
+        let pod = |name: &str| w.object(Kind::Pod, &format!("ns/{name}")).unwrap();
+        let adopted = pod("orphan");
+        assert_eq!(
+            adopted.controller_ref().map(|r| r.uid.as_str()),
+            Some(job.uid())
+        );
+        assert_eq!(adopted.meta().unwrap().finalizers, [TRACKING_FINALIZER]);
+        let released = pod("stray");
+        assert!(released.controller_ref().is_none());
+        assert!(released.meta().unwrap().finalizers.is_empty());
+        assert_eq!(
+            pod("theirs").controller_ref().map(|r| r.uid.as_str()),
+            Some("other-job")
+        );
+        // One write each: the adoption and the release (after the Job's fresh read).
+        let updated: Vec<String> = pod_calls(&w, Verb::Update)
+            .into_iter()
+            .map(|c| c.key)
+            .collect();
+        assert_eq!(updated, ["ns/stray", "ns/orphan"]);
+        assert_eq!(ctx.metrics.pods_adopted.get(), 1);
+        assert_eq!(ctx.metrics.pods_orphaned.get(), 1);
     }
 }

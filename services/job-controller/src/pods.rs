@@ -9,14 +9,16 @@ use std::sync::Arc;
 use bosun_api::defaults::{
     JOB_CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL,
 };
+use bosun_api::selector::LabelSelector;
 use bosun_api::{Object, v1};
 use bosun_runtime::cache::{Cached, OwnerRef};
+use bosun_runtime::claim::{self, Candidate, Claim, Owner};
 use bosun_runtime::intern::Interner;
 use chrono::{DateTime, Utc};
 
 /// The finalizer on every pod the controller creates: the pod cannot disappear before it
 /// has been counted.
-pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
+pub const TRACKING_FINALIZER: &str = bosun_api::vocab::finalizer::JOB_TRACKING;
 /// The completion index, as annotation and as label.
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 /// Failures of this index so far (backoffLimitPerIndex), carried to its replacement pod.
@@ -93,6 +95,7 @@ pub struct Shared {
     strings: Interner<str>,
     conditions: Interner<[(String, String)]>,
     controllers: Interner<ControllerRef>,
+    labels: Interner<BTreeMap<String, String>>,
 }
 
 /// Reads the facts of `pod`; repeated values come from `shared`.
@@ -181,13 +184,19 @@ pub struct ControllerRef {
 
 /// A pod as the controller's cache keeps it: its [`PodFacts`] (name and uid included) and
 /// the few metadata fields the controller acts on, a few hundred bytes instead of the whole
-/// pod; what all the pods of a Job repeat (namespace, controller, conditions) is shared.
+/// pod; what all the pods of a Job repeat (namespace, controller, labels, conditions) is
+/// shared. Its labels are kept to decide which pods a Job claims (its selector).
 /// It is not the pod: the controller never writes one back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedPod {
     pub namespace: Arc<str>,
     pub resource_version: i64,
     pub controller: Option<Arc<ControllerRef>>,
+    /// `metadata.labels` but the completion index (shared: the pods of one Job have the
+    /// same); see [`CachedPod::with_labels`].
+    pub labels: Arc<BTreeMap<String, String>>,
+    /// The completion-index label's value, kept apart so Indexed pods share `labels`.
+    pub index_label: Option<Arc<str>>,
     pub facts: PodFacts,
 }
 
@@ -196,6 +205,12 @@ impl CachedPod {
     pub fn new(obj: &Object, shared: &Shared) -> CachedPod {
         let empty = v1::Pod::default();
         let pod = obj.as_pod().unwrap_or(&empty);
+        let mut labels = pod
+            .metadata
+            .as_ref()
+            .map(|m| m.labels.clone())
+            .unwrap_or_default();
+        let index_label = labels.remove(COMPLETION_INDEX);
         CachedPod {
             namespace: shared.strings.intern(obj.namespace()),
             resource_version: obj.resource_version(),
@@ -206,8 +221,75 @@ impl CachedPod {
                     uid: r.uid.clone(),
                 })
             }),
+            labels: shared.labels.intern_owned(labels),
+            index_label: index_label.map(|v| shared.strings.intern(&v)),
             facts: facts(pod, shared),
         }
+    }
+
+    /// Runs `f` on the pod's labels as `selector` needs them: the shared map, unless the
+    /// selector reads the completion-index label (then a copy with it put back).
+    pub fn with_labels<R>(
+        &self,
+        selector: &LabelSelector,
+        f: impl FnOnce(&BTreeMap<String, String>) -> R,
+    ) -> R {
+        match &self.index_label {
+            Some(v)
+                if selector
+                    .requirements
+                    .iter()
+                    .any(|r| r.key == COMPLETION_INDEX) =>
+            {
+                let mut full = (*self.labels).clone();
+                full.insert(COMPLETION_INDEX.into(), v.to_string());
+                f(&full)
+            }
+            _ => f(&self.labels),
+        }
+    }
+
+    /// The controller-ref manager's decision about this pod for `owner` and its `selector`.
+    pub fn claim(&self, owner: &Owner, selector: &LabelSelector) -> Claim {
+        self.with_labels(selector, |labels| {
+            claim::claim(
+                owner,
+                selector,
+                &Candidate {
+                    controller_uid: self.controller.as_ref().map(|c| c.uid.as_str()),
+                    labels,
+                    deleting: self.facts.deleting,
+                },
+            )
+        })
+    }
+
+    /// [`CachedPod::claim`] for many pods: the selector is matched once per shared label
+    /// set (all the pods of one Job share theirs), remembered in `matched`.
+    pub fn claim_memo(
+        &self,
+        owner: &Owner,
+        selector: &LabelSelector,
+        matched: &mut Option<(Arc<BTreeMap<String, String>>, bool)>,
+    ) -> Claim {
+        let reads_index = self.index_label.is_some()
+            && selector
+                .requirements
+                .iter()
+                .any(|r| r.key == COMPLETION_INDEX);
+        if reads_index {
+            return self.claim(owner, selector);
+        }
+        let matches = match matched {
+            Some((labels, m)) if Arc::ptr_eq(labels, &self.labels) => *m,
+            _ => {
+                let m = selector.matches(&self.labels);
+                *matched = Some((self.labels.clone(), m));
+                m
+            }
+        };
+        let controller = self.controller.as_ref().map(|c| c.uid.as_str());
+        claim::decide(owner, matches, controller, self.facts.deleting)
     }
 
     pub fn uid(&self) -> &str {
@@ -612,6 +694,18 @@ mod tests {
         );
         assert!(Arc::ptr_eq(ca, cb));
         assert!(Arc::ptr_eq(&a.facts.conditions, &b.facts.conditions));
+        assert!(Arc::ptr_eq(&a.labels, &b.labels));
+        // Indexed pods too: the completion index is kept apart from the shared labels...
+        let i0 = CachedPod::new(&Object::from(full_pod(Some(0), "n", "Running")), &shared);
+        let i1 = CachedPod::new(&Object::from(full_pod(Some(1), "n", "Running")), &shared);
+        assert!(Arc::ptr_eq(&i0.labels, &i1.labels));
+        assert_eq!(i1.index_label.as_deref(), Some("1"));
+        // ... and put back for a selector that reads it.
+        let by_index = LabelSelector::parse(&format!("{COMPLETION_INDEX}=1")).unwrap();
+        let by_app = LabelSelector::parse("app=x").unwrap();
+        assert!(!i0.with_labels(&by_index, |l| by_index.matches(l)));
+        assert!(i1.with_labels(&by_index, |l| by_index.matches(l)));
+        assert!(i0.with_labels(&by_app, |l| by_app.matches(l)));
         assert_eq!(
             Cached::owners(&b).len(),
             1,
@@ -627,5 +721,49 @@ mod tests {
         };
         let orphan = CachedPod::new(&Object::from(orphan), &shared);
         assert!(orphan.controller.is_none() && Cached::owners(&orphan).is_empty());
+    }
+
+    #[test]
+    fn the_memoized_claim_decides_as_the_claim_does() {
+        let shared = Shared::default();
+        let owner = Owner {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            namespace: "ns".into(),
+            name: "j".into(),
+            uid: "u-1".into(),
+            deleting: false,
+        };
+        let cached = |index: Option<i32>, app: &str, controller: bool| {
+            let mut pod = full_pod(index, "n", "Running");
+            let meta = pod.metadata.as_mut().unwrap();
+            meta.labels.insert("app".into(), app.into());
+            if !controller {
+                meta.owner_references.clear();
+            }
+            CachedPod::new(&Object::from(pod), &shared)
+        };
+        let pods = [
+            cached(None, "x", true),
+            cached(None, "x", true),
+            cached(None, "y", true),
+            cached(None, "x", false),
+            cached(Some(1), "x", true),
+            cached(Some(2), "x", true),
+        ];
+        for sel in ["app=x", &format!("app=x,{COMPLETION_INDEX}=1")] {
+            let selector = LabelSelector::parse(sel).unwrap();
+            let mut memo = None;
+            for (i, p) in pods.iter().enumerate() {
+                assert_eq!(
+                    p.claim_memo(&owner, &selector, &mut memo),
+                    p.claim(&owner, &selector),
+                    "{sel}: pod {i}"
+                );
+            }
+        }
+        let selector = LabelSelector::parse("app=x").unwrap();
+        assert_eq!(pods[2].claim(&owner, &selector), Claim::Release);
+        assert_eq!(pods[3].claim(&owner, &selector), Claim::Adopt);
     }
 }

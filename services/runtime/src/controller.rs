@@ -234,28 +234,11 @@ impl Controller {
         };
         if ready {
             tracing::info!(controller = %name, workers, "caches synced; starting workers");
-            let worker = Arc::new(Worker {
-                name: name.clone(),
-                queue: queue.clone(),
-                primary,
-                reconcile,
-                error_policy,
-                ctx,
-                metrics,
-            });
-            let mut handles = Vec::new();
-            for _ in 0..workers {
-                let worker = worker.clone();
-                handles.push(tokio::spawn(async move { worker.run().await }));
-            }
-            shutdown.cancelled().await;
-            tracing::info!(controller = %name, "shutting down; finishing reconciles in hand");
-            queue.shutdown();
-            for handle in handles {
-                if let Err(err) = handle.await {
-                    tracing::error!(controller = %name, %err, "worker task failed");
-                }
-            }
+            let lookup = move |key: &str| primary.get(key);
+            Workers::with_reconcile_metrics(&name, queue.clone(), lookup, metrics)
+                .workers(workers)
+                .run(reconcile, error_policy, ctx, shutdown)
+                .await;
         }
         queue.shutdown();
         stop_informers.cancel();
@@ -265,11 +248,108 @@ impl Controller {
     }
 }
 
+/// Finds the object a work-queue key names (in a cache), `None` when it is gone.
+type Lookup = Arc<dyn Fn(&str) -> Option<Arc<Object>> + Send + Sync>;
+
+/// The workers of a controller without the informers: N tasks taking keys from a work
+/// queue, looking each key's object up (`lookup`: a cache read), reconciling it in its own
+/// span with panics caught and outcomes and latency in the reconcile metrics, and scheduling
+/// what comes next from the [`Action`]. [`Controller::run`] runs these once its caches are
+/// loaded; a service whose keys are not one primary cache's (the gc's `Kind/namespace/name`
+/// over many caches) loads its own caches and runs these directly.
+pub struct Workers {
+    name: String,
+    queue: WorkQueue<String>,
+    lookup: Lookup,
+    workers: usize,
+    metrics: ReconcileMetrics,
+}
+
+impl Workers {
+    /// Workers named `name` (metrics label, span field) for `queue`, finding each key's
+    /// object with `lookup`.
+    pub fn new(
+        name: &str,
+        queue: WorkQueue<String>,
+        lookup: impl Fn(&str) -> Option<Arc<Object>> + Send + Sync + 'static,
+        metrics: &Metrics,
+    ) -> Workers {
+        Workers::with_reconcile_metrics(name, queue, lookup, ReconcileMetrics::new(metrics, name))
+    }
+
+    fn with_reconcile_metrics(
+        name: &str,
+        queue: WorkQueue<String>,
+        lookup: impl Fn(&str) -> Option<Arc<Object>> + Send + Sync + 'static,
+        metrics: ReconcileMetrics,
+    ) -> Workers {
+        Workers {
+            name: name.to_string(),
+            queue,
+            lookup: Arc::new(lookup),
+            workers: 1,
+            metrics,
+        }
+    }
+
+    /// How many keys are reconciled in parallel (default 1; never the same key twice).
+    pub fn workers(mut self, n: usize) -> Workers {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// Runs the workers until `shutdown`; then shuts the queue and waits for the reconciles
+    /// in hand. The caller has loaded its caches.
+    pub async fn run<C, E, R, Fut, P>(
+        self,
+        reconcile: R,
+        error_policy: P,
+        ctx: Arc<C>,
+        shutdown: CancellationToken,
+    ) where
+        C: Send + Sync + 'static,
+        E: std::fmt::Display + Send + 'static,
+        R: Fn(Arc<Object>, Arc<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Action, E>> + Send + 'static,
+        P: Fn(Arc<Object>, &E, Arc<C>) -> Action + Send + Sync + 'static,
+    {
+        let Workers {
+            name,
+            queue,
+            lookup,
+            workers,
+            metrics,
+        } = self;
+        let worker = Arc::new(Worker {
+            name: name.clone(),
+            queue: queue.clone(),
+            lookup,
+            reconcile,
+            error_policy,
+            ctx,
+            metrics,
+        });
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            let worker = worker.clone();
+            handles.push(tokio::spawn(async move { worker.run().await }));
+        }
+        shutdown.cancelled().await;
+        tracing::info!(controller = %name, "shutting down; finishing reconciles in hand");
+        queue.shutdown();
+        for handle in handles {
+            if let Err(err) = handle.await {
+                tracing::error!(controller = %name, %err, "worker task failed");
+            }
+        }
+    }
+}
+
 /// What every worker of one controller shares.
 struct Worker<C, R, P> {
     name: String,
     queue: WorkQueue<String>,
-    primary: Store,
+    lookup: Lookup,
     reconcile: R,
     error_policy: P,
     ctx: Arc<C>,
@@ -293,7 +373,7 @@ where
 
     /// Reconciles one key and schedules what comes next.
     async fn process(&self, key: &String) {
-        let Some(obj) = self.primary.get(key) else {
+        let Some(obj) = (self.lookup)(key) else {
             // Gone from the cache: nothing to reconcile, nothing to retry.
             tracing::debug!(controller = %self.name, key, "object gone; skipping");
             self.queue.forget(key);

@@ -5,15 +5,22 @@
 //! `EventSourceObjectSpamFilter`, each (component, object) pair has a token bucket of 25
 //! events refilled at one per 5 minutes: a Job creating 10,000 pods records its first 25
 //! `SuccessfulCreate` events, not 10,000 (events are for people, not an audit log).
+//!
+//! Recording never blocks the caller: events go through a bounded queue to a background
+//! task, and when the queue is full they are dropped and counted, never waited for.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bosun_api::v1::{self, Object};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::client::Broker;
+use crate::metrics::{Counter, Metrics};
+use crate::writer::Writer;
 
 /// `Normal` or `Warning`, as Kubernetes spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,13 +39,33 @@ impl EventType {
 }
 
 /// Records events for one component (`default-scheduler`, `kubelet`, `job-controller`...).
+///
+/// Never holds up its caller: [`EventRecorder::record`] passes the event to a background
+/// task through a bounded channel and returns at once; when the channel is full the event
+/// is dropped and counted ([`EventRecorder::dropped`], and `bosun_events_dropped_total` once
+/// [`EventRecorder::with_metrics`] is called). The task writes up to [`WRITES_IN_FLIGHT`]
+/// events at once and ends when every clone of the recorder is gone.
 #[derive(Clone)]
 pub struct EventRecorder {
-    broker: Broker,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Arc<dyn Writer>,
     component: String,
     host: String,
-    spam: Arc<Mutex<SpamFilter>>,
+    spam: Mutex<SpamFilter>,
+    /// The queue to the writing task, started on the first event (so a recorder can be made
+    /// outside a runtime).
+    queue: OnceLock<mpsc::Sender<v1::Event>>,
+    capacity: usize,
+    dropped: Counter,
 }
+
+/// Events waiting to be written at most; beyond, new ones are dropped.
+pub const QUEUE_CAPACITY: usize = 1024;
+/// Event writes in flight at once.
+pub const WRITES_IN_FLIGHT: usize = 32;
 
 /// client-go's spam filter: a token bucket per (source, object).
 #[derive(Debug)]
@@ -97,16 +124,64 @@ impl SpamFilter {
 impl EventRecorder {
     /// A recorder reporting as `component` on `host` (empty for cluster components).
     pub fn new(broker: Broker, component: &str, host: &str) -> EventRecorder {
+        EventRecorder::with_writer(Arc::new(broker), component, host, QUEUE_CAPACITY)
+    }
+
+    /// A recorder writing through `writer`, holding at most `capacity` events unwritten.
+    pub fn with_writer(
+        writer: Arc<dyn Writer>,
+        component: &str,
+        host: &str,
+        capacity: usize,
+    ) -> EventRecorder {
         EventRecorder {
-            broker,
-            component: component.to_string(),
-            host: host.to_string(),
-            spam: Arc::new(Mutex::new(SpamFilter::kubernetes())),
+            inner: Arc::new(Inner {
+                writer,
+                component: component.to_string(),
+                host: host.to_string(),
+                spam: Mutex::new(SpamFilter::kubernetes()),
+                queue: OnceLock::new(),
+                capacity: capacity.max(1),
+                dropped: Counter::default(),
+            }),
         }
     }
 
-    /// Records `reason`/`message` about `obj`; repeats aggregate into one Event.
+    /// Counts dropped events in `bosun_events_dropped_total` of `metrics` (call before the
+    /// first event; the count so far is carried over).
+    pub fn with_metrics(self, metrics: &Metrics) -> EventRecorder {
+        let counter = metrics.counter(
+            "bosun_events_dropped_total",
+            "Events dropped because the recorder's queue was full.",
+            &[("component", &self.inner.component)],
+        );
+        counter.add(self.inner.dropped.get());
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.dropped = counter;
+                EventRecorder {
+                    inner: Arc::new(inner),
+                }
+            }
+            // Already shared: keep counting where the clones count.
+            Err(inner) => EventRecorder { inner },
+        }
+    }
+
+    /// Events dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.get()
+    }
+
+    /// Records `reason`/`message` about `obj`; repeats aggregate into one Event. Returns at
+    /// once (see [`EventRecorder::emit`]); `async` only for the callers that await it.
     pub async fn record(&self, obj: &Object, ty: EventType, reason: &str, message: &str) {
+        self.emit(obj, ty, reason, message);
+    }
+
+    /// Queues `reason`/`message` about `obj` for the writing task; never waits. Dropped (and
+    /// counted) when the spam filter refuses it or the queue is full.
+    pub fn emit(&self, obj: &Object, ty: EventType, reason: &str, message: &str) {
         let key = format!(
             "{}/{}/{}/{}",
             obj.info().map_or("", |i| i.name),
@@ -115,6 +190,7 @@ impl EventRecorder {
             obj.uid()
         );
         let allowed = self
+            .inner
             .spam
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -124,9 +200,32 @@ impl EventRecorder {
             return;
         }
         let event = self.event_for(obj, ty, reason, message, &now());
-        if let Err(err) = self.write(event).await {
-            tracing::warn!(object = %obj.key(), reason, %err, "could not record an event");
+        let Some(queue) = self.queue() else {
+            tracing::debug!(object = %obj.key(), reason, "no runtime to write events; dropped");
+            self.inner.dropped.inc();
+            return;
+        };
+        if let Err(err) = queue.try_send(event) {
+            self.inner.dropped.inc();
+            let why = match err {
+                mpsc::error::TrySendError::Full(_) => "queue full",
+                mpsc::error::TrySendError::Closed(_) => "writer stopped",
+            };
+            tracing::debug!(object = %obj.key(), reason, why, "event dropped");
         }
+    }
+
+    /// The queue to the writing task, starting it on first use (inside a tokio runtime).
+    fn queue(&self) -> Option<&mpsc::Sender<v1::Event>> {
+        if let Some(q) = self.inner.queue.get() {
+            return Some(q);
+        }
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        Some(self.inner.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(self.inner.capacity);
+            handle.spawn(write_events(self.inner.writer.clone(), rx));
+            tx
+        }))
     }
 
     /// The Event this recorder writes for a first occurrence (pure: time given).
@@ -170,52 +269,75 @@ impl EventRecorder {
             reason: reason.to_string(),
             message: message.to_string(),
             source: Some(v1::EventSource {
-                component: self.component.clone(),
-                host: self.host.clone(),
+                component: self.inner.component.clone(),
+                host: self.inner.host.clone(),
             }),
             first_timestamp: now.to_string(),
             last_timestamp: now.to_string(),
             count: 1,
             r#type: ty.as_str().to_string(),
-            reporting_component: self.component.clone(),
-            reporting_instance: self.host.clone(),
+            reporting_component: self.inner.component.clone(),
+            reporting_instance: self.inner.host.clone(),
             ..Default::default()
         }
     }
+}
 
-    async fn write(&self, event: v1::Event) -> Result<(), crate::client::ClientError> {
-        let ns = event
-            .metadata
-            .as_ref()
-            .map_or(String::new(), |m| m.namespace.clone());
-        let name = event
-            .metadata
-            .as_ref()
-            .map_or(String::new(), |m| m.name.clone());
-        match self.broker.create(event.clone().into()).await {
+/// The writing task: events from `rx`, [`WRITES_IN_FLIGHT`] at a time, until every sender
+/// is gone.
+async fn write_events(writer: Arc<dyn Writer>, mut rx: mpsc::Receiver<v1::Event>) {
+    let mut writes = JoinSet::new();
+    while let Some(event) = rx.recv().await {
+        while writes.len() >= WRITES_IN_FLIGHT {
+            writes.join_next().await;
+        }
+        let writer = writer.clone();
+        writes.spawn(async move {
+            let what = event.involved_object.as_ref().map_or(String::new(), |o| {
+                bosun_api::object::object_key(&o.namespace, &o.name)
+            });
+            let reason = event.reason.clone();
+            if let Err(err) = write(&*writer, event).await {
+                tracing::warn!(object = %what, reason, %err, "could not record an event");
+            }
+        });
+    }
+    while writes.join_next().await.is_some() {}
+}
+
+/// Writes one event: created, or a repeat bumped on the stored one.
+async fn write(writer: &dyn Writer, event: v1::Event) -> Result<(), crate::client::ClientError> {
+    let ns = event
+        .metadata
+        .as_ref()
+        .map_or(String::new(), |m| m.namespace.clone());
+    let name = event
+        .metadata
+        .as_ref()
+        .map_or(String::new(), |m| m.name.clone());
+    match writer.create(event.clone().into()).await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.is_already_exists() => {}
+        Err(e) => return Err(e),
+    }
+    // A repeat: bump the stored one (a lost race just retries once more).
+    for _ in 0..3 {
+        let Some(stored) = writer.get_opt(v1::Kind::Event, &ns, &name).await? else {
+            writer.create(event.clone().into()).await?;
+            return Ok(());
+        };
+        let Some(mut ev) = stored.clone().into_event() else {
+            return Ok(());
+        };
+        ev.count = ev.count.max(1) + 1;
+        ev.last_timestamp = event.last_timestamp.clone();
+        match writer.update(ev.into()).await {
             Ok(_) => return Ok(()),
-            Err(e) if e.is_already_exists() => {}
+            Err(e) if e.is_conflict() => continue,
             Err(e) => return Err(e),
         }
-        // A repeat: bump the stored one (a lost race just retries once more).
-        for _ in 0..3 {
-            let Some(stored) = self.broker.get_opt(v1::Kind::Event, &ns, &name).await? else {
-                self.broker.create(event.clone().into()).await?;
-                return Ok(());
-            };
-            let Some(mut ev) = stored.clone().into_event() else {
-                return Ok(());
-            };
-            ev.count = ev.count.max(1) + 1;
-            ev.last_timestamp = event.last_timestamp.clone();
-            match self.broker.update(ev.into()).await {
-                Ok(_) => return Ok(()),
-                Err(e) if e.is_conflict() => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 /// `<object>.<hash>`: one Event per object, type, reason and message.
@@ -271,6 +393,50 @@ mod tests {
         assert_ne!(a, c);
         assert_ne!(a, d);
         assert!(a.starts_with("p."));
+    }
+
+    #[tokio::test]
+    async fn events_are_written_in_the_background_and_repeats_bump_one_event() {
+        let w = crate::writer::RecordingWriter::new();
+        let rec = EventRecorder::with_writer(w.clone(), "job-controller", "", 16);
+        let p = pod("p", "u1");
+        rec.record(&p, EventType::Normal, "SuccessfulCreate", "Created pod: p")
+            .await;
+        rec.emit(&p, EventType::Normal, "SuccessfulCreate", "Created pod: p");
+        let name = event_name(&p, EventType::Normal, "SuccessfulCreate", "Created pod: p");
+        let key = format!("default/{name}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let count = w
+                .object(v1::Kind::Event, &key)
+                .and_then(|o| o.into_event())
+                .map_or(0, |e| e.count);
+            if count == 2 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "count {count}");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(rec.dropped(), 0);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_queue_drops_and_counts_events_instead_of_waiting() {
+        let w = crate::writer::RecordingWriter::new();
+        let metrics = Metrics::new();
+        let rec =
+            EventRecorder::with_writer(w.clone(), "job-controller", "", 1).with_metrics(&metrics);
+        // The writing task cannot run between these calls (one thread, no await): the
+        // first event fills the queue, every other one is dropped at once.
+        for i in 0..100 {
+            rec.emit(&pod(&format!("p{i}"), "u"), EventType::Normal, "R", "m");
+        }
+        assert_eq!(rec.dropped(), 99);
+        assert!(
+            metrics
+                .render()
+                .contains("bosun_events_dropped_total{component=\"job-controller\"} 99")
+        );
     }
 
     #[tokio::test]

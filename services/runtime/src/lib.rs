@@ -3,15 +3,19 @@
 //! repeated strings), the work queue, telemetry (tracing + OpenTelemetry, W3C trace context
 //! on every gRPC call), Prometheus metrics, graceful shutdown, an etcd child process
 //! launcher for `bosun up` and the tests, and lifelines (watchers that clean up after a
-//! process that died without a word).
+//! process that died without a word). For every controller: the controller-ref manager
+//! ([`claim`]: adopt and release by selector), in-flight [`expectations`], a non-blocking
+//! event recorder ([`events`]) and the [`writer::Writer`] trait with its recording fake.
 
 pub mod alloc;
 pub mod cache;
+pub mod claim;
 pub mod client;
 pub mod config;
 pub mod controller;
 pub mod etcd_process;
 pub mod events;
+pub mod expectations;
 pub mod informer;
 pub mod intern;
 pub mod lifeline;
@@ -21,3 +25,4 @@ pub mod queue;
 pub mod rt;
 pub mod shutdown;
 pub mod telemetry;
+pub mod writer;
