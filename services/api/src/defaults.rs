@@ -5,6 +5,7 @@
 //! Job strategy's generated selector (`pkg/registry/batch/job/strategy.go`).
 
 use crate::v1::{self, Object, object::Object as O};
+use crate::vocab::{job, policy, status};
 
 /// The label (and selector key) a Job's pods carry: the Job's uid.
 pub const JOB_CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
@@ -59,7 +60,7 @@ fn set_if_empty(field: &mut String, value: &str) {
 
 /// Pod spec defaults (`SetDefaults_PodSpec`, `SetDefaults_Container`, probes, ports).
 pub fn default_pod_spec(spec: &mut v1::PodSpec) {
-    set_if_empty(&mut spec.restart_policy, "Always");
+    set_if_empty(&mut spec.restart_policy, policy::ALWAYS);
     set_if_empty(&mut spec.dns_policy, "ClusterFirst");
     set_if_empty(&mut spec.scheduler_name, "default-scheduler");
     spec.termination_grace_period_seconds.get_or_insert(30);
@@ -99,9 +100,9 @@ fn image_is_latest(image: &str) -> bool {
 fn default_container(c: &mut v1::Container) {
     if c.image_pull_policy.is_empty() {
         c.image_pull_policy = if image_is_latest(&c.image) {
-            "Always".into()
+            policy::ALWAYS.into()
         } else {
-            "IfNotPresent".into()
+            policy::IF_NOT_PRESENT.into()
         };
     }
     set_if_empty(&mut c.termination_message_path, "/dev/termination-log");
@@ -179,7 +180,7 @@ pub fn default_job_spec(spec: &mut v1::JobSpec) {
     spec.manual_selector.get_or_insert(false);
     if spec.pod_replacement_policy.is_empty() {
         spec.pod_replacement_policy = if spec.pod_failure_policy.is_some() {
-            "Failed".into()
+            job::REPLACE_FAILED.into()
         } else {
             "TerminatingOrFailed".into()
         };
@@ -187,7 +188,7 @@ pub fn default_job_spec(spec: &mut v1::JobSpec) {
     if let Some(pfp) = spec.pod_failure_policy.as_mut() {
         for rule in &mut pfp.rules {
             for pattern in &mut rule.on_pod_conditions {
-                set_if_empty(&mut pattern.status, "True");
+                set_if_empty(&mut pattern.status, status::TRUE);
             }
         }
     }

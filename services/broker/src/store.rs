@@ -8,7 +8,7 @@ use bosun_api::kind::KindInfo;
 use bosun_api::selector::{FieldSelector, LabelSelector};
 use bosun_api::v1::{self, Kind, Object};
 use bosun_api::validation::FieldError;
-use bosun_api::vocab::{self, condition, phase};
+use bosun_api::vocab::{self, condition, phase, propagation};
 use etcd_client::{Compare, CompareOp, GetOptions, KvClient, TxnOp};
 use prost::Message;
 use rand::Rng;
@@ -21,12 +21,11 @@ use crate::error::{Error, Result};
 use crate::patch::{PatchError, Patched};
 use crate::recent::Recent;
 
-/// The finalizer a Foreground delete adds: the garbage collector removes it once the
-/// dependents are gone.
-pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
-/// The finalizer an Orphan delete adds: the garbage collector removes it once the dependents'
-/// ownerReferences are stripped.
-pub const ORPHAN_FINALIZER: &str = "orphan";
+/// The finalizers a Foreground delete and an Orphan delete add: the garbage collector removes
+/// them once the dependents are gone, or their ownerReferences stripped.
+pub use bosun_api::vocab::finalizer::{
+    FOREGROUND as FOREGROUND_FINALIZER, ORPHAN as ORPHAN_FINALIZER,
+};
 
 /// How many times an unconditional write re-reads and retries after losing a race.
 const WRITE_ATTEMPTS: usize = 16;
@@ -827,9 +826,9 @@ impl Propagation {
     pub fn parse(s: &str) -> Result<Option<Propagation>> {
         match s {
             "" => Ok(None),
-            "Background" => Ok(Some(Propagation::Background)),
-            "Foreground" => Ok(Some(Propagation::Foreground)),
-            "Orphan" => Ok(Some(Propagation::Orphan)),
+            propagation::BACKGROUND => Ok(Some(Propagation::Background)),
+            propagation::FOREGROUND => Ok(Some(Propagation::Foreground)),
+            propagation::ORPHAN => Ok(Some(Propagation::Orphan)),
             other => Err(Error::BadRequest(format!(
                 "propagationPolicy {other:?} is not supported: supported values: \"Background\", \"Foreground\", \"Orphan\""
             ))),
@@ -880,7 +879,7 @@ pub fn grace_period(stored: &Object, requested: Option<i64>) -> i64 {
     let spec = pod.spec.as_ref();
     let bound = spec.is_some_and(|s| !s.node_name.is_empty());
     let phase = pod.status.as_ref().map_or("", |s| s.phase.as_str());
-    if !bound || phase == "Succeeded" || phase == "Failed" {
+    if !bound || bosun_api::object::phase_finished(phase) {
         return 0;
     }
     let period = requested

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use bosun_api::v1;
+use bosun_api::vocab::{condition, status};
 use chrono::{DateTime, Utc};
 
 /// What to do with one Job, now.
@@ -48,11 +49,10 @@ pub enum FinishTimeError {
 
 /// The `Complete` or `Failed` condition with status `True` that marks `job` finished.
 pub fn finished_condition(job: &v1::Job) -> Option<&v1::Condition> {
-    job.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| (c.r#type == "Complete" || c.r#type == "Failed") && c.status == "True")
+    job.status.as_ref()?.conditions.iter().find(|c| {
+        (c.r#type == condition::COMPLETE || c.r#type == condition::FAILED)
+            && c.status == status::TRUE
+    })
 }
 
 /// Whether `job` is marked for deletion already.

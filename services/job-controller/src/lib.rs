@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bosun_api::selector::LabelSelector;
+use bosun_api::vocab::{condition, phase};
 use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::{Cached, Change, Store};
 use bosun_runtime::claim::{self, Claim, OrphanIndex, Outcome, Owner};
@@ -264,7 +265,14 @@ fn dependency_state(jobs: &Store, namespace: &str, name: &str) -> DependencyStat
         return DependencyState::Failed(c.reason.clone());
     }
     let suspended = job.spec.as_ref().is_some_and(|s| s.suspend == Some(true));
-    DependencyState::Pending(if suspended { "Suspended" } else { "Running" }.into())
+    DependencyState::Pending(
+        if suspended {
+            condition::SUSPENDED
+        } else {
+            phase::RUNNING
+        }
+        .into(),
+    )
 }
 
 async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {

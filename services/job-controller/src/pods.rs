@@ -10,6 +10,7 @@ use bosun_api::defaults::{
     JOB_CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL,
 };
 use bosun_api::selector::LabelSelector;
+use bosun_api::vocab::{condition, phase, status};
 use bosun_api::{Object, v1};
 use bosun_runtime::cache::{Cached, OwnerRef};
 use bosun_runtime::claim::{self, Candidate, Claim, Owner};
@@ -105,9 +106,9 @@ pub fn facts(pod: &v1::Pod, shared: &Shared) -> PodFacts {
     let meta = pod.metadata.as_ref().unwrap_or(&empty_meta);
     let status = pod.status.as_ref().unwrap_or(&empty_status);
     let phase = match status.phase.as_str() {
-        "Running" => Phase::Running,
-        "Succeeded" => Phase::Succeeded,
-        "Failed" => Phase::Failed,
+        phase::RUNNING => Phase::Running,
+        phase::SUCCEEDED => Phase::Succeeded,
+        phase::FAILED => Phase::Failed,
         _ => Phase::Pending,
     };
     let all = || {
@@ -154,7 +155,7 @@ pub fn facts(pod: &v1::Pod, shared: &Shared) -> PodFacts {
         ready: status
             .conditions
             .iter()
-            .any(|c| c.r#type == "Ready" && c.status == "True"),
+            .any(|c| c.r#type == condition::READY && c.status == status::TRUE),
         scheduled: pod.spec.as_ref().is_some_and(|s| !s.node_name.is_empty()),
         restarts: all().map(|c| c.restart_count).sum(),
         finished_at,

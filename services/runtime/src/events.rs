@@ -9,6 +9,7 @@
 //! Recording never blocks the caller: events go through a bounded queue to a background
 //! task, and when the queue is full they are dropped and counted, never waited for.
 
+use bosun_api::vocab::event_type;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -32,8 +33,8 @@ pub enum EventType {
 impl EventType {
     fn as_str(self) -> &'static str {
         match self {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
+            EventType::Normal => event_type::NORMAL,
+            EventType::Warning => event_type::WARNING,
         }
     }
 }

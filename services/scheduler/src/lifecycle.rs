@@ -75,7 +75,9 @@ pub fn run(
                     .cloned()
             };
             let new = ready(&change.new);
-            if new.as_ref().is_some_and(|c| c.status != "Unknown") && new != ready(&change.old) {
+            if new.as_ref().is_some_and(|c| c.status != status::UNKNOWN)
+                && new != ready(&change.old)
+            {
                 let mut beats = heartbeats.lock().unwrap_or_else(|p| p.into_inner());
                 let entry = beats
                     .entry(change.key.clone())
@@ -242,9 +244,11 @@ async fn evict(ctx: &Context, obj: &Object, pod: &v1::Pod, unreachable: bool) ->
     tracing::info!(pod = %key, unreachable, "evicting for a NoExecute taint");
     let mut marked = pod.clone();
     let status = marked.status.get_or_insert_with(Default::default);
-    status.conditions.retain(|c| c.r#type != "DisruptionTarget");
+    status
+        .conditions
+        .retain(|c| c.r#type != condition::DISRUPTION_TARGET);
     status.conditions.push(v1::Condition {
-        r#type: "DisruptionTarget".into(),
+        r#type: condition::DISRUPTION_TARGET.into(),
         status: status::TRUE.into(),
         reason: REASON_EVICTED.into(),
         message: "Taint manager: deleting due to NoExecute taint".into(),

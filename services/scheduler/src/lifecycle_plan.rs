@@ -45,10 +45,10 @@ pub fn plan_node(node: &v1::Node, lease_age: Duration, grace: Duration, now: &st
     let stale = lease_age > grace;
     // The status the taints follow: Unknown once the lease is stale, else what the agent said.
     let status = if stale {
-        if current.is_none_or(|c| c.status != "Unknown") {
+        if current.is_none_or(|c| c.status != status::UNKNOWN) {
             plan.ready_condition = Some(v1::Condition {
                 r#type: condition::READY.into(),
-                status: "Unknown".into(),
+                status: status::UNKNOWN.into(),
                 reason: REASON_STATUS_UNKNOWN.into(),
                 message: MESSAGE_STATUS_UNKNOWN.into(),
                 last_transition_time: now.into(),
@@ -59,7 +59,7 @@ pub fn plan_node(node: &v1::Node, lease_age: Duration, grace: Duration, now: &st
         }
         "Unknown"
     } else {
-        current.map_or("Unknown", |c| c.status.as_str())
+        current.map_or(status::UNKNOWN, |c| c.status.as_str())
     };
     let unschedulable = node.spec.as_ref().is_some_and(|s| s.unschedulable);
     // (key, effect, wanted)
@@ -67,7 +67,7 @@ pub fn plan_node(node: &v1::Node, lease_age: Duration, grace: Duration, now: &st
         (
             taint::UNREACHABLE,
             effect::NO_EXECUTE,
-            status == "Unknown" && (stale || current.is_some()),
+            status == status::UNKNOWN && (stale || current.is_some()),
         ),
         (
             taint::NOT_READY,
