@@ -99,9 +99,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Ok(n) => Some(n),
         Err(_) => parse_go_duration(t),
     };
-    match secs {
-        Some(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),
-        _ => Err(format!(
+    match secs.and_then(|n| Duration::try_from_secs_f64(n).ok()) {
+        Some(d) => Ok(d),
+        None => Err(format!(
             "{s:?} is not a duration; write e.g. 500ms, 30s, 2m, 1h30m or a number of seconds"
         )),
     }
@@ -134,6 +134,8 @@ mod tests {
             ("0s", Some(ms(0))),
             ("0", Some(ms(0))),
             ("-1", None),
+            ("-1s", None),
+            ("1e300", None),
             ("5x", None),
             ("abc", None),
             ("", None),

@@ -86,61 +86,17 @@ pub fn parse_positive(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Parses a flag's duration: `250ms`, `5s`, `2m`, `1h` or a bare number of seconds, longer
-/// than zero (a zero period would spin, or panic in `tokio::time::interval`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    match parse_duration_allowing_zero(s)? {
-        d if d.is_zero() => Err(format!("{:?}: must be longer than zero", s.trim())),
-        d => Ok(d),
-    }
-}
-
-/// Parses `250ms`, `5s`, `2m`, `1h`, a bare number of seconds, or zero; negative and
-/// unrepresentable durations are refused.
-pub fn parse_duration_allowing_zero(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let bad = || format!("{s:?} is not a duration; write e.g. 500ms, 5s or 1m");
-    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = number.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| bad())
-}
+/// The flag duration parsers live in `bosun-api` ([`bosun_api::units`]), once: a Go duration
+/// (`250ms`, `5s`, `1h30m`) or a bare number of seconds. `parse_duration` refuses zero (a zero
+/// period would spin, or panic in `tokio::time::interval`); `parse_duration_allowing_zero`
+/// takes it.
+pub use bosun_api::units::{
+    parse_duration as parse_duration_allowing_zero, parse_positive_duration as parse_duration,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_in_the_usual_units_and_refuse_nonsense() {
-        let table = [
-            ("milliseconds", "250ms", Some(Duration::from_millis(250))),
-            ("seconds", "5s", Some(Duration::from_secs(5))),
-            ("bare seconds", "2", Some(Duration::from_secs(2))),
-            ("fractions", "1.5s", Some(Duration::from_millis(1500))),
-            ("minutes", "2m", Some(Duration::from_secs(120))),
-            ("hours", "1h", Some(Duration::from_secs(3600))),
-            ("zero", "0s", None),
-            ("negative", "-1s", None),
-            ("unknown unit", "5y", None),
-            ("no number", "soon", None),
-            ("empty", "", None),
-            ("too long to hold", "1e300", None),
-        ];
-        for (name, input, want) in table {
-            assert_eq!(parse_duration(input).ok(), want, "{name}: {input:?}");
-        }
-        assert_eq!(parse_duration_allowing_zero("0s"), Ok(Duration::ZERO));
-        assert!(parse_duration_allowing_zero("-1s").is_err());
-    }
 
     #[test]
     fn counts_must_be_positive() {
