@@ -416,26 +416,10 @@ async fn claim_pods(
         .collect();
     let finalizers = [TRACKING_FINALIZER];
     for pod in leaving {
-        let out = claim::release(
-            &*ctx.writer,
-            owner,
-            selector,
-            Kind::Pod,
-            pod.namespace(),
-            pod.name(),
-            pod.uid(),
-            &finalizers,
-        )
-        .await?;
-        match out {
-            Outcome::Done(_) => {
-                ctx.metrics.pods_orphaned.inc();
-                tracing::info!(pod = %pod.key(), "released: its labels no longer match the Job's selector");
-            }
-            Outcome::Now(Claim::Keep, fresh) => {
-                kept.push(Arc::new(CachedPod::new(&fresh, &ctx.shared)))
-            }
-            Outcome::Now(..) | Outcome::Gone => {}
+        let out = claim::release(&*ctx.writer, owner, selector, &pod.target(), &finalizers).await?;
+        if settle(ctx, out, &mut kept).is_some() {
+            ctx.metrics.pods_orphaned.inc();
+            tracing::info!(pod = %pod.key(), "released: its labels no longer match the Job's selector");
         }
     }
     if adoptable.is_empty() {
@@ -447,30 +431,27 @@ async fn claim_pods(
         return Ok(kept);
     }
     for pod in adoptable {
-        let out = claim::adopt(
-            &*ctx.writer,
-            owner,
-            selector,
-            Kind::Pod,
-            pod.namespace(),
-            pod.name(),
-            pod.uid(),
-            &finalizers,
-        )
-        .await?;
-        match out {
-            Outcome::Done(adopted) => {
-                ctx.metrics.pods_adopted.inc();
-                tracing::info!(pod = %pod.key(), "adopted an orphan pod matching the Job's selector");
-                kept.push(Arc::new(CachedPod::new(&adopted, &ctx.shared)));
-            }
-            Outcome::Now(Claim::Keep, fresh) => {
-                kept.push(Arc::new(CachedPod::new(&fresh, &ctx.shared)))
-            }
-            Outcome::Now(..) | Outcome::Gone => {}
+        let out = claim::adopt(&*ctx.writer, owner, selector, &pod.target(), &finalizers).await?;
+        if let Some(adopted) = settle(ctx, out, &mut kept) {
+            ctx.metrics.pods_adopted.inc();
+            tracing::info!(pod = %pod.key(), "adopted an orphan pod matching the Job's selector");
+            kept.push(Arc::new(CachedPod::new(&adopted, &ctx.shared)));
         }
     }
     Ok(kept)
+}
+
+/// What an adoption or a release came to: the object it wrote (`Some`), or nothing, with a
+/// pod that the fresh read shows is still the Job's kept as it now is.
+fn settle(ctx: &Ctx, out: Outcome, kept: &mut Vec<Arc<CachedPod>>) -> Option<Object> {
+    match out {
+        Outcome::Done(written) => Some(written),
+        Outcome::Now(Claim::Keep, fresh) => {
+            kept.push(Arc::new(CachedPod::new(&fresh, &ctx.shared)));
+            None
+        }
+        Outcome::Now(..) | Outcome::Gone => None,
+    }
 }
 
 /// The facts of the cached pods, plus the pods created a moment ago and not yet seen, minus

@@ -11,7 +11,7 @@ use bosun_api::defaults::{
 };
 use bosun_api::selector::LabelSelector;
 use bosun_api::vocab::{condition, phase, status};
-use bosun_api::{Object, v1};
+use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::{Cached, OwnerRef};
 use bosun_runtime::claim::{self, Candidate, Claim, Owner};
 use bosun_runtime::intern::Interner;
@@ -202,6 +202,16 @@ pub struct CachedPod {
 }
 
 impl CachedPod {
+    /// This pod as the object a claim (adoption or release) writes.
+    pub fn target(&self) -> claim::Target<'_> {
+        claim::Target {
+            kind: Kind::Pod,
+            namespace: self.namespace(),
+            name: self.name(),
+            uid: self.uid(),
+        }
+    }
+
     /// What the cache keeps of `obj` (a pod; any other kind gives an empty entry).
     pub fn new(obj: &Object, shared: &Shared) -> CachedPod {
         let empty = v1::Pod::default();

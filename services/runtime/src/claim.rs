@@ -181,27 +181,17 @@ pub async fn owner_can_adopt(
     }))
 }
 
-/// Adopts the object `namespace/name` of `kind` (uid `uid`) for `owner`: adds the
-/// controlling ownerReference and `finalizers`, on a fresh read, with that read's
-/// resourceVersion as precondition. Call [`owner_can_adopt`] first.
-#[allow(clippy::too_many_arguments)]
+/// Adopts `target` for `owner`: adds the controlling ownerReference and `finalizers`, on a
+/// fresh read, with that read's resourceVersion as precondition. Call [`owner_can_adopt`]
+/// first.
 pub async fn adopt(
     writer: &dyn Writer,
     owner: &Owner,
     selector: &LabelSelector,
-    kind: Kind,
-    namespace: &str,
-    name: &str,
-    uid: &str,
+    target: &Target<'_>,
     finalizers: &[&str],
 ) -> Result<Outcome, ClaimError> {
-    let target = Target {
-        kind,
-        namespace,
-        name,
-        uid,
-    };
-    rewrite(writer, owner, selector, &target, Claim::Adopt, |meta| {
+    rewrite(writer, owner, selector, target, Claim::Adopt, |meta| {
         meta.owner_references.retain(|r| r.uid != owner.uid);
         meta.owner_references.push(owner.controller_ref());
         for f in finalizers {
@@ -213,27 +203,16 @@ pub async fn adopt(
     .await
 }
 
-/// Releases the object `namespace/name` of `kind` (uid `uid`) from `owner`: drops its
-/// ownerReference and `finalizers`, on a fresh read, with that read's resourceVersion as
-/// precondition.
-#[allow(clippy::too_many_arguments)]
+/// Releases `target` from `owner`: drops its ownerReference and `finalizers`, on a fresh
+/// read, with that read's resourceVersion as precondition.
 pub async fn release(
     writer: &dyn Writer,
     owner: &Owner,
     selector: &LabelSelector,
-    kind: Kind,
-    namespace: &str,
-    name: &str,
-    uid: &str,
+    target: &Target<'_>,
     finalizers: &[&str],
 ) -> Result<Outcome, ClaimError> {
-    let target = Target {
-        kind,
-        namespace,
-        name,
-        uid,
-    };
-    rewrite(writer, owner, selector, &target, Claim::Release, |meta| {
+    rewrite(writer, owner, selector, target, Claim::Release, |meta| {
         meta.owner_references.retain(|r| r.uid != owner.uid);
         meta.finalizers
             .retain(|f| !finalizers.contains(&f.as_str()));
@@ -241,12 +220,18 @@ pub async fn release(
     .await
 }
 
-/// The object a claim write is about.
-struct Target<'a> {
-    kind: Kind,
-    namespace: &'a str,
-    name: &'a str,
-    uid: &'a str,
+/// The object a claim writes: its kind, place, and the uid the decision was made on (a
+/// replacement under the same name is never adopted or released).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The object's kind.
+    pub kind: Kind,
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// Its uid when the claim was decided.
+    pub uid: &'a str,
 }
 
 /// Read, decide again, write with the read's resourceVersion; again on a conflict.
@@ -334,6 +319,16 @@ impl OrphanIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pod `ns/p` as decided on with uid `uid`.
+    fn pod_p(uid: &str) -> Target<'_> {
+        Target {
+            kind: Kind::Pod,
+            namespace: "ns",
+            name: "p",
+            uid,
+        }
+    }
     use crate::cache::ChangeKind;
     use crate::writer::{RecordingWriter, Verb};
     use std::sync::Arc;
@@ -437,7 +432,7 @@ mod tests {
         let p = w.seed(pod("p", "x"));
         let sel = LabelSelector::parse("app=x").expect("selector");
         let me = owner("me", false);
-        let out = adopt(&*w, &me, &sel, Kind::Pod, "ns", "p", p.uid(), &["fin"])
+        let out = adopt(&*w, &me, &sel, &pod_p(p.uid()), &["fin"])
             .await
             .expect("adopt");
         let Outcome::Done(adopted) = out else {
@@ -451,7 +446,7 @@ mod tests {
         assert_eq!(adopted.meta().unwrap().finalizers, ["fin"]);
 
         // Still matching: a release decided on a stale cache keeps it.
-        let out = release(&*w, &me, &sel, Kind::Pod, "ns", "p", p.uid(), &["fin"])
+        let out = release(&*w, &me, &sel, &pod_p(p.uid()), &["fin"])
             .await
             .expect("release");
         assert!(matches!(out, Outcome::Now(Claim::Keep, _)), "{out:?}");
@@ -459,7 +454,7 @@ mod tests {
         let mut relabeled = w.object(Kind::Pod, "ns/p").unwrap();
         relabeled.meta_mut().labels.insert("app".into(), "y".into());
         w.update(relabeled).await.expect("relabel");
-        let out = release(&*w, &me, &sel, Kind::Pod, "ns", "p", p.uid(), &["fin"])
+        let out = release(&*w, &me, &sel, &pod_p(p.uid()), &["fin"])
             .await
             .expect("release");
         let Outcome::Done(released) = out else {
@@ -474,18 +469,9 @@ mod tests {
         let w = RecordingWriter::new();
         w.seed(pod("p", "x"));
         let sel = LabelSelector::parse("app=x").expect("selector");
-        let out = adopt(
-            &*w,
-            &owner("me", false),
-            &sel,
-            Kind::Pod,
-            "ns",
-            "p",
-            "old-uid",
-            &[],
-        )
-        .await
-        .expect("adopt");
+        let out = adopt(&*w, &owner("me", false), &sel, &pod_p("old-uid"), &[])
+            .await
+            .expect("adopt");
         assert!(matches!(out, Outcome::Gone), "{out:?}");
         assert!(w.calls_of(Verb::Update).is_empty());
     }
@@ -497,31 +483,13 @@ mod tests {
         let sel = LabelSelector::parse("app=x").expect("selector");
         // The first owner wins; the second decided on the same (orphan) state, but its
         // fresh read shows the winner: it ignores the pod.
-        let a = adopt(
-            &*w,
-            &owner("a", false),
-            &sel,
-            Kind::Pod,
-            "ns",
-            "p",
-            p.uid(),
-            &[],
-        )
-        .await
-        .expect("a");
+        let a = adopt(&*w, &owner("a", false), &sel, &pod_p(p.uid()), &[])
+            .await
+            .expect("a");
         assert!(matches!(a, Outcome::Done(_)));
-        let b = adopt(
-            &*w,
-            &owner("b", false),
-            &sel,
-            Kind::Pod,
-            "ns",
-            "p",
-            p.uid(),
-            &[],
-        )
-        .await
-        .expect("b");
+        let b = adopt(&*w, &owner("b", false), &sel, &pod_p(p.uid()), &[])
+            .await
+            .expect("b");
         assert!(matches!(b, Outcome::Now(Claim::Ignore, _)), "{b:?}");
         let stored = w.object(Kind::Pod, "ns/p").unwrap();
         assert_eq!(controller_of(&stored).as_deref(), Some("a"));
@@ -597,18 +565,9 @@ mod tests {
         let sel = LabelSelector::parse("app=x").expect("selector");
         // Read as an orphan; the rival adopts before the write; the write's version guard
         // fails; the fresh read shows the rival.
-        let out = adopt(
-            &racing,
-            &owner("me", false),
-            &sel,
-            Kind::Pod,
-            "ns",
-            "p",
-            p.uid(),
-            &[],
-        )
-        .await
-        .expect("adopt");
+        let out = adopt(&racing, &owner("me", false), &sel, &pod_p(p.uid()), &[])
+            .await
+            .expect("adopt");
         assert!(matches!(out, Outcome::Now(Claim::Ignore, _)), "{out:?}");
         let stored = inner.object(Kind::Pod, "ns/p").unwrap();
         let refs = &stored.meta().unwrap().owner_references;
@@ -625,18 +584,9 @@ mod tests {
             Verb::Update,
             tonic::Status::aborted("resourceVersion changed"),
         );
-        let out = adopt(
-            &*w,
-            &owner("me", false),
-            &sel,
-            Kind::Pod,
-            "ns",
-            "p",
-            p.uid(),
-            &[],
-        )
-        .await
-        .expect("adopt");
+        let out = adopt(&*w, &owner("me", false), &sel, &pod_p(p.uid()), &[])
+            .await
+            .expect("adopt");
         assert!(matches!(out, Outcome::Done(_)), "{out:?}");
         let verbs: Vec<Verb> = w.calls().iter().map(|c| c.verb).collect();
         assert_eq!(verbs, [Verb::Get, Verb::Update, Verb::Get, Verb::Update]);
@@ -646,18 +596,9 @@ mod tests {
         for _ in 0..ATTEMPTS {
             w.fail_next(Verb::Update, tonic::Status::aborted("again"));
         }
-        let err = adopt(
-            &*w,
-            &owner("me", false),
-            &sel,
-            Kind::Pod,
-            "ns",
-            "p",
-            p.uid(),
-            &[],
-        )
-        .await
-        .expect_err("always losing");
+        let err = adopt(&*w, &owner("me", false), &sel, &pod_p(p.uid()), &[])
+            .await
+            .expect_err("always losing");
         assert!(matches!(err, ClaimError::Conflict { .. }), "{err}");
     }
 
