@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use bosun_api::vocab::DEFAULT_SERVER;
-use bosun_runtime::config::{InvalidConfig, require, require_positive};
+use bosun_runtime::config::{InvalidConfig, require_positive, require_server};
 
 /// Everything `bosun-job-controller` can be told.
 #[derive(Debug, Clone, clap::Parser)]
@@ -43,12 +43,7 @@ impl Config {
 
     /// Refuses settings this service cannot run with; called before any port is bound.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        require(
-            !self.server.trim().is_empty(),
-            "--server",
-            "\"\"",
-            "name the broker, e.g. http://127.0.0.1:7440",
-        )?;
+        require_server(&self.server)?;
         require_positive("--workers", self.workers as u64)
     }
 }

@@ -43,6 +43,16 @@ pub fn require(
     }
 }
 
+/// Fails unless `--server` names a broker.
+pub fn require_server(server: &str) -> Result<(), InvalidConfig> {
+    require(
+        !server.trim().is_empty(),
+        "--server",
+        "\"\"",
+        &format!("name the broker, e.g. {}", bosun_api::vocab::DEFAULT_SERVER),
+    )
+}
+
 /// Fails unless a count is at least 1.
 pub fn require_positive(flag: &'static str, value: u64) -> Result<(), InvalidConfig> {
     require(value > 0, flag, value, "must be at least 1")

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use bosun_api::vocab::DEFAULT_SERVER;
 use bosun_runtime::config::{
-    InvalidConfig, parse_duration, parse_positive, require, require_nonzero, require_positive,
+    InvalidConfig, parse_duration, parse_positive, require_nonzero, require_positive,
+    require_server,
 };
 
 /// Everything `bosun-scheduler` can be told.
@@ -51,12 +52,7 @@ impl Config {
 
     /// Refuses settings the scheduler cannot run with; called before any port is bound.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        require(
-            !self.server.trim().is_empty(),
-            "--server",
-            "\"\"",
-            "name the broker, e.g. http://127.0.0.1:7440",
-        )?;
+        require_server(&self.server)?;
         require_positive("--workers", self.workers as u64)?;
         require_nonzero(
             "--node-monitor-grace-period",
