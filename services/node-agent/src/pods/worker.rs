@@ -25,8 +25,8 @@ use super::container::{self, Ctr, Exited, Msg};
 use super::status::{self, StatusWriter, Written};
 use super::{Ctx, PodRef, meta};
 use crate::node::now;
-use crate::runtime::RuntimeError;
 use crate::plan::{self, CtrState, Exit, InitStep};
+use crate::runtime::RuntimeError;
 
 /// The grace period when neither the deletion nor the pod gives one (Kubernetes' default).
 const DEFAULT_GRACE_SECONDS: i64 = 30;
