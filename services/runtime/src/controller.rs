@@ -744,6 +744,9 @@ mod tests {
         move |key: &str| objects.lock().unwrap().get(key).cloned()
     }
 
+    /// Which workers reconciled which key, and whether they were given its object.
+    type Seen = (&'static str, String, bool);
+
     #[tokio::test(start_paused = true)]
     async fn run_by_key_reconciles_a_key_whose_object_is_gone_and_run_skips_it() {
         let objects: Objects = Arc::default();
@@ -753,7 +756,7 @@ mod tests {
             .insert("ns/a".into(), Arc::new(p("a", 1)));
         let metrics = Metrics::new();
         let (by_key, by_object) = (WorkQueue::default(), WorkQueue::default());
-        let seen: Arc<Mutex<Vec<(&'static str, String, bool)>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let shutdown = CancellationToken::new();
         let keys = Workers::new("by-key", by_key.clone(), lookup(&objects), &metrics);
         let runs = tokio::spawn(keys.run_by_key(
