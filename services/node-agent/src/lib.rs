@@ -157,7 +157,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     // The dispatcher, on the runtime's workers: each changed pod key goes to its worker,
     // also once the pod is gone from the cache (`run_by_key`). One worker: a dispatch only
     // hands the pod to its task (microseconds, no await), so more would only contend for
-    // the dispatcher's map; the lock is there because the runner shares its context.
+    // the dispatcher's map. The runner calls `dispatch` through a shared context, hence the
+    // lock, never contended with one worker.
     let synced = tokio::select! {
         _ = shutdown.cancelled() => false,
         _ = store.wait_until_ready() => true,
