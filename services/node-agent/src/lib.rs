@@ -17,11 +17,13 @@ pub mod probe;
 pub mod runtime;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bosun_api::v1::logs_server::LogsServer;
 use bosun_api::v1::{Kind, Object};
 use bosun_runtime::client::{Broker, Selector};
+use bosun_runtime::controller::{Action, Workers, backoff_on_key_error};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::queue::{Backoff, WorkQueue};
 use tokio::net::TcpListener;
@@ -95,7 +97,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     };
     let (service_host, service_port) = host_port(&config.server);
     let host_ip = config.advertise_address.to_string();
-    let queue: WorkQueue<String> = WorkQueue::new(Backoff::default());
+    let queue: WorkQueue<String> =
+        WorkQueue::with_metrics(Backoff::default(), &registry, DISPATCHER);
     let ctx = Arc::new(pods::Ctx {
         broker: broker.clone(),
         runtime: runtime.clone(),
@@ -151,19 +154,28 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()),
     );
 
-    // The dispatcher: each changed pod key goes to its worker.
-    store.wait_until_ready().await;
-    let mut dispatcher = pods::Dispatcher::new(ctx, &nodes);
-    let q = queue.clone();
-    let stop_queue = shutdown.clone();
-    tokio::spawn(async move {
-        stop_queue.cancelled().await;
-        q.shutdown();
-    });
-    while let Some(key) = queue.next().await {
-        dispatcher.dispatch(&key, store.get(&key));
-        queue.done(&key);
+    // The dispatcher, on the runtime's workers: each changed pod key goes to its worker,
+    // also once the pod is gone from the cache (`run_by_key`). One worker: a dispatch only
+    // hands the pod to its task (microseconds, no await), so more would only contend for
+    // the dispatcher's map. The runner calls `dispatch` through a shared context, hence the
+    // lock, never contended with one worker.
+    let synced = tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = store.wait_until_ready() => true,
+    };
+    if synced {
+        let dispatcher = Arc::new(Mutex::new(pods::Dispatcher::new(ctx, &nodes)));
+        let pods = store.clone();
+        Workers::new(
+            DISPATCHER,
+            queue.clone(),
+            move |key: &str| pods.get(key),
+            &registry,
+        )
+        .run_by_key(dispatch, backoff_on_key_error, dispatcher, shutdown.clone())
+        .await;
     }
+    queue.shutdown();
 
     let _ = informer_task.await;
     let _ = heartbeat.await;
@@ -176,6 +188,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         Ok(r) => r.map_err(Error::from),
         Err(_) => Ok(()),
     }
+}
+
+/// The dispatcher's name in the reconcile and queue metrics and spans.
+const DISPATCHER: &str = "node-agent";
+
+/// Hands one pod key's cached state (`None`: gone) to its worker.
+fn dispatch(
+    key: &str,
+    pod: Option<Arc<Object>>,
+    dispatcher: Arc<Mutex<pods::Dispatcher>>,
+) -> std::future::Ready<Result<Action, Infallible>> {
+    // A dispatch that panicked (caught and counted by the runner) left the map as whole
+    // as each of its steps: keep using it.
+    dispatcher
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .dispatch(key, pod);
+    std::future::ready(Ok(Action::AwaitChange))
 }
 
 /// The host and port of a `http://host:port` URL (defaults 127.0.0.1, 7440).

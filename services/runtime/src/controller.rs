@@ -12,8 +12,17 @@
 //! queue depth, adds, retries, reconcile outcomes and latency. On shutdown the queue stops,
 //! workers finish the reconcile in hand, and `run` returns.
 //!
-//! A key whose object is gone from the primary cache is not reconciled: cleanup belongs
-//! to ownerReferences and the garbage collector, not to delete events.
+//! A key whose object is gone from the primary cache is not reconciled by [`Controller::run`]:
+//! cleanup belongs to ownerReferences and the garbage collector, not to delete events. A
+//! controller that must act exactly then (the node agent stops a force-deleted pod's
+//! containers and removes a finished pod's files; a DaemonSet controller forgets a deleted
+//! DaemonSet's expectations) runs [`Controller::run_by_key`] instead: Kubernetes' `syncHandler(key)`
+//! shape, `reconcile(key, Option<object>, ctx)`, with `None` when the object is gone.
+//!
+//! A panic in a reconcile (in the call itself or in the future it returns) is caught: the
+//! worker survives, the key is retried with its backoff, and
+//! `bosun_reconcile_panics_total` counts it (besides `bosun_reconcile_total{result="error"}`,
+//! as controller-runtime counts them).
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -64,11 +73,26 @@ pub fn backoff_on_error<E, C>(_obj: Arc<Object>, _err: &E, _ctx: Arc<C>) -> Acti
     Action::Backoff
 }
 
+/// [`backoff_on_error`] for [`Workers::run_by_key`] and [`Controller::run_by_key`].
+pub fn backoff_on_key_error<E, C>(_key: &str, _err: &E, _ctx: Arc<C>) -> Action {
+    Action::Backoff
+}
+
+/// What a caught panic said (its `&str` or `String` payload), for the log line.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 /// Metrics of one controller's reconciles.
 #[derive(Clone)]
 struct ReconcileMetrics {
     ok: Counter,
     error: Counter,
+    panics: Counter,
     latency: Histogram,
 }
 
@@ -84,6 +108,11 @@ impl ReconcileMetrics {
         ReconcileMetrics {
             ok: total("ok"),
             error: total("error"),
+            panics: metrics.counter(
+                "bosun_reconcile_panics_total",
+                "Reconciles that panicked (caught; also counted as errors).",
+                &[("controller", name)],
+            ),
             latency: metrics.histogram(
                 "bosun_reconcile_duration_seconds",
                 "How long one reconcile took.",
@@ -196,6 +225,7 @@ impl Controller {
     }
 
     /// Runs until `shutdown`: informers, then (once every cache is loaded) the workers.
+    /// A key whose object is gone from the primary cache is skipped (see the module docs).
     pub async fn run<C, E, R, Fut, P>(
         self,
         reconcile: R,
@@ -209,6 +239,36 @@ impl Controller {
         Fut: Future<Output = Result<Action, E>> + Send + 'static,
         P: Fn(Arc<Object>, &E, Arc<C>) -> Action + Send + Sync + 'static,
     {
+        self.run_handler(ByObject(reconcile, error_policy), ctx, shutdown)
+            .await
+    }
+
+    /// [`Controller::run`], but every key is reconciled, also once its object is gone from
+    /// the primary cache: `reconcile(key, Some(object) | None, ctx)`. The key is lent for
+    /// the call; a reconcile that needs it in its future copies it.
+    pub async fn run_by_key<C, E, R, Fut, P>(
+        self,
+        reconcile: R,
+        error_policy: P,
+        ctx: Arc<C>,
+        shutdown: CancellationToken,
+    ) where
+        C: Send + Sync + 'static,
+        E: std::fmt::Display + Send + 'static,
+        R: Fn(&str, Option<Arc<Object>>, Arc<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Action, E>> + Send + 'static,
+        P: Fn(&str, &E, Arc<C>) -> Action + Send + Sync + 'static,
+    {
+        self.run_handler(ByKey(reconcile, error_policy), ctx, shutdown)
+            .await
+    }
+
+    async fn run_handler<C: Send + Sync + 'static, H: Handler<C>>(
+        self,
+        handler: H,
+        ctx: Arc<C>,
+        shutdown: CancellationToken,
+    ) {
         let Controller {
             name,
             queue,
@@ -237,7 +297,7 @@ impl Controller {
             let lookup = move |key: &str| primary.get(key);
             Workers::with_reconcile_metrics(&name, queue.clone(), lookup, metrics)
                 .workers(workers)
-                .run(reconcile, error_policy, ctx, shutdown)
+                .run_handler(handler, ctx, shutdown)
                 .await;
         }
         queue.shutdown();
@@ -256,7 +316,7 @@ type Lookup = Arc<dyn Fn(&str) -> Option<Arc<Object>> + Send + Sync>;
 /// span with panics caught and outcomes and latency in the reconcile metrics, and scheduling
 /// what comes next from the [`Action`]. [`Controller::run`] runs these once its caches are
 /// loaded; a service whose keys are not one primary cache's (the gc's `Kind/namespace/name`
-/// over many caches) loads its own caches and runs these directly.
+/// over many caches) or that loads its caches itself (the node agent) runs these directly.
 pub struct Workers {
     name: String,
     queue: WorkQueue<String>,
@@ -299,7 +359,8 @@ impl Workers {
     }
 
     /// Runs the workers until `shutdown`; then shuts the queue and waits for the reconciles
-    /// in hand. The caller has loaded its caches.
+    /// in hand. The caller has loaded its caches. A key whose object `lookup` does not find
+    /// is skipped (see the module docs).
     pub async fn run<C, E, R, Fut, P>(
         self,
         reconcile: R,
@@ -313,6 +374,36 @@ impl Workers {
         Fut: Future<Output = Result<Action, E>> + Send + 'static,
         P: Fn(Arc<Object>, &E, Arc<C>) -> Action + Send + Sync + 'static,
     {
+        self.run_handler(ByObject(reconcile, error_policy), ctx, shutdown)
+            .await
+    }
+
+    /// [`Workers::run`], but every key is reconciled, also once `lookup` no longer finds its
+    /// object: `reconcile(key, Some(object) | None, ctx)`. The key is lent for the call; a
+    /// reconcile that needs it in its future copies it.
+    pub async fn run_by_key<C, E, R, Fut, P>(
+        self,
+        reconcile: R,
+        error_policy: P,
+        ctx: Arc<C>,
+        shutdown: CancellationToken,
+    ) where
+        C: Send + Sync + 'static,
+        E: std::fmt::Display + Send + 'static,
+        R: Fn(&str, Option<Arc<Object>>, Arc<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Action, E>> + Send + 'static,
+        P: Fn(&str, &E, Arc<C>) -> Action + Send + Sync + 'static,
+    {
+        self.run_handler(ByKey(reconcile, error_policy), ctx, shutdown)
+            .await
+    }
+
+    async fn run_handler<C: Send + Sync + 'static, H: Handler<C>>(
+        self,
+        handler: H,
+        ctx: Arc<C>,
+        shutdown: CancellationToken,
+    ) {
         let Workers {
             name,
             queue,
@@ -324,8 +415,7 @@ impl Workers {
             name: name.clone(),
             queue: queue.clone(),
             lookup,
-            reconcile,
-            error_policy,
+            handler,
             ctx,
             metrics,
         });
@@ -345,18 +435,28 @@ impl Workers {
     }
 }
 
-/// What every worker of one controller shares.
-struct Worker<C, R, P> {
-    name: String,
-    queue: WorkQueue<String>,
-    lookup: Lookup,
-    reconcile: R,
-    error_policy: P,
-    ctx: Arc<C>,
-    metrics: ReconcileMetrics,
+/// The user's reconcile and error policy, in one of the two shapes the workers call.
+trait Handler<C>: Send + Sync + 'static {
+    type Error: std::fmt::Display + Send + 'static;
+    type Fut: Future<Output = Result<Action, Self::Error>> + Send + 'static;
+    /// Whether a key whose object is gone is reconciled (else skipped).
+    const GONE: bool;
+    /// Starts reconciling `key`; `None` when there is nothing to reconcile.
+    fn reconcile(&self, key: &str, obj: Option<Arc<Object>>, ctx: Arc<C>) -> Option<Self::Fut>;
+    /// What to do after a failed reconcile.
+    fn error_policy(
+        &self,
+        key: &str,
+        obj: Option<Arc<Object>>,
+        err: &Self::Error,
+        ctx: Arc<C>,
+    ) -> Action;
 }
 
-impl<C, E, R, Fut, P> Worker<C, R, P>
+/// `reconcile(object, ctx)`: gone objects are skipped.
+struct ByObject<R, P>(R, P);
+
+impl<C, E, R, Fut, P> Handler<C> for ByObject<R, P>
 where
     C: Send + Sync + 'static,
     E: std::fmt::Display + Send + 'static,
@@ -364,6 +464,61 @@ where
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
     P: Fn(Arc<Object>, &E, Arc<C>) -> Action + Send + Sync + 'static,
 {
+    type Error = E;
+    type Fut = Fut;
+    const GONE: bool = false;
+
+    fn reconcile(&self, _key: &str, obj: Option<Arc<Object>>, ctx: Arc<C>) -> Option<Fut> {
+        obj.map(|obj| (self.0)(obj, ctx))
+    }
+
+    fn error_policy(&self, _key: &str, obj: Option<Arc<Object>>, err: &E, ctx: Arc<C>) -> Action {
+        obj.map_or(Action::Backoff, |obj| (self.1)(obj, err, ctx))
+    }
+}
+
+/// `reconcile(key, Option<object>, ctx)`: gone objects are reconciled too.
+struct ByKey<R, P>(R, P);
+
+impl<C, E, R, Fut, P> Handler<C> for ByKey<R, P>
+where
+    C: Send + Sync + 'static,
+    E: std::fmt::Display + Send + 'static,
+    R: Fn(&str, Option<Arc<Object>>, Arc<C>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, E>> + Send + 'static,
+    P: Fn(&str, &E, Arc<C>) -> Action + Send + Sync + 'static,
+{
+    type Error = E;
+    type Fut = Fut;
+    const GONE: bool = true;
+
+    fn reconcile(&self, key: &str, obj: Option<Arc<Object>>, ctx: Arc<C>) -> Option<Fut> {
+        Some((self.0)(key, obj, ctx))
+    }
+
+    fn error_policy(&self, key: &str, _obj: Option<Arc<Object>>, err: &E, ctx: Arc<C>) -> Action {
+        (self.1)(key, err, ctx)
+    }
+}
+
+/// What every worker of one controller shares.
+struct Worker<C, H> {
+    name: String,
+    queue: WorkQueue<String>,
+    lookup: Lookup,
+    handler: H,
+    ctx: Arc<C>,
+    metrics: ReconcileMetrics,
+}
+
+/// How one reconcile ended.
+enum Outcome<E> {
+    Done(Result<Action, E>),
+    /// It panicked, with this message.
+    Panicked(String),
+}
+
+impl<C: Send + Sync + 'static, H: Handler<C>> Worker<C, H> {
     async fn run(&self) {
         while let Some(key) = self.queue.next().await {
             self.process(&key).await;
@@ -373,47 +528,63 @@ where
 
     /// Reconciles one key and schedules what comes next.
     async fn process(&self, key: &String) {
-        let Some(obj) = (self.lookup)(key) else {
+        let obj = (self.lookup)(key);
+        if obj.is_none() && !H::GONE {
             // Gone from the cache: nothing to reconcile, nothing to retry.
             tracing::debug!(controller = %self.name, key, "object gone; skipping");
             self.queue.forget(key);
             return;
-        };
+        }
         let span = tracing::info_span!(
             "reconcile",
             controller = %self.name,
             key = %key,
-            resource_version = obj.resource_version(),
+            resource_version = obj.as_ref().map_or(0, |o| o.resource_version()),
+            gone = obj.is_none(),
             retries = self.queue.retries(key),
         );
         if let Some(tp) = obj
-            .meta()
+            .as_ref()
+            .and_then(|o| o.meta())
             .and_then(|m| m.annotations.get(TRACEPARENT_ANNOTATION))
         {
             set_parent_from_traceparent(&span, tp);
         }
         let started = Instant::now();
-        let fut = (self.reconcile)(obj.clone(), self.ctx.clone());
-        let outcome = AssertUnwindSafe(fut)
-            .catch_unwind()
-            .instrument(span.clone())
-            .await;
+        // The call itself may do the work (a synchronous hand-off) or panic: both in the
+        // span, both caught, as the future it returns.
+        let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            span.in_scope(|| self.handler.reconcile(key, obj.clone(), self.ctx.clone()))
+        }));
+        let outcome = match call {
+            Ok(Some(fut)) => match AssertUnwindSafe(fut)
+                .catch_unwind()
+                .instrument(span.clone())
+                .await
+            {
+                Ok(result) => Outcome::Done(result),
+                Err(payload) => Outcome::Panicked(panic_message(&*payload).to_string()),
+            },
+            Ok(None) => Outcome::Done(Ok(Action::AwaitChange)),
+            Err(payload) => Outcome::Panicked(panic_message(&*payload).to_string()),
+        };
         self.metrics.latency.observe_since(started);
         let action = match outcome {
-            Ok(Ok(action)) => {
+            Outcome::Done(Ok(action)) => {
                 self.metrics.ok.inc();
                 self.queue.forget(key);
                 action
             }
-            Ok(Err(err)) => {
+            Outcome::Done(Err(err)) => {
                 self.metrics.error.inc();
                 span.in_scope(|| tracing::warn!(%err, "reconcile failed"));
-                (self.error_policy)(obj, &err, self.ctx.clone())
+                self.handler.error_policy(key, obj, &err, self.ctx.clone())
             }
-            Err(_) => {
+            Outcome::Panicked(message) => {
                 // A bug in the reconciler; keep the worker alive and retry slowly.
                 self.metrics.error.inc();
-                span.in_scope(|| tracing::error!("reconcile panicked"));
+                self.metrics.panics.inc();
+                span.in_scope(|| tracing::error!(panic = %message, "reconcile panicked"));
                 Action::Backoff
             }
         };
@@ -555,6 +726,174 @@ mod tests {
         shutdown.cancel();
         run.await.unwrap();
         assert_eq!(*calls.lock().unwrap(), 2);
+        let text = metrics.render();
+        for line in [
+            "bosun_reconcile_panics_total{controller=\"panics\"} 1",
+            "bosun_reconcile_total{controller=\"panics\",result=\"error\"} 1",
+            "bosun_reconcile_total{controller=\"panics\",result=\"ok\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
+
+    /// A cache of `namespace/name` → object the tests edit, and its lookup.
+    type Objects = Arc<Mutex<std::collections::HashMap<String, Arc<Object>>>>;
+
+    fn lookup(objects: &Objects) -> impl Fn(&str) -> Option<Arc<Object>> + Send + Sync + 'static {
+        let objects = objects.clone();
+        move |key: &str| objects.lock().unwrap().get(key).cloned()
+    }
+
+    /// Which workers reconciled which key, and whether they were given its object.
+    type Seen = (&'static str, String, bool);
+
+    #[tokio::test(start_paused = true)]
+    async fn run_by_key_reconciles_a_key_whose_object_is_gone_and_run_skips_it() {
+        let objects: Objects = Arc::default();
+        objects
+            .lock()
+            .unwrap()
+            .insert("ns/a".into(), Arc::new(p("a", 1)));
+        let metrics = Metrics::new();
+        let (by_key, by_object) = (WorkQueue::default(), WorkQueue::default());
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let shutdown = CancellationToken::new();
+        let keys = Workers::new("by-key", by_key.clone(), lookup(&objects), &metrics);
+        let runs = tokio::spawn(keys.run_by_key(
+            |key: &str, obj: Option<Arc<Object>>, seen: Arc<Mutex<Vec<_>>>| {
+                seen.lock()
+                    .unwrap()
+                    .push(("by key", key.to_string(), obj.is_some()));
+                async { Ok::<_, String>(Action::AwaitChange) }
+            },
+            backoff_on_key_error,
+            seen.clone(),
+            shutdown.clone(),
+        ));
+        let objs = Workers::new("by-object", by_object.clone(), lookup(&objects), &metrics);
+        let runs_objs = tokio::spawn(objs.run(
+            |obj: Arc<Object>, seen: Arc<Mutex<Vec<_>>>| async move {
+                seen.lock().unwrap().push(("by object", obj.key(), true));
+                Ok::<_, String>(Action::AwaitChange)
+            },
+            backoff_on_error,
+            seen.clone(),
+            shutdown.clone(),
+        ));
+        for queue in [&by_key, &by_object] {
+            queue.add("ns/a".to_string());
+        }
+        tokio::time::sleep(ms(10)).await;
+        objects.lock().unwrap().remove("ns/a");
+        for queue in [&by_key, &by_object] {
+            queue.add("ns/a".to_string());
+        }
+        tokio::time::sleep(ms(10)).await;
+        shutdown.cancel();
+        runs.await.unwrap();
+        runs_objs.await.unwrap();
+
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort();
+        let want = [
+            ("by key", "ns/a".to_string(), false),
+            ("by key", "ns/a".to_string(), true),
+            ("by object", "ns/a".to_string(), true),
+        ];
+        assert_eq!(seen, want);
+        let text = metrics.render();
+        for line in [
+            "bosun_reconcile_total{controller=\"by-key\",result=\"ok\"} 2",
+            "bosun_reconcile_total{controller=\"by-object\",result=\"ok\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_controller_run_by_key_hands_over_the_key_of_a_deleted_object() {
+        let fake = Arc::new(Fake::default());
+        fake.lists
+            .lock()
+            .unwrap()
+            .push_back(list(vec![p("a", 1), p("b", 2)], 2));
+        fake.watches
+            .lock()
+            .unwrap()
+            .push_back(vec![Ok(WatchEvent::Deleted(p("a", 3)))]);
+        let metrics = Metrics::new();
+        let informer = Informer::new(fake, Kind::Pod, Selector::all());
+        let controller = Controller::new("deletes", informer, &metrics);
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let shutdown = CancellationToken::new();
+        let run = tokio::spawn(controller.run_by_key(
+            |key: &str, obj: Option<Arc<Object>>, seen: Arc<Mutex<Vec<_>>>| {
+                seen.lock()
+                    .unwrap()
+                    .push(("controller", key.to_string(), obj.is_some()));
+                async { Ok::<_, String>(Action::AwaitChange) }
+            },
+            backoff_on_key_error,
+            seen.clone(),
+            shutdown.clone(),
+        ));
+        tokio::time::sleep(ms(100)).await;
+        shutdown.cancel();
+        run.await.unwrap();
+
+        let seen = seen.lock().unwrap().clone();
+        let last = |key: &str| seen.iter().rev().find(|(_, k, _)| k == key).map(|s| s.2);
+        // `ns/a` may have been reconciled present first (if a worker took it before the
+        // delete arrived); its last reconcile is without its object.
+        assert_eq!(last("ns/a"), Some(false), "{seen:?}");
+        assert_eq!(last("ns/b"), Some(true), "{seen:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_in_the_reconcile_call_or_its_future_is_caught_counted_and_retried() {
+        let objects: Objects = Arc::default();
+        let metrics = Metrics::new();
+        let queue = WorkQueue::with_metrics(Backoff::new(ms(10), ms(10)), &metrics, "panics");
+        let calls = Arc::new(Mutex::new(0u32));
+        let shutdown = CancellationToken::new();
+        let workers = Workers::new("panics", queue.clone(), lookup(&objects), &metrics);
+        let run = tokio::spawn(workers.run_by_key(
+            |_key: &str, _obj: Option<Arc<Object>>, calls: Arc<Mutex<u32>>| {
+                let n = {
+                    let mut c = calls.lock().unwrap();
+                    *c += 1;
+                    *c
+                };
+                // The first call panics before returning its future (a synchronous
+                // hand-off), the second in its future, the third succeeds.
+                if n == 1 {
+                    panic!("bug in the call");
+                }
+                async move {
+                    if n == 2 {
+                        panic!("bug in the future");
+                    }
+                    Ok::<_, String>(Action::AwaitChange)
+                }
+            },
+            backoff_on_key_error,
+            calls.clone(),
+            shutdown.clone(),
+        ));
+        queue.add("ns/gone".to_string());
+        tokio::time::sleep(ms(100)).await;
+        shutdown.cancel();
+        run.await.unwrap();
+        assert_eq!(*calls.lock().unwrap(), 3);
+        let text = metrics.render();
+        for line in [
+            "bosun_reconcile_panics_total{controller=\"panics\"} 2",
+            "bosun_reconcile_total{controller=\"panics\",result=\"error\"} 2",
+            "bosun_reconcile_total{controller=\"panics\",result=\"ok\"} 1",
+            "bosun_queue_retries_total{queue=\"panics\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

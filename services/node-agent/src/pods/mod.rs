@@ -45,6 +45,8 @@ pub struct AgentMetrics {
     pub container_starts: Counter,
     /// Container restarts.
     pub container_restarts: Counter,
+    /// Pod worker tasks that panicked (each is replaced on its pod's next event).
+    pub pod_worker_panics: Counter,
 }
 
 impl AgentMetrics {
@@ -74,6 +76,11 @@ impl AgentMetrics {
             container_restarts: registry.counter(
                 "bosun_node_agent_container_restarts_total",
                 "Container restarts (restartPolicy Always / OnFailure).",
+                &[],
+            ),
+            pod_worker_panics: registry.counter(
+                "bosun_node_agent_pod_worker_panics_total",
+                "Pod worker tasks that panicked; each is replaced on its pod's next event.",
                 &[],
             ),
         }
