@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bosun_api::vocab::DEFAULT_SERVER;
-use bosun_runtime::config::{InvalidConfig, require, require_nonzero, require_positive};
+use bosun_runtime::config::{
+    InvalidConfig, require, require_nonzero, require_positive, require_server,
+};
 
 /// Which container runtime runs the pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -131,12 +133,7 @@ impl Config {
 
     /// Refuses settings the agent cannot run with; called before any port is bound.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        require(
-            !self.server.trim().is_empty(),
-            "--server",
-            "\"\"",
-            "name the broker, e.g. http://127.0.0.1:7440",
-        )?;
+        require_server(&self.server)?;
         if let Some(n) = self.sim_nodes {
             require(
                 n > 0,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bosun_api::v1::{self, Kind, Object};
+use bosun_api::vocab::{condition, effect as effects, status};
 use bosun_runtime::client::Broker;
 use tokio_util::sync::CancellationToken;
 
@@ -46,7 +47,13 @@ pub fn parse_taint(s: &str) -> Result<v1::Taint, String> {
     let (kv, effect) = s
         .rsplit_once(':')
         .ok_or_else(|| format!("taint {s:?}: expected key=value:Effect"))?;
-    if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+    if ![
+        effects::NO_SCHEDULE,
+        effects::PREFER_NO_SCHEDULE,
+        effects::NO_EXECUTE,
+    ]
+    .contains(&effect)
+    {
         return Err(format!(
             "taint {s:?}: effect must be NoSchedule, PreferNoSchedule or NoExecute"
         ));
@@ -156,8 +163,8 @@ fn go_arch() -> &'static str {
 
 fn ready_condition(now: &str) -> v1::Condition {
     v1::Condition {
-        r#type: "Ready".into(),
-        status: "True".into(),
+        r#type: condition::READY.into(),
+        status: status::TRUE.into(),
         last_heartbeat_time: now.into(),
         last_transition_time: now.into(),
         reason: "KubeletReady".into(),
@@ -199,9 +206,12 @@ pub fn merge_node(stored: &v1::Node, desired: &v1::Node) -> v1::Node {
     if let Some(old) = stored
         .status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.r#type == "Ready"))
-        && old.status == "True"
-        && let Some(c) = status.conditions.iter_mut().find(|c| c.r#type == "Ready")
+        .and_then(|s| s.conditions.iter().find(|c| c.r#type == condition::READY))
+        && old.status == status::TRUE
+        && let Some(c) = status
+            .conditions
+            .iter_mut()
+            .find(|c| c.r#type == condition::READY)
     {
         c.last_transition_time = old.last_transition_time.clone();
     }
@@ -373,8 +383,8 @@ pub enum ReadyPost {
 /// Decides what to post for a Node whose stored Ready condition is `stored` (pure).
 pub fn ready_post(stored: Option<&v1::Condition>, status_due: bool) -> ReadyPost {
     match stored {
-        Some(c) if c.status == "True" && status_due => ReadyPost::Heartbeat,
-        Some(c) if c.status == "True" => ReadyPost::Keep,
+        Some(c) if c.status == status::TRUE && status_due => ReadyPost::Heartbeat,
+        Some(c) if c.status == status::TRUE => ReadyPost::Keep,
         _ => ReadyPost::Repost,
     }
 }
@@ -391,7 +401,10 @@ async fn refresh_ready(broker: &Broker, node: &str, status_due: bool) -> Result<
     };
     let now = now();
     let status = n.status.get_or_insert_with(Default::default);
-    let stored = status.conditions.iter().position(|c| c.r#type == "Ready");
+    let stored = status
+        .conditions
+        .iter()
+        .position(|c| c.r#type == condition::READY);
     match (
         ready_post(stored.map(|i| &status.conditions[i]), status_due),
         stored,
@@ -418,7 +431,7 @@ mod tests {
     #[test]
     fn a_ready_condition_others_changed_is_reposted_at_the_next_heartbeat() {
         let cond = |status: &str| v1::Condition {
-            r#type: "Ready".into(),
+            r#type: condition::READY.into(),
             status: status.into(),
             ..Default::default()
         };

@@ -129,25 +129,16 @@ pub fn conditions(
     ]
 }
 
-/// Merges `ours` into `existing` conditions: other conditions (PodScheduled) are kept, ours
-/// replace theirs by type, and a condition whose status did not change keeps its
-/// lastTransitionTime.
+/// Merges `ours` into `existing` conditions with the api's one condition setter: other
+/// conditions (PodScheduled) are kept, ours replace theirs by type, and a condition whose
+/// status did not change keeps its lastTransitionTime.
 pub fn merge_conditions(
     existing: &[v1::Condition],
     ours: Vec<v1::Condition>,
 ) -> Vec<v1::Condition> {
-    let mut out: Vec<v1::Condition> = existing
-        .iter()
-        .filter(|c| !ours.iter().any(|o| o.r#type == c.r#type))
-        .cloned()
-        .collect();
-    for mut c in ours {
-        if let Some(old) = existing.iter().find(|e| e.r#type == c.r#type)
-            && old.status == c.status
-        {
-            c.last_transition_time = old.last_transition_time.clone();
-        }
-        out.push(c);
+    let mut out = existing.to_vec();
+    for c in ours {
+        bosun_api::condition::set_condition(&mut out, c);
     }
     out
 }
