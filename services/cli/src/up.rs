@@ -119,22 +119,15 @@ pub fn port_holder(addr: SocketAddr) -> Option<(u32, String)> {
         (listening && covers).then(|| inode.to_string())
     })?;
     let socket = format!("socket:[{inode}]");
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+    for pid in bosun_runtime::procfs::pids() {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
             continue;
         };
         let holds = fds.flatten().any(|fd| {
             std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == socket.as_str())
         });
         if holds {
-            let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             return Some((pid, name.trim().to_string()));
         }
     }

@@ -21,6 +21,7 @@ pub mod intern;
 pub mod lifeline;
 pub mod metrics;
 pub mod ports;
+pub mod procfs;
 pub mod queue;
 pub mod rt;
 pub mod shutdown;

@@ -137,23 +137,7 @@ impl Drop for Lifeline {
     }
 }
 
-/// Whether `pid` is a live process: one of its threads still runs. A zombie is not: it
-/// has ended and only waits for its parent to reap it (an orphan's new parent may never do
-/// so). Every thread is looked at because a thread-group leader that ended before its
-/// other threads already shows as a zombie while they still hold the process's files and
-/// sockets (a SIGKILLed etcd, for a few milliseconds).
-pub fn alive(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.flatten().any(|task| {
-        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
-            // The state follows the `(comm)` field.
-            stat.rsplit_once(')')
-                .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
-        })
-    })
-}
+pub use crate::procfs::alive;
 
 #[cfg(test)]
 mod tests {

@@ -318,31 +318,7 @@ mod tests {
         }
     }
 
-    /// The live processes of process group `pgid`.
-    fn group_members(pgid: u32) -> Vec<u32> {
-        let mut members = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            // After `(comm)`: state, ppid, pgrp.
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map(|(_, rest)| rest.split_whitespace().collect())
-                .unwrap_or_default();
-            if fields.get(2) == Some(&pgid.to_string().as_str()) && alive(pid) {
-                members.push(pid);
-            }
-        }
-        members
-    }
+    use bosun_runtime::procfs::group_members;
 
     /// Waits up to 10 s for `done`.
     async fn within_10s(mut done: impl FnMut() -> bool) -> bool {
