@@ -19,8 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use bosun_api::v1;
 pub use plane::{Agent, Plane, PlaneBuilder, node_ready};
+pub use watch::Recording;
 
 mod plane;
+mod watch;
 
 /// A free loopback address, never handed out before in this process.
 pub fn free_addr() -> SocketAddr {
