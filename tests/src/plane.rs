@@ -83,6 +83,12 @@ impl PlaneBuilder {
         self
     }
 
+    /// Runs the scheduler, the gc and the Job controller in-process: what a Job needs to run
+    /// (with nodes) and be cleaned up after.
+    pub fn controllers(self) -> Self {
+        self.scheduler().gc().job_controller()
+    }
+
     /// Runs the Job controller in-process.
     pub fn job_controller(self) -> Self {
         self.job_controller_with(|_| {})
