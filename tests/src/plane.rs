@@ -17,10 +17,13 @@ use tokio_util::sync::CancellationToken;
 
 use bosun_api::vocab::{condition, status};
 
-use crate::{Bosun, Broker, Etcd, free_addr, temp_dir, wait_for, workspace_binary};
+use crate::{Bosun, Broker, Etcd, free_addr, temp_dir, try_wait_for, wait_for, workspace_binary};
 
 /// How long [`PlaneBuilder::start`] and [`Plane::add_nodes`] wait for nodes to be Ready.
 const READY_WAIT: Duration = Duration::from_secs(30);
+
+/// How long [`Plane::wait_job`] waits.
+const JOB_WAIT: Duration = Duration::from_secs(30);
 
 type Tweak<C> = Box<dyn FnOnce(&mut C) + Send>;
 
@@ -448,6 +451,58 @@ impl Plane {
     pub async fn apply(&self, yaml: &str) {
         for m in bosun_api::codec::decode_manifests("test.yaml", yaml).expect("valid YAML") {
             self.client.create(m.object).await.expect("create");
+        }
+    }
+
+    /// The Job `name` in `default` (panics when there is none).
+    pub async fn job(&self, name: &str) -> v1::Job {
+        self.client
+            .get(Kind::Job, "default", name)
+            .await
+            .unwrap_or_else(|e| panic!("get job {name}: {e}"))
+            .into_job()
+            .expect("a job")
+    }
+
+    /// The pods of Job `job` in `default` (by its `job-name` label).
+    pub async fn job_pods(&self, job: &str) -> Vec<v1::Pod> {
+        let selector = Selector::namespace("default").labels(format!("job-name={job}"));
+        self.client
+            .list(Kind::Pod, &selector)
+            .await
+            .unwrap_or_else(|e| panic!("list the pods of job {job}: {e}"))
+            .items
+            .into_iter()
+            .filter_map(v1::Object::into_pod)
+            .collect()
+    }
+
+    /// Waits (30 s) until `ok` holds for the Job `name`; returns it. At the deadline, panics
+    /// showing the Job's status and its pods as they were.
+    pub async fn wait_job(&self, name: &str, ok: impl Fn(&v1::Job) -> bool) -> v1::Job {
+        let waited = try_wait_for(&format!("job {name} as expected"), JOB_WAIT, || async {
+            let job = self.job(name).await;
+            if ok(&job) {
+                Ok(job)
+            } else {
+                Err(format!("{:#?}", job.status))
+            }
+        })
+        .await;
+        match waited {
+            Ok(job) => job,
+            Err(message) => {
+                let pods: Vec<(String, String)> = self
+                    .job_pods(name)
+                    .await
+                    .into_iter()
+                    .map(|p| {
+                        let phase = p.status.map(|s| s.phase).unwrap_or_default();
+                        (p.metadata.unwrap_or_default().name, phase)
+                    })
+                    .collect();
+                panic!("{message}\npods: {pods:?}");
+            }
         }
     }
 

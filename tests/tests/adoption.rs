@@ -35,15 +35,6 @@ impl Plane {
         Plane(plane)
     }
 
-    async fn job(&self, name: &str) -> v1::Job {
-        self.client()
-            .get(Kind::Job, "default", name)
-            .await
-            .expect("get job")
-            .into_job()
-            .expect("a job")
-    }
-
     async fn pod(&self, name: &str) -> v1::Pod {
         self.client()
             .get(Kind::Pod, "default", name)
@@ -71,19 +62,6 @@ impl Plane {
             .into_iter()
             .filter(|p| controller_uid(p).as_deref() == Some(uid))
             .collect()
-    }
-
-    /// Waits until `ok` holds for the Job; returns it (panics with its status at the deadline).
-    async fn wait_job(&self, name: &str, ok: impl Fn(&v1::Job) -> bool) -> v1::Job {
-        wait_for(&format!("job {name} as expected"), WAIT, || async {
-            let job = self.job(name).await;
-            if ok(&job) {
-                Ok(job)
-            } else {
-                Err(format!("{:#?}", job.status))
-            }
-        })
-        .await
     }
 
     /// Waits until `ok` holds for pod `name`; returns it (panics with the pod at the deadline).

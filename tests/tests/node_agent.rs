@@ -399,10 +399,7 @@ async fn a_restarted_agent_keeps_its_running_pods_without_starting_them_twice() 
         "run\n",
         "started once"
     );
-    assert_eq!(
-        plane.logs("long").await.expect("logs"),
-        "started\ndone\n"
-    );
+    assert_eq!(plane.logs("long").await.expect("logs"), "started\ndone\n");
     agent.stop().await;
 }
 

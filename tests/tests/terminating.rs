@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use bosun_api::v1::{self, Kind, Object};
+use bosun_api::v1::{self, Kind};
 use bosun_api::vocab::phase;
 use bosun_runtime::client::{DeleteOptions, Selector, WatchEvent};
 use bosun_tests::{Recording, wait_for};
@@ -73,14 +73,8 @@ spec:
         .await;
     }
 
-    async fn job(&self, name: &str) -> v1::JobStatus {
-        self.client()
-            .get(Kind::Job, "default", name)
-            .await
-            .expect("get job")
-            .into_job()
-            .and_then(|j| j.status)
-            .unwrap_or_default()
+    async fn job_status(&self, name: &str) -> v1::JobStatus {
+        self.job(name).await.status.unwrap_or_default()
     }
 
     /// Waits until the Job counts the old pod as failed and its replacement as active, with
@@ -90,7 +84,7 @@ spec:
             &format!("job {name}: 1 failed, 1 active, 0 terminating"),
             WAIT,
             || async {
-                let s = self.job(name).await;
+                let s = self.job_status(name).await;
                 if s.failed == 1 && s.active == 1 && s.terminating == Some(0) {
                     Ok(s)
                 } else {
@@ -101,21 +95,10 @@ spec:
         .await
     }
 
-    async fn pods_of(&self, job: &str) -> Vec<v1::Pod> {
-        self.client()
-            .list(Kind::Pod, &job_pods(job))
-            .await
-            .expect("list pods")
-            .items
-            .into_iter()
-            .filter_map(Object::into_pod)
-            .collect()
-    }
-
     /// Waits for the Job's first pod to run; returns its name and uid.
     async fn running_pod(&self, job: &str) -> (String, String) {
         wait_for(&format!("a Running pod of job {job}"), WAIT, || async {
-            let pods = self.pods_of(job).await;
+            let pods = self.job_pods(job).await;
             let running = pods.iter().find(|p| pod_phase(p) == phase::RUNNING);
             match running.and_then(|p| p.metadata.as_ref()) {
                 Some(m) => Ok((m.name.clone(), m.uid.clone())),
