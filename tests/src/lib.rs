@@ -453,16 +453,6 @@ where
     }
 }
 
-/// Waits until `condition` holds, polling with a short backoff; panics at the deadline.
-/// The older form of [`wait_for`], which says what it waited for: prefer that.
-pub async fn eventually<F, Fut>(deadline: Duration, condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    wait_for("a condition", deadline, condition).await
-}
-
 fn meta(namespace: &str, name: &str) -> Option<v1::ObjectMeta> {
     Some(v1::ObjectMeta {
         name: name.into(),
@@ -728,8 +718,8 @@ mod tests {
     }
 
     #[tokio::test]
-    #[should_panic(expected = "waited 10ms for a condition; last seen: false")]
-    async fn eventually_panics_at_its_deadline() {
-        super::eventually(Duration::from_millis(10), || async { false }).await;
+    #[should_panic(expected = "waited 10ms for the flag; last seen: false")]
+    async fn wait_for_panics_at_its_deadline_saying_what_it_waited_for() {
+        wait_for("the flag", Duration::from_millis(10), || async { false }).await;
     }
 }
