@@ -3,8 +3,9 @@
 //! ([`Broker::spawn_process`]), the real `bosun` CLI as a child process ([`Bosun`]),
 //! connected clients, valid objects of every kind ([`object_of`]), [`wait_for`] for waiting
 //! on a condition with a deadline instead of sleeping (it returns what it waited for and says
-//! what it saw on timeout), and [`Plane::builder`] for a whole control plane: etcd, the
-//! broker and the services a test needs.
+//! what it saw on timeout), [`Plane::builder`] for a whole control plane: etcd, the
+//! broker and the services a test needs, and [`Recording`] for every change the API stored
+//! to some objects, from before the test changed them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

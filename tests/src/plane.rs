@@ -1,7 +1,10 @@
 //! One control plane for an end-to-end test, put together by [`Plane::builder`]: a real etcd,
 //! the broker (in-process or the real binary), and whichever services the test needs — the
 //! scheduler, the gc and the Job controller in-process, node agents in-process or as the
-//! real binary — all stopped when the [`Plane`] is dropped.
+//! real binary — all stopped when the [`Plane`] is dropped. Each in-process service serves
+//! metrics on a port of its own ([`Plane::broker_metrics`], [`Plane::node_metrics`], ...);
+//! the in-process broker can be stopped and restarted ([`Plane::broker_mut`]), a node agent
+//! stopped and started again on the same data ([`Plane::start_node`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
