@@ -226,6 +226,24 @@ fn pod(name: &str, image: &str, pull_policy: &str, script: &str) -> v1::Pod {
     }
 }
 
+/// Mounts the host folder `out` at `/out` in the pod's container (a hostPath volume).
+fn mount_out(pod: &mut v1::Pod, out: &Path) {
+    let spec = pod.spec.as_mut().expect("spec");
+    spec.volumes = vec![v1::Volume {
+        name: "out".into(),
+        host_path: Some(v1::HostPathVolumeSource {
+            path: out.display().to_string(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    spec.containers[0].volume_mounts = vec![v1::VolumeMount {
+        name: "out".into(),
+        mount_path: "/out".into(),
+        ..Default::default()
+    }];
+}
+
 fn main_status(s: &v1::PodStatus) -> v1::ContainerStatus {
     s.container_statuses
         .iter()
@@ -501,20 +519,7 @@ async fn a_deleted_pod_gets_sigterm_then_sigkill_after_its_grace_period_and_its_
     };
     for (name, exit) in [("quits", "; exit 143"), ("stays", "")] {
         let mut p = pod(name, &image.tag, "", &script(name, exit));
-        let spec = p.spec.as_mut().expect("spec");
-        spec.volumes = vec![v1::Volume {
-            name: "out".into(),
-            host_path: Some(v1::HostPathVolumeSource {
-                path: out.display().to_string(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }];
-        spec.containers[0].volume_mounts = vec![v1::VolumeMount {
-            name: "out".into(),
-            mount_path: "/out".into(),
-            ..Default::default()
-        }];
+        mount_out(&mut p, &out);
         plane.create(p).await;
     }
     let mut uids = Vec::new();
@@ -590,20 +595,7 @@ async fn a_restarted_agent_re_adopts_its_running_container_and_copies_the_rest_o
     // It prints, then waits for the test's go-ahead, prints again and exits 4.
     let script = "echo before; while [ ! -e /out/go ]; do sleep 0.1; done; echo after; exit 4";
     let mut p = pod("long", &image.tag, "", script);
-    let spec = p.spec.as_mut().expect("spec");
-    spec.volumes = vec![v1::Volume {
-        name: "out".into(),
-        host_path: Some(v1::HostPathVolumeSource {
-            path: out.display().to_string(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }];
-    spec.containers[0].volume_mounts = vec![v1::VolumeMount {
-        name: "out".into(),
-        mount_path: "/out".into(),
-        ..Default::default()
-    }];
+    mount_out(&mut p, &out);
     plane.create(p).await;
     let s = plane.wait_phase("long", phase::RUNNING).await;
     let first_id = main_status(&s).container_id;
