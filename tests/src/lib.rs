@@ -3,8 +3,9 @@
 //! ([`Broker::spawn_process`]), the real `bosun` CLI as a child process ([`Bosun`]),
 //! connected clients, valid objects of every kind ([`object_of`]), [`wait_for`] for waiting
 //! on a condition with a deadline instead of sleeping (it returns what it waited for and says
-//! what it saw on timeout), and [`Plane::builder`] for a whole control plane: etcd, the
-//! broker and the services a test needs.
+//! what it saw on timeout), [`Plane::builder`] for a whole control plane: etcd, the
+//! broker and the services a test needs, and [`Recording`] for every change the API stored
+//! to some objects, from before the test changed them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use bosun_api::v1;
 pub use plane::{Agent, Plane, PlaneBuilder, node_ready};
+pub use watch::Recording;
 
 mod plane;
+mod watch;
 
 /// A free loopback address, never handed out before in this process.
 pub fn free_addr() -> SocketAddr {
@@ -451,16 +454,6 @@ where
     }
 }
 
-/// Waits until `condition` holds, polling with a short backoff; panics at the deadline.
-/// The older form of [`wait_for`], which says what it waited for: prefer that.
-pub async fn eventually<F, Fut>(deadline: Duration, condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    wait_for("a condition", deadline, condition).await
-}
-
 fn meta(namespace: &str, name: &str) -> Option<v1::ObjectMeta> {
     Some(v1::ObjectMeta {
         name: name.into(),
@@ -726,8 +719,8 @@ mod tests {
     }
 
     #[tokio::test]
-    #[should_panic(expected = "waited 10ms for a condition; last seen: false")]
-    async fn eventually_panics_at_its_deadline() {
-        super::eventually(Duration::from_millis(10), || async { false }).await;
+    #[should_panic(expected = "waited 10ms for the flag; last seen: false")]
+    async fn wait_for_panics_at_its_deadline_saying_what_it_waited_for() {
+        wait_for("the flag", Duration::from_millis(10), || async { false }).await;
     }
 }

@@ -1,24 +1,32 @@
 //! One control plane for an end-to-end test, put together by [`Plane::builder`]: a real etcd,
 //! the broker (in-process or the real binary), and whichever services the test needs — the
 //! scheduler, the gc and the Job controller in-process, node agents in-process or as the
-//! real binary — all stopped when the [`Plane`] is dropped.
+//! real binary — all stopped when the [`Plane`] is dropped. Each in-process service serves
+//! metrics on a port of its own ([`Plane::broker_metrics`], [`Plane::node_metrics`], ...);
+//! the in-process broker can be stopped and restarted ([`Plane::broker_mut`]), a node agent
+//! stopped and started again on the same data ([`Plane::start_node`]).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use bosun_api::v1::{self, Kind};
+use bosun_api::v1::logs_client::LogsClient;
+use bosun_api::v1::{self, Kind, LogsRequest};
 use bosun_runtime::client::{Broker as Client, Selector};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use bosun_api::vocab::{condition, status};
 
-use crate::{Bosun, Broker, Etcd, free_addr, temp_dir, wait_for, workspace_binary};
+use crate::{Bosun, Broker, Etcd, free_addr, temp_dir, try_wait_for, wait_for, workspace_binary};
 
 /// How long [`PlaneBuilder::start`] and [`Plane::add_nodes`] wait for nodes to be Ready.
 const READY_WAIT: Duration = Duration::from_secs(30);
+
+/// How long [`Plane::wait_job`] waits.
+const JOB_WAIT: Duration = Duration::from_secs(30);
 
 type Tweak<C> = Box<dyn FnOnce(&mut C) + Send>;
 
@@ -46,7 +54,8 @@ impl PlaneBuilder {
         self
     }
 
-    /// Changes the in-process broker's config (after [`Broker::config`]'s test defaults).
+    /// Changes the in-process broker's config (after [`Broker::config`]'s test defaults and a
+    /// metrics address of its own, [`Plane::broker_metrics`]).
     pub fn broker_config(
         mut self,
         tweak: impl FnOnce(&mut bosun_broker::Config) + Send + 'static,
@@ -78,6 +87,12 @@ impl PlaneBuilder {
     pub fn gc_with(mut self, tweak: impl FnOnce(&mut bosun_gc::Config) + Send + 'static) -> Self {
         self.gc = Some(Box::new(tweak));
         self
+    }
+
+    /// Runs the scheduler, the gc and the Job controller in-process: what a Job needs to run
+    /// (with nodes) and be cleaned up after.
+    pub fn controllers(self) -> Self {
+        self.scheduler().gc().job_controller()
     }
 
     /// Runs the Job controller in-process.
@@ -133,14 +148,16 @@ impl PlaneBuilder {
     /// and every node is Ready.
     pub async fn start(self) -> Plane {
         let etcd = Etcd::start().await;
-        let broker = if self.broker_process {
-            Broker::spawn_process(&etcd).await
+        let (broker, broker_metrics) = if self.broker_process {
+            (Broker::spawn_process(&etcd).await, None)
         } else {
             let mut config = Broker::config(&etcd);
+            config.metrics_listen = Some(free_addr());
             if let Some(tweak) = self.broker_config {
                 tweak(&mut config);
             }
-            Broker::start_with(config).await
+            let metrics = config.metrics_listen;
+            (Broker::start_with(config).await, metrics)
         };
         let url = broker.url();
         let client = Client::connect(&url).await.expect("connect to the broker");
@@ -157,6 +174,8 @@ impl PlaneBuilder {
             dir: temp_dir(&self.label),
             nodes: Vec::new(),
             agent_tweak: self.agent_config,
+            broker_metrics,
+            node_metrics: HashMap::new(),
             scheduler_metrics: None,
             gc_metrics: None,
             job_controller_metrics: None,
@@ -164,11 +183,7 @@ impl PlaneBuilder {
             _etcd: etcd,
         };
         if let Some(tweak) = self.scheduler {
-            let mut c = bosun_scheduler::Config::for_server(&plane.url);
-            c.metrics_listen = Some(free_addr());
-            tweak(&mut c);
-            plane.scheduler_metrics = c.metrics_listen;
-            plane.spawn("scheduler", bosun_scheduler::run(c, plane.shutdown.clone()));
+            plane.add_scheduler_with(tweak);
         }
         if let Some(tweak) = self.gc {
             let mut c = bosun_gc::Config::for_server(&plane.url);
@@ -219,6 +234,8 @@ pub struct Plane {
     dir: PathBuf,
     nodes: Vec<String>,
     agent_tweak: Option<AgentTweak>,
+    broker_metrics: Option<SocketAddr>,
+    node_metrics: HashMap<String, SocketAddr>,
     scheduler_metrics: Option<SocketAddr>,
     gc_metrics: Option<SocketAddr>,
     job_controller_metrics: Option<SocketAddr>,
@@ -259,6 +276,12 @@ impl Plane {
         &self.broker
     }
 
+    /// The broker under test, to stop and restart ([`Broker::stop`], [`Broker::restart`]:
+    /// the in-process one comes back on the same address, so [`Plane::client`] reconnects).
+    pub fn broker_mut(&mut self) -> &mut Broker {
+        &mut self.broker
+    }
+
     /// The `bosun` CLI pointed at the broker.
     pub fn bosun(&self) -> &Bosun {
         &self.bosun
@@ -289,6 +312,21 @@ impl Plane {
         &self.nodes
     }
 
+    /// Where the in-process broker serves its metrics.
+    pub fn broker_metrics(&self) -> SocketAddr {
+        self.broker_metrics
+            .expect("the broker binary serves no metrics in the plane")
+    }
+
+    /// Where the in-process node agent of node `name` (started by [`PlaneBuilder::nodes`] or
+    /// [`Plane::add_nodes`]) serves its metrics.
+    pub fn node_metrics(&self, name: &str) -> SocketAddr {
+        *self
+            .node_metrics
+            .get(name)
+            .unwrap_or_else(|| panic!("the plane runs no node agent for {name}"))
+    }
+
     /// Where the in-process scheduler serves its metrics.
     pub fn scheduler_metrics(&self) -> SocketAddr {
         self.scheduler_metrics.expect("the plane runs no scheduler")
@@ -306,11 +344,12 @@ impl Plane {
     }
 
     /// The config of an in-process node agent for node `name`: data under the plane's
-    /// directory, 200 ms heartbeats, back-offs from 200 ms to 2 s, then the builder's
-    /// [`PlaneBuilder::agent_config`] changes.
+    /// directory ([`Plane::node_dir`]), 200 ms heartbeats, back-offs from 200 ms to 2 s, metrics
+    /// on a free port, then the builder's [`PlaneBuilder::agent_config`] changes.
     pub fn agent_config(&self, name: &str) -> bosun_node_agent::Config {
         let mut c = bosun_node_agent::Config::new(&self.url, name);
-        c.data_dir = Some(self.dir.join(name));
+        c.data_dir = Some(self.node_dir(name));
+        c.metrics_listen = Some(free_addr());
         c.heartbeat_interval = Duration::from_millis(200);
         c.backoff_base = Duration::from_millis(200);
         c.backoff_cap = Duration::from_secs(2);
@@ -325,6 +364,9 @@ impl Plane {
     pub async fn add_nodes(&mut self, names: &[&str]) {
         for name in names {
             let config = self.agent_config(name);
+            if let Some(metrics) = config.metrics_listen {
+                self.node_metrics.insert(name.to_string(), metrics);
+            }
             self.spawn(
                 "node agent",
                 bosun_node_agent::run(config, self.shutdown.child_token()),
@@ -334,6 +376,15 @@ impl Plane {
         for name in names {
             self.wait_ready(name).await;
         }
+    }
+
+    /// Starts the in-process node agent of node `name` ([`Plane::agent_config`]) and waits
+    /// until its Node is Ready; it runs until [`Agent::stop`] (or the plane's end), and can be
+    /// started again on the same data.
+    pub async fn start_node(&self, name: &str) -> Agent {
+        let agent = self.start_agent(self.agent_config(name));
+        self.wait_ready(name).await;
+        agent
     }
 
     /// Starts a node agent in-process with `config`, stopped by [`Agent::stop`] (or with the
@@ -361,6 +412,122 @@ impl Plane {
             .stderr(stderr)
             .kill_on_drop(true);
         cmd
+    }
+
+    /// Runs the scheduler in-process from now on (for a test that looks at the plane
+    /// before any scheduler ran; else [`PlaneBuilder::scheduler`]).
+    pub fn add_scheduler(&mut self) {
+        self.add_scheduler_with(|_| {});
+    }
+
+    fn add_scheduler_with(&mut self, tweak: impl FnOnce(&mut bosun_scheduler::Config)) {
+        let mut c = bosun_scheduler::Config::for_server(&self.url);
+        c.metrics_listen = Some(free_addr());
+        tweak(&mut c);
+        self.scheduler_metrics = c.metrics_listen;
+        self.spawn("scheduler", bosun_scheduler::run(c, self.shutdown.clone()));
+    }
+
+    /// The data directory of node `name`'s in-process agent.
+    pub fn node_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// A file in the plane's directory (for pods to wait on or leave behind).
+    pub fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// Creates the file `name` in the plane's directory (a pod waiting for it goes on).
+    pub fn touch(&self, name: &str) {
+        std::fs::write(self.dir.join(name), b"").expect("touch");
+    }
+
+    /// A shell command that waits (at most 30 s) for the file `name` ([`Plane::touch`]),
+    /// then exits 0 (or 1 when it never came).
+    pub fn wait_for_file(&self, name: &str) -> String {
+        let file = self.file(name);
+        format!("for i in $(seq 300); do [ -f {file} ] && exit 0; sleep 0.1; done; exit 1")
+    }
+
+    /// Creates every object of the YAML manifests `yaml`, as `bosun apply` would.
+    pub async fn apply(&self, yaml: &str) {
+        for m in bosun_api::codec::decode_manifests("test.yaml", yaml).expect("valid YAML") {
+            self.client.create(m.object).await.expect("create");
+        }
+    }
+
+    /// The Job `name` in `default` (panics when there is none).
+    pub async fn job(&self, name: &str) -> v1::Job {
+        self.client
+            .get(Kind::Job, "default", name)
+            .await
+            .unwrap_or_else(|e| panic!("get job {name}: {e}"))
+            .into_job()
+            .expect("a job")
+    }
+
+    /// The pods of Job `job` in `default` (by its `job-name` label).
+    pub async fn job_pods(&self, job: &str) -> Vec<v1::Pod> {
+        let selector = Selector::namespace("default").labels(format!("job-name={job}"));
+        self.client
+            .list(Kind::Pod, &selector)
+            .await
+            .unwrap_or_else(|e| panic!("list the pods of job {job}: {e}"))
+            .items
+            .into_iter()
+            .filter_map(v1::Object::into_pod)
+            .collect()
+    }
+
+    /// Waits (30 s) until `ok` holds for the Job `name`; returns it. At the deadline, panics
+    /// showing the Job's status and its pods as they were.
+    pub async fn wait_job(&self, name: &str, ok: impl Fn(&v1::Job) -> bool) -> v1::Job {
+        let waited = try_wait_for(&format!("job {name} as expected"), JOB_WAIT, || async {
+            let job = self.job(name).await;
+            if ok(&job) {
+                Ok(job)
+            } else {
+                Err(format!("{:#?}", job.status))
+            }
+        })
+        .await;
+        match waited {
+            Ok(job) => job,
+            Err(message) => {
+                let pods: Vec<(String, String)> = self
+                    .job_pods(name)
+                    .await
+                    .into_iter()
+                    .map(|p| {
+                        let phase = p.status.map(|s| s.phase).unwrap_or_default();
+                        (p.metadata.unwrap_or_default().name, phase)
+                    })
+                    .collect();
+                panic!("{message}\npods: {pods:?}");
+            }
+        }
+    }
+
+    /// What pod `pod` in `default` printed, through the broker's Logs service (what
+    /// `bosun logs` calls).
+    pub async fn logs(&self, pod: &str) -> Result<String, tonic::Status> {
+        let mut client = LogsClient::connect(self.url.clone())
+            .await
+            .expect("logs client");
+        let mut stream = client
+            .pod_logs(LogsRequest {
+                namespace: "default".into(),
+                pod: pod.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            out.extend(chunk.data);
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
     /// Waits until node `name` is Ready; returns it.

@@ -6,95 +6,37 @@
 //! wait for a file in the plane's directory (and give up after 30 s).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bosun_api::v1::{self, Kind, Object};
 use bosun_api::vocab::{condition, finalizer, phase, status};
-use bosun_runtime::client::{Broker as Client, Selector, WatchEvent};
-use bosun_tests::{Broker, Etcd, eventually, temp_dir};
-use tokio_util::sync::CancellationToken;
+use bosun_runtime::client::{Selector, WatchEvent};
+use bosun_tests::{Recording, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Plane {
-    _etcd: Etcd,
-    _broker: Broker,
-    client: Client,
-    dir: PathBuf,
-    shutdown: CancellationToken,
-}
+/// etcd, a broker, the scheduler, the gc, the Job controller and two process-runtime nodes.
+struct Plane(bosun_tests::Plane);
 
-impl Drop for Plane {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+impl std::ops::Deref for Plane {
+    type Target = bosun_tests::Plane;
+    fn deref(&self) -> &bosun_tests::Plane {
+        &self.0
     }
 }
 
 impl Plane {
     async fn start(label: &str) -> Plane {
-        let etcd = Etcd::start().await;
-        let broker = Broker::start(&etcd).await;
-        let client = Client::connect(&broker.url()).await.expect("client");
-        let shutdown = CancellationToken::new();
-        let url = broker.url();
-        tokio::spawn(bosun_scheduler::run(
-            bosun_scheduler::Config::for_server(&url),
-            shutdown.clone(),
-        ));
-        tokio::spawn(bosun_gc::run(
-            bosun_gc::Config::for_server(&url),
-            shutdown.clone(),
-        ));
-        tokio::spawn(bosun_job_controller::run(
-            bosun_job_controller::Config::for_server(&url),
-            shutdown.clone(),
-        ));
-        let dir = temp_dir(&format!("adoption-{label}"));
-        for name in ["node-1", "node-2"] {
-            let mut c = bosun_node_agent::Config::new(&url, name);
-            c.data_dir = Some(dir.join(name));
-            c.heartbeat_interval = Duration::from_millis(200);
-            tokio::spawn(bosun_node_agent::run(c, shutdown.child_token()));
-        }
-        Plane {
-            _etcd: etcd,
-            _broker: broker,
-            client,
-            dir,
-            shutdown,
-        }
-    }
-
-    async fn apply(&self, yaml: &str) {
-        for m in bosun_api::codec::decode_manifests("test.yaml", yaml).expect("valid YAML") {
-            self.client.create(m.object).await.expect("create");
-        }
-    }
-
-    /// Creates the file `name` (a pod waiting for it exits 0).
-    fn touch(&self, name: &str) {
-        std::fs::write(self.dir.join(name), b"").expect("touch");
-    }
-
-    /// A shell command that waits (at most 30 s) for the file `name`, then exits 0.
-    fn wait_for_file(&self, name: &str) -> String {
-        let file = self.dir.join(name).display().to_string();
-        format!("for i in $(seq 300); do [ -f {file} ] && exit 0; sleep 0.1; done; exit 1")
-    }
-
-    async fn job(&self, name: &str) -> v1::Job {
-        self.client
-            .get(Kind::Job, "default", name)
-            .await
-            .expect("get job")
-            .into_job()
-            .expect("a job")
+        let plane = bosun_tests::Plane::builder(&format!("adoption-{label}"))
+            .controllers()
+            .nodes(&["node-1", "node-2"])
+            .start()
+            .await;
+        Plane(plane)
     }
 
     async fn pod(&self, name: &str) -> v1::Pod {
-        self.client
+        self.client()
             .get(Kind::Pod, "default", name)
             .await
             .expect("get pod")
@@ -103,7 +45,7 @@ impl Plane {
     }
 
     async fn pods(&self) -> Vec<v1::Pod> {
-        self.client
+        self.client()
             .list(Kind::Pod, &Selector::namespace("default"))
             .await
             .expect("list pods")
@@ -122,21 +64,17 @@ impl Plane {
             .collect()
     }
 
-    /// Waits until `ok` holds for the Job; returns it (panics with its status at the deadline).
-    async fn wait_job(&self, name: &str, ok: impl Fn(&v1::Job) -> bool) -> v1::Job {
-        let end = tokio::time::Instant::now() + WAIT;
-        loop {
-            let job = self.job(name).await;
-            if ok(&job) {
-                return job;
+    /// Waits until `ok` holds for pod `name`; returns it (panics with the pod at the deadline).
+    async fn wait_pod(&self, name: &str, what: &str, ok: impl Fn(&v1::Pod) -> bool) -> v1::Pod {
+        wait_for(&format!("pod {name} {what}"), WAIT, || async {
+            let pod = self.pod(name).await;
+            if ok(&pod) {
+                Ok(pod)
+            } else {
+                Err(format!("{:#?}", (&pod.metadata, &pod.status)))
             }
-            assert!(
-                tokio::time::Instant::now() < end,
-                "job {name} not as expected within {WAIT:?}: {:#?}",
-                job.status
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Changes a pod's metadata (re-read and retried when someone wrote in between).
@@ -144,7 +82,7 @@ impl Plane {
         loop {
             let mut pod = self.pod(name).await;
             change(pod.metadata.as_mut().expect("meta"));
-            match self.client.update(pod.into()).await {
+            match self.client().update(pod.into()).await {
                 Ok(_) => return,
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => panic!("update pod {name}: {e}"),
@@ -153,22 +91,11 @@ impl Plane {
     }
 }
 
-/// Polls `f` until it returns a value (panics at the deadline, saying what it waited for).
-async fn wait_some<T, Fut>(what: &str, f: impl Fn() -> Fut) -> T
-where
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let end = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "no {what} within {WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The names and phases of `pods`, for a timeout's message.
+fn names_and_phases(pods: &[v1::Pod]) -> Vec<(String, String)> {
+    pods.iter()
+        .map(|p| (meta(p).name.clone(), phase_of(p).to_string()))
+        .collect()
 }
 
 fn meta(pod: &v1::Pod) -> &v1::ObjectMeta {
@@ -288,10 +215,10 @@ spec:
         ))
         .await;
     let uid = uid_of(&plane.job("relabel").await);
-    let first = wait_some("running pod of the Job", || async {
+    let first = wait_for("the one pod of the Job Running", WAIT, || async {
         match plane.pods_controlled_by(&uid).await.as_slice() {
-            [p] if phase_of(p) == phase::RUNNING => Some(meta(p).name.clone()),
-            _ => None,
+            [p] if phase_of(p) == phase::RUNNING => Ok(meta(p).name.clone()),
+            other => Err(format!("{:?}", names_and_phases(other))),
         }
     })
     .await;
@@ -305,23 +232,25 @@ spec:
             );
         })
         .await;
-    eventually(WAIT, || async {
-        let p = plane.pod(&first).await;
-        controller_uid(&p).is_none() && !tracked(&p)
-    })
-    .await;
+    let released = plane
+        .wait_pod(
+            &first,
+            "released (no controller, no tracking finalizer)",
+            |p| controller_uid(p).is_none() && !tracked(p),
+        )
+        .await;
     assert!(
-        meta(&plane.pod(&first).await)
+        meta(&released)
             .owner_references
             .iter()
             .all(|r| r.uid != uid),
         "the Job's ownerReference is dropped"
     );
     // A replacement takes its place; the released pod is not active for the Job.
-    let replacement = wait_some("replacement pod", || async {
+    let replacement = wait_for("one replacement pod of the Job", WAIT, || async {
         match plane.pods_controlled_by(&uid).await.as_slice() {
-            [p] => Some(meta(p).name.clone()),
-            _ => None,
+            [p] => Ok(meta(p).name.clone()),
+            other => Err(format!("{:?}", names_and_phases(other))),
         }
     })
     .await;
@@ -335,10 +264,9 @@ spec:
     let job = plane.wait_job("relabel", complete).await;
     let s = job_status(&job);
     assert_eq!((s.succeeded, s.failed, s.active), (1, 0, 0), "{s:#?}");
-    eventually(WAIT, || async {
-        phase_of(&plane.pod(&first).await) == phase::SUCCEEDED
-    })
-    .await;
+    plane
+        .wait_pod(&first, "Succeeded", |p| phase_of(p) == phase::SUCCEEDED)
+        .await;
     let job = plane.job("relabel").await;
     assert_eq!(
         job_status(&job).succeeded,
@@ -353,25 +281,24 @@ async fn an_orphan_pod_matching_a_manual_selector_is_adopted_with_the_tracking_f
  {
     let plane = Plane::start("adopt").await;
     plane
-        .client
+        .client()
         .create(orphan_pod(&plane, "stray", "adoptme", "go"))
         .await
         .expect("create orphan");
-    eventually(WAIT, || async {
-        phase_of(&plane.pod("stray").await) == phase::RUNNING
-    })
-    .await;
+    plane
+        .wait_pod("stray", "Running", |p| phase_of(p) == phase::RUNNING)
+        .await;
 
     plane
         .apply(&manual_job_yaml(&plane, "adopter", "adoptme", 1, "go"))
         .await;
     let job = plane.job("adopter").await;
     let uid = uid_of(&job);
-    eventually(WAIT, || async {
-        controller_uid(&plane.pod("stray").await).as_deref() == Some(uid.as_str())
-    })
-    .await;
-    let stray = plane.pod("stray").await;
+    let stray = plane
+        .wait_pod("stray", "adopted by the Job", |p| {
+            controller_uid(p).as_deref() == Some(uid.as_str())
+        })
+        .await;
     let owner = meta(&stray)
         .owner_references
         .iter()
@@ -404,50 +331,34 @@ async fn an_orphan_pod_matching_a_manual_selector_is_adopted_with_the_tracking_f
         1,
         "the adopted pod was the Job's only pod"
     );
-    eventually(WAIT, || async { !tracked(&plane.pod("stray").await) }).await;
+    plane
+        .wait_pod("stray", "without the tracking finalizer", |p| !tracked(p))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_jobs_with_overlapping_manual_selectors_never_both_own_one_pod() {
     let plane = Plane::start("overlap").await;
     // Every version of every pod the API shows, from before anything exists.
-    let selector = Selector::namespace("default");
-    let revision = plane
-        .client
-        .list(Kind::Pod, &selector)
-        .await
-        .expect("list")
-        .revision;
-    let mut stream = plane
-        .client
-        .watch(Kind::Pod, &selector, revision)
-        .await
-        .expect("watch");
-    let seen: Arc<Mutex<Vec<Object>>> = Arc::default();
-    let watcher = tokio::spawn({
-        let seen = seen.clone();
-        async move {
-            while let Ok(Some(ev)) = stream.next().await {
-                if let WatchEvent::Added(o) | WatchEvent::Modified(o) = ev {
-                    seen.lock().unwrap().push(o);
-                }
-            }
-        }
-    });
+    let watch = Recording::start(plane.client(), Kind::Pod, &Selector::namespace("default")).await;
 
     // Orphans first, running; then two Jobs selecting them, created back to back, race
     // to adopt them.
     let strays: Vec<String> = (0..6).map(|i| format!("stray-{i}")).collect();
     for name in &strays {
         plane
-            .client
+            .client()
             .create(orphan_pod(&plane, name, "shared", "go"))
             .await
             .expect("create orphan");
     }
-    eventually(WAIT, || async {
+    wait_for("every orphan Running", WAIT, || async {
         let pods = plane.pods().await;
-        pods.len() == strays.len() && pods.iter().all(|p| phase_of(p) == phase::RUNNING)
+        if pods.len() == strays.len() && pods.iter().all(|p| phase_of(p) == phase::RUNNING) {
+            Ok(())
+        } else {
+            Err(format!("{:?}", names_and_phases(&pods)))
+        }
     })
     .await;
     plane
@@ -462,13 +373,21 @@ async fn two_jobs_with_overlapping_manual_selectors_never_both_own_one_pod() {
         uid_of(&plane.job("right").await),
     );
     // Every orphan is taken (an adopted pod beyond a Job's parallelism is then deleted).
-    eventually(WAIT, || async {
+    wait_for("every orphan taken by a Job", WAIT, || async {
         let pods = plane.pods().await;
-        strays.iter().all(|s| {
-            pods.iter()
-                .find(|p| meta(p).name == *s)
-                .is_none_or(|p| controller_uid(p).is_some())
-        })
+        let untaken: Vec<&String> = strays
+            .iter()
+            .filter(|s| {
+                pods.iter()
+                    .find(|p| meta(p).name == **s)
+                    .is_some_and(|p| controller_uid(p).is_none())
+            })
+            .collect();
+        if untaken.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("not taken: {untaken:?}"))
+        }
     })
     .await;
     plane.touch("go");
@@ -478,8 +397,15 @@ async fn two_jobs_with_overlapping_manual_selectors_never_both_own_one_pod() {
     }
 
     // No version of any pod ever had two controllers, or references to both Jobs.
-    let versions = seen.lock().unwrap().clone();
-    watcher.abort();
+    let versions: Vec<Object> = watch
+        .events()
+        .into_iter()
+        .filter_map(|ev| match ev {
+            WatchEvent::Added(o) | WatchEvent::Modified(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    drop(watch);
     assert!(!versions.is_empty());
     let mut owners: HashMap<String, String> = HashMap::new();
     for o in &versions {

@@ -6,18 +6,17 @@
 //! its own, and removes it and its containers when it ends (also on failure). Each test
 //! passes with a note when no Docker engine answers.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bosun_api::v1::logs_client::LogsClient;
-use bosun_api::v1::{self, Kind, LogsRequest, Object};
+use bosun_api::v1::{self, Kind, Object};
 use bosun_api::vocab::{phase, policy};
 use bosun_node_agent::RuntimeKind;
 use bosun_node_agent::runtime::docker::DockerRuntime;
-use bosun_runtime::client::{Broker as Client, DeleteOptions, Selector, WatchEvent};
-use bosun_tests::{Broker, Etcd, eventually, temp_dir};
-use tokio_util::sync::CancellationToken;
+use bosun_runtime::client::{DeleteOptions, Selector, WatchEvent};
+use bosun_tests::{Agent, Recording, temp_dir, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 const NODE: &str = "docker-node";
@@ -116,81 +115,55 @@ async fn docker_ready() -> bool {
     true
 }
 
-/// etcd, the broker, the scheduler and a docker node agent.
+/// etcd, the broker, the scheduler and a docker node agent (stoppable: [`Plane::restart_agent`]).
 struct Plane {
-    _etcd: Etcd,
-    broker: Broker,
-    client: Client,
-    shutdown: CancellationToken,
-    dir: PathBuf,
-    /// The running node agent: its stop token and task.
-    agent: Option<(
-        CancellationToken,
-        tokio::task::JoinHandle<Result<(), bosun_node_agent::Error>>,
-    )>,
+    plane: bosun_tests::Plane,
+    agent: Option<Agent>,
 }
 
-impl Drop for Plane {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl std::ops::Deref for Plane {
+    type Target = bosun_tests::Plane;
+    fn deref(&self) -> &bosun_tests::Plane {
+        &self.plane
     }
 }
 
 impl Plane {
     async fn start() -> Plane {
-        let etcd = Etcd::start().await;
-        let broker = Broker::start(&etcd).await;
-        let client = Client::connect(&broker.url()).await.expect("client");
-        let shutdown = CancellationToken::new();
-        let url = broker.url();
-        tokio::spawn(bosun_scheduler::run(
-            bosun_scheduler::Config::for_server(&url),
-            shutdown.clone(),
-        ));
-        let mut plane = Plane {
-            _etcd: etcd,
-            broker,
-            client,
-            shutdown,
-            dir: temp_dir("docker-agent"),
-            agent: None,
-        };
-        plane.start_agent();
-        plane
+        let plane = bosun_tests::Plane::builder("docker-agent")
+            .scheduler()
+            .agent_config(|c| {
+                c.runtime = RuntimeKind::Docker;
+                // The image pull back-off too: short, so a test sees a second pull.
+                c.backoff_base = Duration::from_millis(400);
+                c.backoff_cap = Duration::from_secs(2);
+                c.log_max_bytes = LOG_CAP;
+            })
+            .start()
+            .await;
+        let agent = plane.start_node(NODE).await;
+        Plane {
+            plane,
+            agent: Some(agent),
+        }
     }
 
-    /// Starts the docker node agent (again: same node, same data dir).
-    fn start_agent(&mut self) {
-        let mut c = bosun_node_agent::Config::new(&self.broker.url(), NODE);
-        c.runtime = RuntimeKind::Docker;
-        c.data_dir = Some(self.dir.clone());
-        c.heartbeat_interval = Duration::from_millis(200);
-        // The image pull back-off too: short, so a test sees a second pull.
-        c.backoff_base = Duration::from_millis(400);
-        c.backoff_cap = Duration::from_secs(2);
-        c.log_max_bytes = LOG_CAP;
-        let stop = self.shutdown.child_token();
-        let task = tokio::spawn(bosun_node_agent::run(c, stop.clone()));
-        self.agent = Some((stop, task));
-    }
-
-    /// Stops the node agent (its containers keep running) and waits until it has.
-    async fn stop_agent(&mut self) {
-        let (stop, task) = self.agent.take().expect("an agent runs");
-        stop.cancel();
-        task.await.expect("agent task").expect("agent ran cleanly");
+    /// Stops the node agent (its containers keep running), waits until it has, and starts
+    /// it again: same node, same data dir.
+    async fn restart_agent(&mut self) {
+        self.agent.take().expect("an agent runs").stop().await;
+        self.agent = Some(self.plane.start_node(NODE).await);
     }
 
     async fn create(&self, pod: v1::Pod) {
-        self.client
+        self.client()
             .create(Object::from(pod))
             .await
             .expect("create pod");
     }
 
     async fn pod(&self, name: &str) -> Option<v1::Pod> {
-        self.client
+        self.client()
             .get_opt(Kind::Pod, "default", name)
             .await
             .expect("get pod")
@@ -205,39 +178,28 @@ impl Plane {
     }
 
     async fn wait_phase(&self, name: &str, phase: &str) -> v1::PodStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
+        wait_for(&format!("pod {name} {phase}"), WAIT, || async {
             let s = self.status(name).await;
             if s.phase == phase {
-                return s;
+                Ok(s)
+            } else {
+                Err(format!("{s:#?}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "pod {name} never reached {phase}: {s:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
-    /// The pod's logs through the broker's Logs API (what `bosun logs` calls).
-    async fn logs(&self, name: &str) -> String {
-        let mut client = LogsClient::connect(self.broker.url())
-            .await
-            .expect("logs client");
-        let mut stream = client
-            .pod_logs(LogsRequest {
-                namespace: "default".into(),
-                pod: name.into(),
-                ..Default::default()
-            })
-            .await
-            .expect("logs")
-            .into_inner();
-        let mut out = Vec::new();
-        while let Some(chunk) = stream.message().await.expect("log chunk") {
-            out.extend(chunk.data);
-        }
-        String::from_utf8_lossy(&out).into_owned()
+    /// Waits until the pod's logs are exactly `want`.
+    async fn wait_logs(&self, name: &str, want: &str) {
+        wait_for(&format!("logs of {name}: {want:?}"), WAIT, || async {
+            let logs = self.logs(name).await.expect("logs");
+            if logs == want {
+                Ok(())
+            } else {
+                Err(format!("{logs:?}"))
+            }
+        })
+        .await
     }
 }
 
@@ -262,6 +224,24 @@ fn pod(name: &str, image: &str, pull_policy: &str, script: &str) -> v1::Pod {
         })),
         ..Default::default()
     }
+}
+
+/// Mounts the host folder `out` at `/out` in the pod's container (a hostPath volume).
+fn mount_out(pod: &mut v1::Pod, out: &Path) {
+    let spec = pod.spec.as_mut().expect("spec");
+    spec.volumes = vec![v1::Volume {
+        name: "out".into(),
+        host_path: Some(v1::HostPathVolumeSource {
+            path: out.display().to_string(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    spec.containers[0].volume_mounts = vec![v1::VolumeMount {
+        name: "out".into(),
+        mount_path: "/out".into(),
+        ..Default::default()
+    }];
 }
 
 fn main_status(s: &v1::PodStatus) -> v1::ContainerStatus {
@@ -289,6 +269,60 @@ fn waiting(pod: &v1::Pod) -> Option<v1::ContainerStateWaiting> {
         .as_ref()?
         .waiting
         .clone()
+}
+
+/// What the pods of a failing pull went through, from their watch events.
+#[derive(Debug, Default)]
+struct PullHistory {
+    /// Each pod's waiting states (ContainerCreating left out), in order, repeats folded.
+    waiting: BTreeMap<String, Vec<v1::ContainerStateWaiting>>,
+    /// Each pod seen in a phase other than Pending (or none), with that phase.
+    not_pending: Vec<(String, String)>,
+}
+
+fn pull_history(events: &[WatchEvent]) -> PullHistory {
+    let mut history = PullHistory::default();
+    for ev in events {
+        let (WatchEvent::Added(o) | WatchEvent::Modified(o)) = ev else {
+            continue;
+        };
+        let Some(p) = o.as_pod() else { continue };
+        let name = p
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        let now = p
+            .status
+            .as_ref()
+            .map(|s| s.phase.clone())
+            .unwrap_or_default();
+        if !(now.is_empty() || now == phase::PENDING) {
+            history.not_pending.push((name.clone(), now));
+        }
+        if let Some(w) = waiting(p)
+            && w.reason != "ContainerCreating"
+            && history.waiting.get(&name).and_then(|v| v.last()) != Some(&w)
+        {
+            history.waiting.entry(name).or_default().push(w);
+        }
+    }
+    history
+}
+
+/// Whether both pods went ErrImagePull, ImagePullBackOff, then a second pull after the
+/// back-off.
+fn pulled_twice(seen: &BTreeMap<String, Vec<v1::ContainerStateWaiting>>) -> bool {
+    ["missing", "always"].iter().all(|name| {
+        let reasons: Vec<&str> = seen
+            .get(*name)
+            .map(|w| w.iter().map(|w| w.reason.as_str()).collect())
+            .unwrap_or_default();
+        let first = reasons.iter().position(|r| *r == "ErrImagePull");
+        let backoff = reasons.iter().position(|r| *r == "ImagePullBackOff");
+        let again = reasons.iter().rposition(|r| *r == "ErrImagePull");
+        matches!((first, backoff, again), (Some(a), Some(b), Some(c)) if a < b && b < c)
+    })
 }
 
 /// The engine's message for a pull of `image`, as the docker CLI shows it (without the
@@ -360,14 +394,14 @@ async fn a_pod_on_a_local_image_runs_to_completion_with_its_logs_and_exit_code()
         "{}",
         t.container_id
     );
-    let logs = plane.logs("ok").await;
+    let logs = plane.logs("ok").await.expect("logs");
     assert!(logs.contains("hello from docker\n"), "{logs:?}");
     assert!(logs.contains("on stderr\n"), "{logs:?}");
 
     let s = plane.wait_phase("fails", phase::FAILED).await;
     let t = terminated(&s);
     assert_eq!((t.exit_code, t.reason.as_str()), (3, "Error"), "{s:#?}");
-    assert_eq!(plane.logs("fails").await, "failing\n");
+    assert_eq!(plane.logs("fails").await.expect("logs"), "failing\n");
 }
 
 #[tokio::test]
@@ -383,11 +417,7 @@ async fn a_missing_image_is_err_image_pull_then_image_pull_back_off_with_the_eng
     let engine_says = engine_pull_message(missing);
     // Always pulls even an image that is present: with no registry, that fails too.
     let local_always = engine_pull_message(&image.tag);
-    let mut watch = plane
-        .client
-        .watch(Kind::Pod, &Selector::namespace("default"), 0)
-        .await
-        .expect("watch");
+    let watch = Recording::start(plane.client(), Kind::Pod, &Selector::namespace("default")).await;
     plane
         .create(pod("missing", missing, policy::IF_NOT_PRESENT, "true"))
         .await;
@@ -395,56 +425,27 @@ async fn a_missing_image_is_err_image_pull_then_image_pull_back_off_with_the_eng
         .create(pod("always", &image.tag, policy::ALWAYS, "true"))
         .await;
 
-    // Every waiting state each pod went through, in order.
-    let mut seen: std::collections::BTreeMap<String, Vec<v1::ContainerStateWaiting>> =
-        Default::default();
-    let done = |seen: &std::collections::BTreeMap<String, Vec<v1::ContainerStateWaiting>>| {
-        ["missing", "always"].iter().all(|name| {
-            let reasons: Vec<&str> = seen
-                .get(*name)
-                .map(|w| w.iter().map(|w| w.reason.as_str()).collect())
-                .unwrap_or_default();
-            // ErrImagePull, ImagePullBackOff, then a second pull after the back-off.
-            let first = reasons.iter().position(|r| *r == "ErrImagePull");
-            let backoff = reasons.iter().position(|r| *r == "ImagePullBackOff");
-            let again = reasons.iter().rposition(|r| *r == "ErrImagePull");
-            matches!((first, backoff, again), (Some(a), Some(b), Some(c)) if a < b && b < c)
-        })
-    };
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done(&seen) {
-        let ev = tokio::time::timeout_at(deadline, watch.next())
-            .await
-            .unwrap_or_else(|_| {
-                panic!("no ErrImagePull → ImagePullBackOff → ErrImagePull: {seen:#?}")
-            })
-            .expect("watch event")
-            .expect("watch open");
-        let (WatchEvent::Added(o) | WatchEvent::Modified(o)) = ev else {
-            continue;
-        };
-        let Some(p) = o.into_pod() else { continue };
-        let name = p
-            .metadata
-            .as_ref()
-            .map(|m| m.name.clone())
-            .unwrap_or_default();
-        let now = p
-            .status
-            .as_ref()
-            .map(|s| s.phase.clone())
-            .unwrap_or_default();
-        assert!(
-            now.is_empty() || now == phase::PENDING,
-            "{name}: a pod whose image cannot be pulled stays Pending, not {now}"
-        );
-        if let Some(w) = waiting(&p)
-            && w.reason != "ContainerCreating"
-            && seen.get(&name).and_then(|v| v.last()) != Some(&w)
-        {
-            seen.entry(name).or_default().push(w);
-        }
-    }
+    // Every waiting state each pod went through, in order; a phase other than Pending ends
+    // the wait at once (and fails below).
+    let seen = wait_for(
+        "ErrImagePull → ImagePullBackOff → ErrImagePull for both pods",
+        WAIT,
+        || async {
+            let history = pull_history(&watch.events());
+            if pulled_twice(&history.waiting) || !history.not_pending.is_empty() {
+                Ok(history)
+            } else {
+                Err(format!("{:#?}", history.waiting))
+            }
+        },
+    )
+    .await;
+    assert!(
+        seen.not_pending.is_empty(),
+        "a pod whose image cannot be pulled stays Pending: {:?}",
+        seen.not_pending
+    );
+    let seen = seen.waiting;
     for (name, image, engine_says) in [
         ("missing", missing, &engine_says),
         ("always", image.tag.as_str(), &local_always),
@@ -518,26 +519,13 @@ async fn a_deleted_pod_gets_sigterm_then_sigkill_after_its_grace_period_and_its_
     };
     for (name, exit) in [("quits", "; exit 143"), ("stays", "")] {
         let mut p = pod(name, &image.tag, "", &script(name, exit));
-        let spec = p.spec.as_mut().expect("spec");
-        spec.volumes = vec![v1::Volume {
-            name: "out".into(),
-            host_path: Some(v1::HostPathVolumeSource {
-                path: out.display().to_string(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }];
-        spec.containers[0].volume_mounts = vec![v1::VolumeMount {
-            name: "out".into(),
-            mount_path: "/out".into(),
-            ..Default::default()
-        }];
+        mount_out(&mut p, &out);
         plane.create(p).await;
     }
     let mut uids = Vec::new();
     for name in ["quits", "stays"] {
         plane.wait_phase(name, phase::RUNNING).await;
-        eventually(WAIT, || async { plane.logs(name).await == "up\n" }).await;
+        plane.wait_logs(name, "up\n").await;
         let uid = plane
             .pod(name)
             .await
@@ -557,11 +545,17 @@ async fn a_deleted_pod_gets_sigterm_then_sigkill_after_its_grace_period_and_its_
             ..Default::default()
         };
         plane
-            .client
+            .client()
             .delete(Kind::Pod, "default", name, opts)
             .await
             .expect("delete");
-        eventually(WAIT, || async { plane.pod(name).await.is_none() }).await;
+        wait_for(&format!("pod {name} gone"), WAIT, || async {
+            match plane.pod(name).await {
+                None => Ok(()),
+                Some(p) => Err(format!("{:#?}", p.status)),
+            }
+        })
+        .await;
         took.push(started.elapsed());
     }
     assert!(
@@ -601,27 +595,13 @@ async fn a_restarted_agent_re_adopts_its_running_container_and_copies_the_rest_o
     // It prints, then waits for the test's go-ahead, prints again and exits 4.
     let script = "echo before; while [ ! -e /out/go ]; do sleep 0.1; done; echo after; exit 4";
     let mut p = pod("long", &image.tag, "", script);
-    let spec = p.spec.as_mut().expect("spec");
-    spec.volumes = vec![v1::Volume {
-        name: "out".into(),
-        host_path: Some(v1::HostPathVolumeSource {
-            path: out.display().to_string(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }];
-    spec.containers[0].volume_mounts = vec![v1::VolumeMount {
-        name: "out".into(),
-        mount_path: "/out".into(),
-        ..Default::default()
-    }];
+    mount_out(&mut p, &out);
     plane.create(p).await;
     let s = plane.wait_phase("long", phase::RUNNING).await;
     let first_id = main_status(&s).container_id;
-    eventually(WAIT, || async { plane.logs("long").await == "before\n" }).await;
+    plane.wait_logs("long", "before\n").await;
 
-    plane.stop_agent().await;
-    plane.start_agent();
+    plane.restart_agent().await;
     std::fs::write(out.join("go"), "").expect("go");
 
     let s = plane.wait_phase("long", phase::FAILED).await;
@@ -633,7 +613,7 @@ async fn a_restarted_agent_re_adopts_its_running_container_and_copies_the_rest_o
     assert_eq!(main.restart_count, 0);
     assert_eq!(terminated(&s).exit_code, 4, "{s:#?}");
     assert_eq!(
-        plane.logs("long").await,
+        plane.logs("long").await.expect("logs"),
         "before\nafter\n",
         "the output after the restart is copied, and what was copied is not repeated"
     );
@@ -656,7 +636,7 @@ async fn a_log_past_its_cap_is_rotated_and_logs_show_the_latest_output_in_order(
         .map(|i| format!("line-{i}\n"))
         .chain(["line-end\n".to_string()])
         .collect();
-    let logs = plane.logs("chatty").await;
+    let logs = plane.logs("chatty").await.expect("logs");
     assert!(
         (logs.len() as u64) < full.len() as u64 && logs.len() as u64 >= LOG_CAP / 2,
         "between one and two caps of output are kept: {} bytes",
@@ -672,7 +652,7 @@ async fn a_log_past_its_cap_is_rotated_and_logs_show_the_latest_output_in_order(
         .and_then(|p| p.metadata)
         .map(|m| m.uid);
     let rotated = plane
-        .dir
+        .node_dir(NODE)
         .join("pods")
         .join(uid.unwrap_or_default())
         .join("main/current.log.1");

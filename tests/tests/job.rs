@@ -8,13 +8,11 @@
 //! give up after 30 s, so a failed test leaves nothing running).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bosun_api::v1::logs_client::LogsClient;
-use bosun_api::v1::{self, Kind, LogsRequest, Object};
+use bosun_api::v1::{self, Kind, Object};
 use bosun_runtime::client::{DeleteOptions, Selector, WatchEvent};
-use bosun_tests::{Bosun, try_wait_for, wait_for};
+use bosun_tests::{Bosun, Recording, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -31,81 +29,11 @@ impl std::ops::Deref for Plane {
 impl Plane {
     async fn start(label: &str) -> Plane {
         let plane = bosun_tests::Plane::builder(&format!("job-{label}"))
-            .scheduler()
-            .gc()
-            .job_controller()
+            .controllers()
             .nodes(&["node-1", "node-2"])
             .start()
             .await;
         Plane(plane)
-    }
-
-    async fn apply(&self, yaml: &str) {
-        for m in bosun_api::codec::decode_manifests("test.yaml", yaml).expect("valid YAML") {
-            self.client().create(m.object).await.expect("create");
-        }
-    }
-
-    /// A file in the plane's directory (for pods to wait on or leave behind).
-    fn file(&self, name: &str) -> String {
-        self.dir().join(name).display().to_string()
-    }
-
-    /// Creates the file `name` (a pod waiting for it goes on).
-    fn touch(&self, name: &str) {
-        std::fs::write(self.dir().join(name), b"").expect("touch");
-    }
-
-    /// A shell command that waits (at most 30 s) for the file `name`, then exits 0.
-    fn wait_for_file(&self, name: &str) -> String {
-        let file = self.file(name);
-        format!("for i in $(seq 300); do [ -f {file} ] && exit 0; sleep 0.1; done; exit 1")
-    }
-
-    async fn job(&self, name: &str) -> v1::Job {
-        self.client()
-            .get(Kind::Job, "default", name)
-            .await
-            .expect("get job")
-            .into_job()
-            .expect("a job")
-    }
-
-    async fn pods_of(&self, job: &str) -> Vec<v1::Pod> {
-        self.client()
-            .list(Kind::Pod, &job_pods(job))
-            .await
-            .expect("list pods")
-            .items
-            .into_iter()
-            .filter_map(Object::into_pod)
-            .collect()
-    }
-
-    /// Waits until `ok` holds for the Job; returns it. At the deadline, panics showing the
-    /// Job and its pods as they were.
-    async fn wait_job(&self, name: &str, ok: impl Fn(&v1::Job) -> bool) -> v1::Job {
-        let waited = try_wait_for(&format!("job {name} as expected"), WAIT, || async {
-            let job = self.job(name).await;
-            if ok(&job) {
-                Ok(job)
-            } else {
-                Err(format!("{:#?}", job.status))
-            }
-        })
-        .await;
-        match waited {
-            Ok(job) => job,
-            Err(message) => {
-                let pods: Vec<(String, String)> = self
-                    .pods_of(name)
-                    .await
-                    .iter()
-                    .map(|p| (p.metadata.clone().unwrap_or_default().name, phase(p).into()))
-                    .collect();
-                panic!("{message}\npods: {pods:?}");
-            }
-        }
     }
 
     /// Waits until the Job has condition `ty` True; returns it.
@@ -138,27 +66,6 @@ impl Plane {
             .filter_map(Object::into_event)
             .filter(|e| e.involved_object.as_ref().is_some_and(|o| o.uid == *uid))
             .collect()
-    }
-
-    /// What the pod printed, through the broker's Logs service.
-    async fn logs(&self, pod: &str) -> String {
-        let mut client = LogsClient::connect(self.url().to_string())
-            .await
-            .expect("logs client");
-        let mut stream = client
-            .pod_logs(LogsRequest {
-                namespace: "default".into(),
-                pod: pod.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("logs of {pod}: {s}"))
-            .into_inner();
-        let mut out = Vec::new();
-        while let Some(chunk) = stream.message().await.expect("log chunk") {
-            out.extend(chunk.data);
-        }
-        String::from_utf8_lossy(&out).into_owned()
     }
 }
 
@@ -207,7 +114,7 @@ async fn assert_settled(plane: &Plane, job: &v1::Job) {
     // Releases follow the status write: give them a moment.
     wait_for(&format!("{name}'s pods released"), WAIT, || async {
         let held: Vec<String> = plane
-            .pods_of(name)
+            .job_pods(name)
             .await
             .into_iter()
             .filter_map(|p| p.metadata)
@@ -225,56 +132,15 @@ async fn assert_settled(plane: &Plane, job: &v1::Job) {
 
 /// Every change to one Job's pods as the API saw them, from before the Job existed, with
 /// the instant each change arrived.
-struct PodWatch {
-    seen: Arc<Mutex<Vec<(Instant, WatchEvent)>>>,
-    ended: Arc<Mutex<Option<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for PodWatch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+struct PodWatch(Recording);
 
 impl PodWatch {
     async fn start(plane: &Plane, job: &str) -> PodWatch {
-        let selector = job_pods(job);
-        let revision = plane
-            .client()
-            .list(Kind::Pod, &selector)
-            .await
-            .expect("list pods")
-            .revision;
-        let mut stream = plane
-            .client()
-            .watch(Kind::Pod, &selector, revision)
-            .await
-            .expect("watch pods");
-        let seen: Arc<Mutex<Vec<(Instant, WatchEvent)>>> = Arc::default();
-        let ended: Arc<Mutex<Option<String>>> = Arc::default();
-        let task = tokio::spawn({
-            let (seen, ended) = (seen.clone(), ended.clone());
-            async move {
-                let why = loop {
-                    match stream.next().await {
-                        Ok(Some(WatchEvent::Bookmark(_))) => {}
-                        Ok(Some(ev)) => seen.lock().unwrap().push((Instant::now(), ev)),
-                        Ok(None) => break "the broker ended the watch".to_string(),
-                        Err(e) => break format!("the watch failed: {e}"),
-                    }
-                };
-                *ended.lock().unwrap() = Some(why);
-            }
-        });
-        PodWatch { seen, ended, task }
+        PodWatch(Recording::start(plane.client(), Kind::Pod, &job_pods(job)).await)
     }
 
     fn events(&self) -> Vec<(Instant, WatchEvent)> {
-        if let Some(why) = self.ended.lock().unwrap().clone() {
-            panic!("pod watch incomplete: {why}");
-        }
-        self.seen.lock().unwrap().clone()
+        self.0.timed_events()
     }
 
     /// Each pod's name and when its creation arrived, oldest first.
@@ -357,7 +223,7 @@ spec:
     assert!(!is_true(&job, "Failed"));
     assert_settled(&plane, &job).await;
 
-    let pods = plane.pods_of("pi").await;
+    let pods = plane.job_pods("pi").await;
     assert_eq!(pods.len(), 1, "{pods:#?}");
     let pod = &pods[0];
     assert_eq!(phase(pod), "Succeeded");
@@ -391,7 +257,7 @@ spec:
         (Some(true), Some(true))
     );
     assert!(meta.finalizers.is_empty(), "{:?}", meta.finalizers);
-    assert_eq!(plane.logs(&meta.name).await, "3.14159\n");
+    assert_eq!(plane.logs(&meta.name).await.expect("logs"), "3.14159\n");
 
     // Events are written in the background: wait for both.
     let created = format!("Created pod: {}", meta.name);
@@ -465,7 +331,7 @@ spec:
     assert_settled(&plane, &job).await;
     assert_eq!(watch.created().len(), 5);
     assert_eq!(watch.max_active(), 1, "{:?}", watch.active_over_time());
-    let pods = plane.pods_of("serial").await;
+    let pods = plane.job_pods("serial").await;
     assert_eq!(pods.len(), 5);
     assert!(pods.iter().all(|p| phase(p) == "Succeeded"));
 }
@@ -505,7 +371,7 @@ spec:
     assert_eq!(watch.max_active(), 2, "{counts:?}");
     assert_eq!(counts.last(), Some(&0), "{counts:?}");
     assert_eq!(watch.created().len(), 8);
-    let pods = plane.pods_of("par").await;
+    let pods = plane.job_pods("par").await;
     assert_eq!(pods.len(), 8);
     assert!(pods.iter().all(|p| phase(p) == "Succeeded"));
 }
@@ -541,7 +407,7 @@ spec:
     assert_eq!((s.failed, s.succeeded), (3, 0), "{s:#?}");
     assert!(s.completion_time.is_empty(), "only a Complete Job has one");
     assert_settled(&plane, &job).await;
-    assert_eq!(plane.pods_of("fail").await.len(), 3);
+    assert_eq!(plane.job_pods("fail").await.len(), 3);
 
     // The retry delay after the 1st failure is 1 s, after the 2nd 2 s: each gap between
     // creations is at least that, and the second is longer.
@@ -624,7 +490,7 @@ spec:
     assert_eq!(s.completed_indexes, "0-2", "{s:#?}");
     assert_eq!((s.succeeded, s.failed), (3, 0), "{s:#?}");
     assert_settled(&plane, &job).await;
-    let pods = plane.pods_of("idx").await;
+    let pods = plane.job_pods("idx").await;
     assert_eq!(pods.len(), 3);
     let mut seen = Vec::new();
     for pod in &pods {
@@ -642,7 +508,7 @@ spec:
         let hostname = format!("idx-{index}");
         assert_eq!(pod.spec.as_ref().expect("spec").hostname, hostname);
         assert_eq!(
-            plane.logs(&meta.name).await,
+            plane.logs(&meta.name).await.expect("logs"),
             format!("index={index} host={hostname}\n")
         );
         seen.push(index);
@@ -734,7 +600,7 @@ spec:
         let s = status(&job);
         assert_eq!((s.succeeded, s.failed), (1, failed), "{name}: {s:#?}");
         assert_settled(&plane, &job).await;
-        let pods = plane.pods_of(name).await;
+        let pods = plane.job_pods(name).await;
         let mut phases: Vec<&str> = pods.iter().map(phase).collect();
         phases.sort();
         assert_eq!(phases, ["Failed", "Succeeded"], "{name}");
@@ -814,7 +680,7 @@ spec:
     let s = status(&job);
     assert!(s.start_time.is_empty(), "{s:#?}");
     assert_eq!(s.active, 0);
-    assert!(plane.pods_of("later").await.is_empty());
+    assert!(plane.job_pods("later").await.is_empty());
     assert!(watch.created().is_empty(), "a suspended Job created pods");
 
     plane
@@ -860,7 +726,7 @@ spec:
         ))
         .await;
     wait_for("2 pods of pausable Running", WAIT, || async {
-        let pods = plane.pods_of("pausable").await;
+        let pods = plane.job_pods("pausable").await;
         let phases: Vec<&str> = pods.iter().map(phase).collect();
         if phases == ["Running", "Running"] {
             Ok(())
@@ -879,7 +745,7 @@ spec:
     assert_eq!(condition(&job, "Suspended").reason, "JobSuspended");
     // Its pods go away (released, then deleted), and none counts as a failure.
     wait_for("every pod of pausable gone", WAIT, || async {
-        plane.pods_of("pausable").await.is_empty()
+        plane.job_pods("pausable").await.is_empty()
     })
     .await;
     let job = plane
@@ -971,7 +837,7 @@ spec:
     assert!(status(&b).start_time.is_empty());
     // A really runs meanwhile; B still has nothing.
     wait_for("a pod of a Running", WAIT, || async {
-        let pods = plane.pods_of("a").await;
+        let pods = plane.job_pods("a").await;
         if pods.iter().any(|p| phase(p) == "Running") {
             Ok(())
         } else {
@@ -983,7 +849,7 @@ spec:
     })
     .await;
     assert!(
-        plane.pods_of("b").await.is_empty(),
+        plane.job_pods("b").await.is_empty(),
         "b ran before a finished"
     );
     assert!(watch_b.created().is_empty(), "b ran before a finished");
@@ -1058,7 +924,7 @@ spec:
     let s = status(&c);
     assert_eq!((s.succeeded, s.failed, s.active), (0, 0, 0), "{s:#?}");
     assert!(watch_c.created().is_empty(), "c created a pod");
-    assert!(plane.pods_of("c").await.is_empty());
+    assert!(plane.job_pods("c").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1095,7 +961,7 @@ spec:
     assert_settled(&plane, &job).await;
     assert!(
         plane
-            .pods_of("queue")
+            .job_pods("queue")
             .await
             .iter()
             .all(|p| phase(p) == "Succeeded")
@@ -1229,7 +1095,7 @@ spec:
     assert_eq!(deleted, 4);
     // Released after counting, the deleted pods are really gone.
     wait_for("every pod of eager gone", WAIT, || async {
-        plane.pods_of("eager").await.is_empty()
+        plane.job_pods("eager").await.is_empty()
     })
     .await;
     // And nothing recounts them later.

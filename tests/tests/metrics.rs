@@ -15,11 +15,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bosun_api::v1::Kind;
-use bosun_runtime::client::Broker as Client;
-use bosun_tests::{Broker, Etcd, eventually, free_addr, job, temp_dir};
+use bosun_tests::{Plane, job, wait_for};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -152,82 +150,54 @@ async fn parse(scrapes: &[Value]) -> Value {
     serde_json::from_slice(&out.stdout).expect("the parser script prints JSON")
 }
 
-/// The plane: every service with its metrics address.
-struct Plane {
-    _etcd: Etcd,
-    _broker: Broker,
-    client: Client,
-    metrics: BTreeMap<&'static str, SocketAddr>,
-    shutdown: CancellationToken,
+/// The plane: every service in-process, each serving metrics on its own port.
+async fn plane() -> Plane {
+    Plane::builder("metrics")
+        .controllers()
+        .nodes(&["node-1"])
+        .start()
+        .await
 }
 
-impl Drop for Plane {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-impl Plane {
-    async fn start() -> Plane {
-        let etcd = Etcd::start().await;
-        let metrics: BTreeMap<&'static str, SocketAddr> =
-            ["broker", "scheduler", "gc", "job-controller", "node-agent"]
-                .into_iter()
-                .map(|s| (s, free_addr()))
-                .collect();
-        let mut config = Broker::config(&etcd);
-        config.metrics_listen = Some(metrics["broker"]);
-        let broker = Broker::start_with(config).await;
-        let url = broker.url();
-        let client = Client::connect(&url).await.expect("client");
-        let shutdown = CancellationToken::new();
-
-        let mut c = bosun_scheduler::Config::for_server(&url);
-        c.metrics_listen = Some(metrics["scheduler"]);
-        tokio::spawn(bosun_scheduler::run(c, shutdown.clone()));
-        let mut c = bosun_gc::Config::for_server(&url);
-        c.metrics_listen = Some(metrics["gc"]);
-        tokio::spawn(bosun_gc::run(c, shutdown.clone()));
-        let mut c = bosun_job_controller::Config::for_server(&url);
-        c.metrics_listen = Some(metrics["job-controller"]);
-        tokio::spawn(bosun_job_controller::run(c, shutdown.clone()));
-        let mut c = bosun_node_agent::Config::new(&url, "node-1");
-        c.data_dir = Some(temp_dir("metrics").join("node-1"));
-        c.heartbeat_interval = Duration::from_millis(200);
-        c.metrics_listen = Some(metrics["node-agent"]);
-        tokio::spawn(bosun_node_agent::run(c, shutdown.child_token()));
-        Plane {
-            _etcd: etcd,
-            _broker: broker,
-            client,
-            metrics,
-            shutdown,
-        }
-    }
-
-    async fn succeeded(&self, name: &str) -> i32 {
-        self.client
-            .get_opt(Kind::Job, "default", name)
-            .await
-            .expect("get job")
-            .and_then(|o| o.into_job())
-            .and_then(|j| j.status)
-            .map_or(0, |s| s.succeeded)
-    }
+/// Every service's metrics address, by service.
+fn metrics(plane: &Plane) -> BTreeMap<&'static str, SocketAddr> {
+    [
+        ("broker", plane.broker_metrics()),
+        ("scheduler", plane.scheduler_metrics()),
+        ("gc", plane.gc_metrics()),
+        ("job-controller", plane.job_controller_metrics()),
+        ("node-agent", plane.node_metrics("node-1")),
+    ]
+    .into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_services_metrics_parse_with_the_prometheus_text_and_openmetrics_parsers() {
-    let plane = Plane::start().await;
+    let plane = plane().await;
     plane
-        .client
+        .client()
         .create(job("default", "pi"))
         .await
         .expect("create job");
-    eventually(WAIT, || async { plane.succeeded("pi").await == 1 }).await;
+    wait_for("job pi succeeded once", WAIT, || async {
+        let status = plane
+            .client()
+            .get_opt(Kind::Job, "default", "pi")
+            .await
+            .expect("get job")
+            .and_then(|o| o.into_job())
+            .and_then(|j| j.status)
+            .unwrap_or_default();
+        if status.succeeded == 1 {
+            Ok(())
+        } else {
+            Err(format!("{status:#?}"))
+        }
+    })
+    .await;
 
     let mut scrapes = Vec::new();
-    for (service, addr) in &plane.metrics {
+    for (service, addr) in &metrics(&plane) {
         let (text_type, text) = scrape(*addr, None).await;
         assert_eq!(
             text_type, "text/plain; version=0.0.4; charset=utf-8",

@@ -5,8 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bosun_api::v1::logs_client::LogsClient;
-use bosun_api::v1::{self, Kind, LogsRequest, Object};
+use bosun_api::v1::{self, Kind, Object};
 use bosun_node_agent::{Config, RuntimeKind};
 use bosun_runtime::client::{Broker as Client, DeleteOptions};
 use bosun_tests::{Plane, free_addr, metric, temp_dir, wait_for};
@@ -82,25 +81,6 @@ async fn wait_phase(client: &Client, name: &str, phase: &str) -> v1::PodStatus {
 
 fn main_status(s: &v1::PodStatus) -> v1::ContainerStatus {
     s.container_statuses.first().cloned().unwrap_or_default()
-}
-
-async fn broker_logs(plane: &Plane, pod: &str) -> Result<String, tonic::Status> {
-    let mut client = LogsClient::connect(plane.url().to_string())
-        .await
-        .expect("logs client");
-    let mut stream = client
-        .pod_logs(LogsRequest {
-            namespace: "default".into(),
-            pod: pod.into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.message().await? {
-        out.extend(chunk.data);
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[tokio::test]
@@ -198,18 +178,18 @@ async fn a_pod_that_prints_and_exits_zero_succeeds_and_its_output_comes_back_thr
             .iter()
             .any(|c| c.r#type == "Initialized" && c.status == "True")
     );
-    let logs = broker_logs(&plane, "hello").await.expect("logs");
+    let logs = plane.logs("hello").await.expect("logs");
     assert_eq!(logs, "hello from hello\n");
 
     // kubectl's errors: a missing pod, and one not scheduled yet.
-    let err = broker_logs(&plane, "missing").await.unwrap_err();
+    let err = plane.logs("missing").await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
     plane
         .client()
         .create(pod("unbound", "", Some("true"), "Never"))
         .await
         .expect("create");
-    let err = broker_logs(&plane, "unbound").await.unwrap_err();
+    let err = plane.logs("unbound").await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
     assert!(err.message().contains("not scheduled yet"), "{err}");
     agent.stop().await;
@@ -356,7 +336,7 @@ async fn a_finished_pod_never_runs_again_and_its_files_go_with_it() {
         obj.meta_mut().labels.insert("touched".into(), value.into());
         plane.client().update(obj).await.expect("update labels");
     }
-    assert_eq!(broker_logs(&plane, "once").await.expect("logs"), "hi\n");
+    assert_eq!(plane.logs("once").await.expect("logs"), "hi\n");
     let uid = get_pod(plane.client(), "once")
         .await
         .and_then(|p| p.metadata)
@@ -403,7 +383,7 @@ async fn a_restarted_agent_keeps_its_running_pods_without_starting_them_twice() 
     let agent = plane.start_agent(config(&plane, "n1", &dir.join("data")));
     // The new agent serves the pod's logs, so it has taken the pod over.
     wait_for("logs of long served by the new agent", WAIT, || async {
-        match broker_logs(&plane, "long").await {
+        match plane.logs("long").await {
             Ok(l) if l.contains("started") => Ok(()),
             other => Err(format!("{other:?}")),
         }
@@ -419,10 +399,7 @@ async fn a_restarted_agent_keeps_its_running_pods_without_starting_them_twice() 
         "run\n",
         "started once"
     );
-    assert_eq!(
-        broker_logs(&plane, "long").await.expect("logs"),
-        "started\ndone\n"
-    );
+    assert_eq!(plane.logs("long").await.expect("logs"), "started\ndone\n");
     agent.stop().await;
 }
 
@@ -550,7 +527,7 @@ async fn a_log_past_its_cap_is_rotated_and_logs_still_show_the_latest_output() {
         .await
         .expect("create");
     wait_phase(plane.client(), "chatty", "Succeeded").await;
-    let logs = broker_logs(&plane, "chatty").await.expect("logs");
+    let logs = plane.logs("chatty").await.expect("logs");
     assert!(
         logs.ends_with("line-299\nline-end\n"),
         "the output before and after the rotation is kept: {logs:?}"

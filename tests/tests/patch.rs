@@ -7,77 +7,51 @@ use std::time::Duration;
 
 use bosun_api::Kind;
 use bosun_api::v1::PatchType;
-use bosun_runtime::client::{Broker as Client, PatchTarget};
-use bosun_tests::{Bosun, Broker, Etcd, Output, job};
+use bosun_runtime::client::PatchTarget;
+use bosun_tests::{Plane, job};
 
 /// etcd, the broker binary, a `bosun` for it and a typed client.
-struct Plane {
-    _etcd: Etcd,
-    _broker: Broker,
-    bosun: Bosun,
-    client: Client,
+async fn plane() -> Plane {
+    Plane::builder("patch").broker_process().start().await
 }
 
-impl Plane {
-    async fn start() -> Plane {
-        let etcd = Etcd::start().await;
-        let broker = Broker::spawn_process(&etcd).await;
-        let bosun = Bosun::new(&broker.url());
-        let client = Client::connect(&broker.url()).await.expect("connect");
-        Plane {
-            _etcd: etcd,
-            _broker: broker,
-            bosun,
-            client,
-        }
-    }
+/// Creates the Job `name` (one pod running `true`; it and its pods labelled `app=<name>`).
+async fn create_job(p: &Plane, name: &str) {
+    let mut obj = job("default", name);
+    obj.meta_mut().labels.insert("app".into(), name.into());
+    p.client().create(obj).await.expect("create job");
+}
 
-    /// Creates the Job `name` (one pod running `true`; it and its pods labelled `app=<name>`).
-    async fn job(&self, name: &str) {
-        let mut obj = job("default", name);
-        obj.meta_mut().labels.insert("app".into(), name.into());
-        self.client.create(obj).await.expect("create job");
-    }
+/// `bosun get job NAME -o jsonpath=TEMPLATE`.
+async fn jsonpath(p: &Plane, name: &str, template: &str) -> String {
+    p.ok(&["get", "job", name, "-o", &format!("jsonpath={template}")])
+        .await
+}
 
-    async fn run(&self, args: &[&str]) -> Output {
-        self.bosun.run(args).await
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        self.bosun.ok(args).await
-    }
-
-    /// `bosun get job NAME -o jsonpath=TEMPLATE`.
-    async fn jsonpath(&self, name: &str, template: &str) -> String {
-        self.ok(&["get", "job", name, "-o", &format!("jsonpath={template}")])
-            .await
-    }
-
-    async fn resource_version(&self, name: &str) -> String {
-        self.jsonpath(name, "{.metadata.resourceVersion}").await
-    }
+async fn resource_version(p: &Plane, name: &str) -> String {
+    jsonpath(p, name, "{.metadata.resourceVersion}").await
 }
 
 #[tokio::test]
 async fn a_merge_patch_changes_labels_and_a_jobs_parallelism_and_a_repeat_changes_nothing() {
-    let p = Plane::start().await;
-    p.job("pi").await;
+    let p = plane().await;
+    create_job(&p, "pi").await;
     let patch = r#"{"metadata":{"labels":{"tier":"batch"}},"spec":{"parallelism":3}}"#;
     let out = p
         .ok(&["patch", "job", "pi", "--type", "merge", "-p", patch])
         .await;
     assert_eq!(out, "job.batch/pi patched\n");
-    assert_eq!(p.jsonpath("pi", "{.spec.parallelism}").await, "3");
-    assert_eq!(p.jsonpath("pi", "{.metadata.labels.tier}").await, "batch");
-    assert_eq!(p.jsonpath("pi", "{.metadata.generation}").await, "2");
+    assert_eq!(jsonpath(&p, "pi", "{.spec.parallelism}").await, "3");
+    assert_eq!(jsonpath(&p, "pi", "{.metadata.labels.tier}").await, "batch");
+    assert_eq!(jsonpath(&p, "pi", "{.metadata.generation}").await, "2");
 
-    let before = p.resource_version("pi").await;
+    let before = resource_version(&p, "pi").await;
     let out = p
         .ok(&["patch", "job/pi", "--type=merge", "-p", patch])
         .await;
     assert_eq!(out, "job.batch/pi patched (no change)\n");
     assert_eq!(
-        p.resource_version("pi").await,
+        resource_version(&p, "pi").await,
         before,
         "an unchanged object is not written"
     );
@@ -115,7 +89,7 @@ async fn a_merge_patch_changes_labels_and_a_jobs_parallelism_and_a_repeat_change
     assert!(v["metadata"]["labels"].get("tier").is_none(), "{v}");
 
     // A YAML patch, as kubectl takes it, on a server dry run: checked, not written.
-    let before = p.resource_version("pi").await;
+    let before = resource_version(&p, "pi").await;
     let out = p
         .ok(&[
             "patch",
@@ -129,8 +103,8 @@ async fn a_merge_patch_changes_labels_and_a_jobs_parallelism_and_a_repeat_change
         ])
         .await;
     assert_eq!(out, "job.batch/pi patched (server dry run)\n");
-    assert_eq!(p.jsonpath("pi", "{.spec.parallelism}").await, "2");
-    assert_eq!(p.resource_version("pi").await, before);
+    assert_eq!(jsonpath(&p, "pi", "{.spec.parallelism}").await, "2");
+    assert_eq!(resource_version(&p, "pi").await, before);
     let out = p
         .run(&[
             "patch",
@@ -148,8 +122,8 @@ async fn a_merge_patch_changes_labels_and_a_jobs_parallelism_and_a_repeat_change
 
 #[tokio::test]
 async fn a_json_patch_adds_removes_replaces_and_tests() {
-    let p = Plane::start().await;
-    p.job("pi").await;
+    let p = plane().await;
+    create_job(&p, "pi").await;
     // `~1` is the `/` of a label key in a JSON pointer.
     let patch = r#"[
         {"op": "test", "path": "/spec/parallelism", "value": 1},
@@ -163,10 +137,9 @@ async fn a_json_patch_adds_removes_replaces_and_tests() {
         .ok(&["patch", "job", "pi", "--type", "json", "-p", patch])
         .await;
     assert_eq!(out, "job.batch/pi patched\n");
-    assert_eq!(p.jsonpath("pi", "{.spec.parallelism}").await, "4");
+    assert_eq!(jsonpath(&p, "pi", "{.spec.parallelism}").await, "4");
     assert_eq!(
-        p.jsonpath("pi", "{.metadata.labels.example\\.com/team}")
-            .await,
+        jsonpath(&p, "pi", "{.metadata.labels.example\\.com/team}").await,
         "infra"
     );
     let json = p.ok(&["get", "job", "pi", "-o", "json"]).await;
@@ -200,9 +173,9 @@ async fn a_json_patch_adds_removes_replaces_and_tests() {
 
 #[tokio::test]
 async fn a_failing_test_operation_is_an_error_and_nothing_is_written() {
-    let p = Plane::start().await;
-    p.job("pi").await;
-    let before = p.resource_version("pi").await;
+    let p = plane().await;
+    create_job(&p, "pi").await;
+    let before = resource_version(&p, "pi").await;
     let patch = r#"[
         {"op": "replace", "path": "/spec/parallelism", "value": 9},
         {"op": "test", "path": "/metadata/labels/app", "value": "other"}
@@ -218,15 +191,15 @@ async fn a_failing_test_operation_is_an_error_and_nothing_is_written() {
         ),
         "{out:#?}"
     );
-    assert_eq!(p.resource_version("pi").await, before);
-    assert_eq!(p.jsonpath("pi", "{.spec.parallelism}").await, "1");
+    assert_eq!(resource_version(&p, "pi").await, before);
+    assert_eq!(jsonpath(&p, "pi", "{.spec.parallelism}").await, "1");
 }
 
 #[tokio::test]
 async fn an_invalid_patch_result_is_rejected_with_what_is_wrong_and_nothing_is_written() {
-    let p = Plane::start().await;
-    p.job("pi").await;
-    let before = p.resource_version("pi").await;
+    let p = plane().await;
+    create_job(&p, "pi").await;
+    let before = resource_version(&p, "pi").await;
     let table: [(&str, &str, &str, &str); 6] = [
         (
             "an immutable field",
@@ -271,7 +244,7 @@ async fn an_invalid_patch_result_is_rejected_with_what_is_wrong_and_nothing_is_w
             .await;
         assert_eq!(out.code, 1, "{name}: {out:#?}");
         assert!(out.stderr.contains(want), "{name}: {}", out.stderr);
-        assert_eq!(p.resource_version("pi").await, before, "{name}: written");
+        assert_eq!(resource_version(&p, "pi").await, before, "{name}: written");
     }
     // The whole message, as kubectl users read it.
     let out = p
@@ -294,13 +267,13 @@ async fn an_invalid_patch_result_is_rejected_with_what_is_wrong_and_nothing_is_w
         format!(r#"{{"metadata":{{"resourceVersion":"{before}"}},"spec":{{"parallelism":5}}}}"#);
     p.ok(&["patch", "job", "pi", "--type", "merge", "-p", &patch])
         .await;
-    assert_eq!(p.jsonpath("pi", "{.spec.parallelism}").await, "5");
+    assert_eq!(jsonpath(&p, "pi", "{.spec.parallelism}").await, "5");
 }
 
 #[tokio::test]
 async fn kubectls_default_strategic_merge_is_refused_with_what_to_use() {
-    let p = Plane::start().await;
-    p.job("pi").await;
+    let p = plane().await;
+    create_job(&p, "pi").await;
     let out = p
         .run(&["patch", "job", "pi", "-p", r#"{"spec":{"parallelism":2}}"#])
         .await;
@@ -311,7 +284,7 @@ async fn kubectls_default_strategic_merge_is_refused_with_what_to_use() {
             && out.stderr.contains("use --type merge"),
         "{out:#?}"
     );
-    assert_eq!(p.jsonpath("pi", "{.spec.parallelism}").await, "1");
+    assert_eq!(jsonpath(&p, "pi", "{.spec.parallelism}").await, "1");
     let out = p
         .run(&["patch", "job", "nope", "--type", "merge", "-p", "{}"])
         .await;
@@ -327,11 +300,11 @@ async fn kubectls_default_strategic_merge_is_refused_with_what_to_use() {
 async fn many_concurrent_patches_each_adding_a_label_all_land() {
     const CLIENTS: usize = 40;
     const CLIS: usize = 6;
-    let p = Plane::start().await;
-    p.job("pi").await;
+    let p = plane().await;
+    create_job(&p, "pi").await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..CLIENTS {
-        let client = p.client.clone();
+        let client = p.client().clone();
         tasks.spawn(async move {
             let patch = format!(r#"{{"metadata":{{"labels":{{"c{i}":"v"}}}}}}"#);
             let target = PatchTarget {
@@ -346,7 +319,7 @@ async fn many_concurrent_patches_each_adding_a_label_all_land() {
         });
     }
     for i in 0..CLIS {
-        let bosun = p.bosun.clone();
+        let bosun = p.bosun().clone();
         tasks.spawn(async move {
             let patch = format!(r#"[{{"op":"add","path":"/metadata/labels/cli{i}","value":"v"}}]"#);
             let out = bosun
@@ -362,7 +335,11 @@ async fn many_concurrent_patches_each_adding_a_label_all_land() {
     })
     .await
     .expect("every patch finished within 60 s");
-    let job = p.client.get(Kind::Job, "default", "pi").await.expect("get");
+    let job = p
+        .client()
+        .get(Kind::Job, "default", "pi")
+        .await
+        .expect("get");
     let labels = &job.meta().expect("meta").labels;
     let missing: Vec<String> = (0..CLIENTS)
         .map(|i| format!("c{i}"))
@@ -374,13 +351,13 @@ async fn many_concurrent_patches_each_adding_a_label_all_land() {
 
 #[tokio::test]
 async fn the_status_subresource_patches_the_status_and_the_object_patch_leaves_it() {
-    let p = Plane::start().await;
-    p.client
+    let p = plane().await;
+    p.client()
         .create(bosun_tests::pod("default", "web"))
         .await
         .expect("create pod");
     let get = |template: &'static str| {
-        let bosun = p.bosun.clone();
+        let bosun = p.bosun().clone();
         async move {
             bosun
                 .ok(&["get", "pod", "web", "-o", &format!("jsonpath={template}")])

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use bosun_tests::{Bosun, Broker, Etcd, eventually};
-use tokio_util::sync::CancellationToken;
+use bosun_tests::{Plane, wait_for};
 
 const POD: &str = r#"apiVersion: v1
 kind: Pod
@@ -22,9 +21,8 @@ spec:
 
 #[tokio::test]
 async fn a_pod_no_node_can_take_is_pending_from_its_creation() {
-    let etcd = Etcd::start().await;
-    let broker = Broker::spawn_process(&etcd).await;
-    let bosun = Bosun::new(&broker.url());
+    let mut plane = Plane::builder("pod-phase").broker_process().start().await;
+    let bosun = plane.bosun().clone();
     let out = bosun.run_with_stdin(&["apply", "-f", "-"], Some(POD)).await;
     assert_eq!(out.code, 0, "{out:#?}");
     let phase = || async {
@@ -46,9 +44,7 @@ async fn a_pod_no_node_can_take_is_pending_from_its_creation() {
     assert_eq!(pending, "pod/waiting\n");
 
     // The scheduler finds no node for it (there is none) and says so; the pod stays Pending.
-    let shutdown = CancellationToken::new();
-    let config = bosun_scheduler::Config::for_server(&broker.url());
-    let scheduler = tokio::spawn(bosun_scheduler::run(config, shutdown.clone()));
+    plane.add_scheduler();
     let reason = || async {
         bosun
             .ok(&[
@@ -60,9 +56,18 @@ async fn a_pod_no_node_can_take_is_pending_from_its_creation() {
             ])
             .await
     };
-    eventually(Duration::from_secs(20), || async {
-        reason().await == "Unschedulable"
-    })
+    wait_for(
+        "pod waiting's condition reason Unschedulable",
+        Duration::from_secs(20),
+        || async {
+            let reason = reason().await;
+            if reason == "Unschedulable" {
+                Ok(())
+            } else {
+                Err(format!("reason {reason:?}"))
+            }
+        },
+    )
     .await;
     assert_eq!(
         phase().await,
@@ -71,6 +76,4 @@ async fn a_pod_no_node_can_take_is_pending_from_its_creation() {
     );
     let table = bosun.ok(&["get", "pod", "waiting"]).await;
     assert!(table.contains("Pending"), "{table}");
-    shutdown.cancel();
-    let _ = scheduler.await;
 }

@@ -8,14 +8,12 @@ use std::time::Duration;
 use bosun_api::v1::{self, Kind};
 use bosun_api::vocab::phase;
 use bosun_runtime::client::Broker as Client;
-use bosun_tests::{Broker, Etcd, eventually, free_addr, metric, temp_dir};
-use tokio_util::sync::CancellationToken;
+use bosun_tests::{Plane, metric, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A pod bound to `node-1` that waits (at most 30 s) for the file `go`, then exits 0.
-fn pod_waiting_for(go: &str) -> v1::Object {
-    let script = format!("for i in $(seq 300); do [ -f {go} ] && exit 0; sleep 0.1; done; exit 1");
+/// A pod bound to `node-1` running `script` once.
+fn pod_running(script: String) -> v1::Object {
     v1::Pod {
         metadata: Some(v1::ObjectMeta {
             name: "waits".into(),
@@ -49,48 +47,56 @@ async fn pod_status(client: &Client) -> v1::PodStatus {
         .unwrap_or_default()
 }
 
+/// Waits until pod `waits` is in `want`; returns its status.
+async fn wait_phase(client: &Client, want: &str) -> v1::PodStatus {
+    wait_for(&format!("pod waits {want}"), WAIT, || async {
+        let s = pod_status(client).await;
+        if s.phase == want {
+            Ok(s)
+        } else {
+            Err(format!("{s:#?}"))
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_write_given_up_while_the_broker_is_down_is_reported_and_written_later() {
-    let etcd = Etcd::start().await;
-    let mut broker = Broker::start(&etcd).await;
-    let client = Client::connect(&broker.url()).await.expect("client");
-    let dir = temp_dir("status-retry");
-    let metrics = free_addr();
-    let mut config = bosun_node_agent::Config::new(&broker.url(), "node-1");
-    config.data_dir = Some(dir.join("node"));
-    config.heartbeat_interval = Duration::from_millis(200);
-    config.metrics_listen = Some(metrics);
-    let shutdown = CancellationToken::new();
-    let _stop = shutdown.clone().drop_guard();
-    tokio::spawn(bosun_node_agent::run(config, shutdown));
+    let mut plane = Plane::builder("status-retry")
+        .nodes(&["node-1"])
+        .start()
+        .await;
+    let client = plane.client().clone();
+    let metrics = plane.node_metrics("node-1");
 
-    let go = dir.join("go").display().to_string();
+    // A pod that waits (at most 30 s) for the file `go`, then exits 0.
     client
-        .create(pod_waiting_for(&go))
+        .create(pod_running(plane.wait_for_file("go")))
         .await
         .expect("create pod");
-    eventually(WAIT, || async {
-        pod_status(&client).await.phase == phase::RUNNING
-    })
-    .await;
+    wait_phase(&client, phase::RUNNING).await;
 
     // The container ends while nobody can take its status.
-    broker.stop().await;
-    std::fs::write(&go, b"").expect("touch");
-    let failures = || async {
-        metric(metrics, "bosun_node_agent_status_write_failures_total")
-            .await
-            .unwrap_or(0.0)
-    };
-    eventually(WAIT, || async { failures().await >= 1.0 }).await;
+    plane.broker_mut().stop().await;
+    plane.touch("go");
+    wait_for(
+        "a status write failure reported by node-1's agent",
+        WAIT,
+        || async {
+            let failures = metric(metrics, "bosun_node_agent_status_write_failures_total").await;
+            match failures {
+                Some(n) if n >= 1.0 => Ok(n),
+                other => Err(format!(
+                    "bosun_node_agent_status_write_failures_total {other:?}"
+                )),
+            }
+        },
+    )
+    .await;
 
     // Back: the write is tried again and lands.
-    broker.restart().await;
-    eventually(WAIT, || async {
-        pod_status(&client).await.phase == phase::SUCCEEDED
-    })
-    .await;
-    let status = pod_status(&client).await;
+    plane.broker_mut().restart().await;
+    let status = wait_phase(&client, phase::SUCCEEDED).await;
     let main = status
         .container_statuses
         .first()

@@ -12,14 +12,12 @@
 //! came after the old pod was terminal" is checked on the revisions the API stored, not on
 //! samples.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bosun_api::v1::{self, Kind, Object};
+use bosun_api::v1::{self, Kind};
 use bosun_api::vocab::phase;
-use bosun_runtime::client::{Broker as Client, DeleteOptions, Selector, WatchEvent};
-use bosun_tests::{Bosun, Broker, Etcd, eventually, temp_dir};
-use tokio_util::sync::CancellationToken;
+use bosun_runtime::client::{DeleteOptions, Selector, WatchEvent};
+use bosun_tests::{Recording, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -28,53 +26,31 @@ const WAIT: Duration = Duration::from_secs(30);
 const SLOW_TO_EXIT: &str = "trap 'sleep 5; exit 143' TERM; for i in $(seq 60); do sleep 1; done";
 
 /// etcd, a broker, the scheduler, the Job controller and one process-runtime node.
-struct Plane {
-    _etcd: Etcd,
-    _broker: Broker,
-    url: String,
-    client: Client,
-    shutdown: CancellationToken,
-}
+struct Plane(bosun_tests::Plane);
 
-impl Drop for Plane {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+impl std::ops::Deref for Plane {
+    type Target = bosun_tests::Plane;
+    fn deref(&self) -> &bosun_tests::Plane {
+        &self.0
     }
 }
 
 impl Plane {
     async fn start(label: &str) -> Plane {
-        let etcd = Etcd::start().await;
-        let broker = Broker::start(&etcd).await;
-        let url = broker.url();
-        let client = Client::connect(&url).await.expect("client");
-        let shutdown = CancellationToken::new();
-        tokio::spawn(bosun_scheduler::run(
-            bosun_scheduler::Config::for_server(&url),
-            shutdown.clone(),
-        ));
-        tokio::spawn(bosun_job_controller::run(
-            bosun_job_controller::Config::for_server(&url),
-            shutdown.clone(),
-        ));
-        let mut c = bosun_node_agent::Config::new(&url, "node-1");
-        c.data_dir = Some(temp_dir(&format!("terminating-{label}")));
-        c.heartbeat_interval = Duration::from_millis(200);
-        tokio::spawn(bosun_node_agent::run(c, shutdown.child_token()));
-        Plane {
-            _etcd: etcd,
-            _broker: broker,
-            url,
-            client,
-            shutdown,
-        }
+        let plane = bosun_tests::Plane::builder(&format!("terminating-{label}"))
+            .scheduler()
+            .job_controller()
+            .nodes(&["node-1"])
+            .start()
+            .await;
+        Plane(plane)
     }
 
     /// Creates a Job `name` running [`SLOW_TO_EXIT`] once, with `replacement` as its
     /// podReplacementPolicy and a 1 s retry delay (bosun's `podBackoff`; 10 s by default),
     /// so a replacement comes well within the old pod's 5 s of exiting when the policy allows.
     async fn slow_job(&self, name: &str, replacement: &str) {
-        let yaml = format!(
+        self.apply(&format!(
             r#"
 apiVersion: batch/v1
 kind: Job
@@ -93,47 +69,46 @@ spec:
           image: busybox
           command: ["sh", "-c", "{SLOW_TO_EXIT}"]
 "#
-        );
-        for m in bosun_api::codec::decode_manifests("job.yaml", &yaml).expect("valid YAML") {
-            self.client.create(m.object).await.expect("create job");
-        }
+        ))
+        .await;
     }
 
-    async fn job(&self, name: &str) -> v1::JobStatus {
-        self.client
-            .get(Kind::Job, "default", name)
-            .await
-            .expect("get job")
-            .into_job()
-            .and_then(|j| j.status)
-            .unwrap_or_default()
+    async fn job_status(&self, name: &str) -> v1::JobStatus {
+        self.job(name).await.status.unwrap_or_default()
     }
 
-    async fn pods_of(&self, job: &str) -> Vec<v1::Pod> {
-        self.client
-            .list(Kind::Pod, &job_pods(job))
-            .await
-            .expect("list pods")
-            .items
-            .into_iter()
-            .filter_map(Object::into_pod)
-            .collect()
+    /// Waits until the Job counts the old pod as failed and its replacement as active, with
+    /// nothing terminating; returns that status.
+    async fn wait_failed_and_replaced(&self, name: &str) -> v1::JobStatus {
+        wait_for(
+            &format!("job {name}: 1 failed, 1 active, 0 terminating"),
+            WAIT,
+            || async {
+                let s = self.job_status(name).await;
+                if s.failed == 1 && s.active == 1 && s.terminating == Some(0) {
+                    Ok(s)
+                } else {
+                    Err(format!("{s:#?}"))
+                }
+            },
+        )
+        .await
     }
 
     /// Waits for the Job's first pod to run; returns its name and uid.
     async fn running_pod(&self, job: &str) -> (String, String) {
-        let found: Arc<Mutex<Option<(String, String)>>> = Arc::default();
-        eventually(WAIT, || async {
-            let pods = self.pods_of(job).await;
+        wait_for(&format!("a Running pod of job {job}"), WAIT, || async {
+            let pods = self.job_pods(job).await;
             let running = pods.iter().find(|p| pod_phase(p) == phase::RUNNING);
-            *found.lock().unwrap() = running
-                .and_then(|p| p.metadata.as_ref())
-                .map(|m| (m.name.clone(), m.uid.clone()));
-            found.lock().unwrap().is_some()
+            match running.and_then(|p| p.metadata.as_ref()) {
+                Some(m) => Ok((m.name.clone(), m.uid.clone())),
+                None => Err(format!(
+                    "phases {:?}",
+                    pods.iter().map(pod_phase).collect::<Vec<_>>()
+                )),
+            }
         })
-        .await;
-        let pod = found.lock().unwrap().clone();
-        pod.expect("a running pod")
+        .await
     }
 }
 
@@ -146,47 +121,15 @@ fn pod_phase(pod: &v1::Pod) -> &str {
 }
 
 /// Every change to one Job's pods as the API stored them, from before the Job existed.
-struct PodWatch {
-    seen: Arc<Mutex<Vec<WatchEvent>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for PodWatch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+struct PodWatch(Recording);
 
 impl PodWatch {
     async fn start(plane: &Plane, job: &str) -> PodWatch {
-        let selector = job_pods(job);
-        let revision = plane
-            .client
-            .list(Kind::Pod, &selector)
-            .await
-            .expect("list pods")
-            .revision;
-        let mut stream = plane
-            .client
-            .watch(Kind::Pod, &selector, revision)
-            .await
-            .expect("watch pods");
-        let seen: Arc<Mutex<Vec<WatchEvent>>> = Arc::default();
-        let task = tokio::spawn({
-            let seen = seen.clone();
-            async move {
-                while let Ok(Some(ev)) = stream.next().await {
-                    if !matches!(ev, WatchEvent::Bookmark(_)) {
-                        seen.lock().unwrap().push(ev);
-                    }
-                }
-            }
-        });
-        PodWatch { seen, task }
+        PodWatch(Recording::start(plane.client(), Kind::Pod, &job_pods(job)).await)
     }
 
     fn events(&self) -> Vec<WatchEvent> {
-        self.seen.lock().unwrap().clone()
+        self.0.events()
     }
 
     /// The first stored state of pod `uid` in a terminal phase, with its revision.
@@ -252,7 +195,7 @@ async fn a_deleted_slow_pod_ends_failed_then_goes_and_is_replaced_only_once_term
 
     // `bosun delete pod` waits until the pod is gone: it returns only once the agent wrote
     // the final status and the Job controller let go of the pod.
-    Bosun::new(&plane.url)
+    plane
         .ok(&["delete", "pod", &name, "--timeout", "25s"])
         .await;
 
@@ -264,11 +207,7 @@ async fn a_deleted_slow_pod_ends_failed_then_goes_and_is_replaced_only_once_term
     assert!(terminal_at < removed_at, "{terminal_at} < {removed_at}");
 
     // The Job counts the failure and replaces the pod, after the old one was terminal.
-    eventually(WAIT, || async {
-        let s = plane.job("slow").await;
-        s.failed == 1 && s.active == 1 && s.terminating == Some(0)
-    })
-    .await;
+    plane.wait_failed_and_replaced("slow").await;
     let (_, created_at) = watch.replacement(&uid).expect("a replacement pod");
     assert!(
         created_at > terminal_at,
@@ -284,17 +223,22 @@ async fn with_terminating_or_failed_a_deleted_slow_pod_is_replaced_at_once() {
     let (name, uid) = plane.running_pod("slow").await;
 
     plane
-        .client
+        .client()
         .delete(Kind::Pod, "default", &name, DeleteOptions::default())
         .await
         .expect("delete pod");
 
     // Replaced while the old pod still takes its 5 s to exit.
-    eventually(WAIT, || async { watch.replacement(&uid).is_some() }).await;
-    let (_, created_at) = watch.replacement(&uid).expect("a replacement pod");
+    let (_, created_at) = wait_for("a replacement pod", WAIT, || async {
+        watch.replacement(&uid)
+    })
+    .await;
 
     // The old pod still ends as the kubelet ends it, then goes.
-    eventually(WAIT, || async { watch.removed(&uid).is_some() }).await;
+    let removed_at = wait_for("the old pod removed", WAIT, || async {
+        watch.removed(&uid)
+    })
+    .await;
     let (terminal_at, terminal) = watch
         .terminal(&uid)
         .expect("the old pod reached a terminal phase");
@@ -303,10 +247,6 @@ async fn with_terminating_or_failed_a_deleted_slow_pod_is_replaced_at_once() {
         created_at < terminal_at,
         "the replacement (revision {created_at}) waited for the old pod to be terminal (revision {terminal_at})"
     );
-    assert!(terminal_at < watch.removed(&uid).unwrap_or(0));
-    eventually(WAIT, || async {
-        let s = plane.job("slow").await;
-        s.failed == 1 && s.active == 1 && s.terminating == Some(0)
-    })
-    .await;
+    assert!(terminal_at < removed_at, "{terminal_at} < {removed_at}");
+    plane.wait_failed_and_replaced("slow").await;
 }

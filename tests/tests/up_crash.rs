@@ -14,7 +14,7 @@ use std::time::Duration;
 use bosun_api::v1::Kind;
 use bosun_api::vocab::phase;
 use bosun_runtime::client::Broker;
-use bosun_tests::{bosun_binary, eventually, free_addr, temp_dir};
+use bosun_tests::{bosun_binary, free_addr, temp_dir, wait_for};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 
@@ -92,22 +92,30 @@ impl Up {
         )
     }
 
-    /// Waits for the banner `up` prints once everything answers.
+    /// Waits for the banner `up` prints once everything answers; panics at once if `up`
+    /// exits first.
     async fn wait_ready(&mut self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-        while !self.out.lock().unwrap().contains("Ctrl-C stops") {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "bosun up exited ({status}) before it was up;\n{}",
-                    self.printed()
-                );
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "bosun up never came up;\n{}",
+        let exited = wait_for(
+            "bosun up's banner (\"Ctrl-C stops\")",
+            Duration::from_secs(90),
+            || {
+                // `Ok(Some(status))`: up exited before its banner, nothing more to wait for.
+                let seen = if self.out.lock().unwrap().contains("Ctrl-C stops") {
+                    Ok(None)
+                } else if let Ok(Some(status)) = self.child.try_wait() {
+                    Ok(Some(status))
+                } else {
+                    Err(self.printed())
+                };
+                async move { seen }
+            },
+        )
+        .await;
+        if let Some(status) = exited {
+            panic!(
+                "bosun up exited ({status}) before it was up;\n{}",
                 self.printed()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
@@ -224,10 +232,7 @@ async fn up_with_a_sleeping_pod(dir: &Path, data: &Path, ports: Ports) -> (Up, u
     let broker = format!("http://{}", ports.broker);
     let mut up = Up::start(data, ports, &sleeper);
     up.wait_ready().await;
-    eventually(Duration::from_secs(60), || async {
-        pod_phase(&broker, "sleeper").await.as_deref() == Some(phase::RUNNING)
-    })
-    .await;
+    wait_phase(&broker, "sleeper", phase::RUNNING).await;
     let etcd = etcd_of(up.pid()).expect("up runs etcd as its child");
     let pgid = pod_group(data).expect("the pod's shim pid is recorded");
     assert!(!group_members(pgid).is_empty(), "the pod's processes run");
@@ -248,6 +253,52 @@ async fn pod_phase(broker: &str, name: &str) -> Option<String> {
     let client = Broker::connect(broker).await.ok()?;
     let pod = client.get_opt(Kind::Pod, "default", name).await.ok()??;
     Some(pod.into_pod()?.status?.phase)
+}
+
+/// Waits (60 s) until pod `name` is in phase `want`, as the broker at `broker` says.
+async fn wait_phase(broker: &str, name: &str, want: &str) {
+    wait_for(
+        &format!("pod {name} {want}"),
+        Duration::from_secs(60),
+        || async {
+            match pod_phase(broker, name).await {
+                Some(phase) if phase == want => Ok(()),
+                other => Err(format!("phase {other:?}")),
+            }
+        },
+    )
+    .await
+}
+
+/// Waits (20 s) until process `pid` (`what`) has ended.
+async fn wait_dead(what: &str, pid: u32) {
+    wait_for(
+        &format!("{what} (pid {pid}) to end"),
+        Duration::from_secs(20),
+        || async {
+            if alive(pid) {
+                Err(format!("pid {pid} alive"))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await
+}
+
+/// Waits (20 s) until no process of group `pgid` (the pod's) is left.
+async fn wait_group_gone(pgid: u32) {
+    wait_for(
+        &format!("every process of the pod's group {pgid} to end"),
+        Duration::from_secs(20),
+        || async {
+            match group_members(pgid) {
+                left if left.is_empty() => Ok(()),
+                left => Err(format!("still running: {left:?}")),
+            }
+        },
+    )
+    .await
 }
 
 /// Kills what a failed run left behind, so a failing test does not leak processes.
@@ -299,29 +350,25 @@ async fn nothing_outlives_a_killed_up_and_the_next_up_takes_over() {
     // kill -9: no chance to clean up.
     first.child.start_kill().expect("SIGKILL");
     first.child.wait().await.expect("reaped");
-    eventually(Duration::from_secs(20), || async { !alive(etcd) }).await;
-    eventually(Duration::from_secs(20), || async {
-        group_members(pgid).is_empty()
-    })
-    .await;
-    eventually(Duration::from_secs(20), || async {
-        std::net::TcpListener::bind(ports.etcd_client).is_ok()
-    })
+    wait_dead("the killed up's etcd", etcd).await;
+    wait_group_gone(pgid).await;
+    wait_for(
+        &format!("etcd's client port {} free", ports.etcd_client),
+        Duration::from_secs(20),
+        || async { std::net::TcpListener::bind(ports.etcd_client).map(drop) },
+    )
     .await;
 
     // The next `up`, same folder, same ports, starts and runs pods.
     let hello = pod_manifest(&dir, "hello", "echo hello");
     let mut next = Up::start(&data, ports, &hello);
     next.wait_ready().await;
-    eventually(Duration::from_secs(60), || async {
-        pod_phase(&broker, "hello").await.as_deref() == Some(phase::SUCCEEDED)
-    })
-    .await;
+    wait_phase(&broker, "hello", phase::SUCCEEDED).await;
     let next_etcd = etcd_of(next.pid()).expect("the next up runs etcd");
 
     // SIGTERM stops everything and exits 0.
     terminate(next).await;
-    eventually(Duration::from_secs(20), || async { !alive(next_etcd) }).await;
+    wait_dead("the next up's etcd", next_etcd).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -362,14 +409,8 @@ async fn when_its_watchers_die_too_the_next_up_stops_what_the_dead_one_left() {
         "{}",
         next.printed()
     );
-    eventually(Duration::from_secs(60), || async {
-        pod_phase(&broker, "hello").await.as_deref() == Some(phase::SUCCEEDED)
-    })
-    .await;
+    wait_phase(&broker, "hello", phase::SUCCEEDED).await;
     terminate(next).await;
-    eventually(Duration::from_secs(20), || async {
-        group_members(pgid).is_empty()
-    })
-    .await;
+    wait_group_gone(pgid).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
