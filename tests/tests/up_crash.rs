@@ -14,6 +14,7 @@ use std::time::Duration;
 use bosun_api::v1::Kind;
 use bosun_api::vocab::phase;
 use bosun_runtime::client::Broker;
+use bosun_runtime::procfs::{self, alive, group_members};
 use bosun_tests::{bosun_binary, free_addr, temp_dir, wait_for};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
@@ -148,35 +149,12 @@ fn pod_manifest(dir: &Path, name: &str, command: &str) -> PathBuf {
     path
 }
 
-/// The fields of `/proc/<pid>/stat` after `(comm)`: state, ppid, pgrp, ...
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(str::to_string).collect())
-}
-
-/// Whether `pid` is a live process (a zombie is dead: it only waits to be reaped).
-fn alive(pid: u32) -> bool {
-    stat_fields(pid).is_some_and(|f| !matches!(f[0].as_str(), "Z" | "X"))
-}
-
-/// Every live process, with its fields.
+/// Every live process, with its `/proc/<pid>/stat` fields after `(comm)`.
 fn processes() -> Vec<(u32, Vec<String>)> {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| Some((pid, stat_fields(pid)?)))
-        .filter(|(_, f)| !matches!(f[0].as_str(), "Z" | "X"))
-        .collect()
-}
-
-/// The live processes of process group `pgid`.
-fn group_members(pgid: u32) -> Vec<u32> {
-    processes()
+    procfs::pids()
         .into_iter()
-        .filter(|(_, f)| f[2] == pgid.to_string())
-        .map(|(pid, _)| pid)
+        .filter(|&pid| procfs::alive(pid))
+        .filter_map(|pid| Some((pid, procfs::stat_fields(pid)?)))
         .collect()
 }
 
