@@ -671,6 +671,24 @@ pub async fn collect_events(
     out
 }
 
+/// Declares a test file's own `Plane`: a wrapper of the shared [`Plane`] that dereferences to
+/// it, so the file can add its own helpers as methods (`plane.wait_condition(..)`) and still
+/// call every shared one. Doc comments given to the macro document the wrapper.
+#[macro_export]
+macro_rules! file_plane {
+    ($(#[$doc:meta])*) => {
+        $(#[$doc])*
+        struct Plane($crate::Plane);
+
+        impl std::ops::Deref for Plane {
+            type Target = $crate::Plane;
+            fn deref(&self) -> &$crate::Plane {
+                &self.0
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;

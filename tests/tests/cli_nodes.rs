@@ -4,14 +4,8 @@
 
 use bosun_tests::{node, pod, v1};
 
-/// The shared plane (etcd and the broker), with this file's helpers.
-struct Plane(bosun_tests::Plane);
-
-impl std::ops::Deref for Plane {
-    type Target = bosun_tests::Plane;
-    fn deref(&self) -> &bosun_tests::Plane {
-        &self.0
-    }
+bosun_tests::file_plane! {
+    /// The shared plane (etcd and the broker), with this file's helpers.
 }
 
 async fn plane() -> Plane {

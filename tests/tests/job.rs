@@ -16,14 +16,8 @@ use bosun_tests::{Bosun, Recording, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// etcd, a broker, the scheduler, the gc, the Job controller and two process-runtime nodes.
-struct Plane(bosun_tests::Plane);
-
-impl std::ops::Deref for Plane {
-    type Target = bosun_tests::Plane;
-    fn deref(&self) -> &bosun_tests::Plane {
-        &self.0
-    }
+bosun_tests::file_plane! {
+    /// etcd, a broker, the scheduler, the gc, the Job controller and two process-runtime nodes.
 }
 
 impl Plane {

@@ -45,15 +45,9 @@ const DOUBLE_KILL_GAP: Duration = Duration::from_millis(150);
 const JOB_DEADLINE: Duration = Duration::from_secs(180);
 const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 
-/// etcd, an in-process broker, scheduler and gc, one sim node agent process, and the Job
-/// controller binary (restartable).
-struct Plane(bosun_tests::Plane);
-
-impl std::ops::Deref for Plane {
-    type Target = bosun_tests::Plane;
-    fn deref(&self) -> &bosun_tests::Plane {
-        &self.0
-    }
+bosun_tests::file_plane! {
+    /// etcd, an in-process broker, scheduler and gc, one sim node agent process, and the Job
+    /// controller binary (restartable).
 }
 
 impl Plane {

@@ -17,15 +17,9 @@ const GRACE: Duration = Duration::from_millis(1500);
 const HEARTBEAT: &str = "200ms";
 const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 
-/// etcd, a broker, the scheduler and the GC, and a place for agents' data.
-/// The shared plane (scheduler with a 1.5 s grace period, gc), with this file's helpers.
-struct Plane(bosun_tests::Plane);
-
-impl std::ops::Deref for Plane {
-    type Target = bosun_tests::Plane;
-    fn deref(&self) -> &bosun_tests::Plane {
-        &self.0
-    }
+bosun_tests::file_plane! {
+    /// etcd, a broker, the scheduler and the GC, and a place for agents' data.
+    /// The shared plane (scheduler with a 1.5 s grace period, gc), with this file's helpers.
 }
 
 impl Plane {

@@ -25,14 +25,8 @@ const WAIT: Duration = Duration::from_secs(30);
 /// so a failed test leaves nothing running for long.)
 const SLOW_TO_EXIT: &str = "trap 'sleep 5; exit 143' TERM; for i in $(seq 60); do sleep 1; done";
 
-/// etcd, a broker, the scheduler, the Job controller and one process-runtime node.
-struct Plane(bosun_tests::Plane);
-
-impl std::ops::Deref for Plane {
-    type Target = bosun_tests::Plane;
-    fn deref(&self) -> &bosun_tests::Plane {
-        &self.0
-    }
+bosun_tests::file_plane! {
+    /// etcd, a broker, the scheduler, the Job controller and one process-runtime node.
 }
 
 impl Plane {
