@@ -671,6 +671,30 @@ pub async fn collect_events(
     out
 }
 
+/// A pod's phase (`""` before anyone set one).
+pub fn phase(pod: &v1::Pod) -> &str {
+    pod.status.as_ref().map_or("", |s| s.phase.as_str())
+}
+
+/// A Job's status (empty before the controller wrote one).
+pub fn job_status(job: &v1::Job) -> v1::JobStatus {
+    job.status.clone().unwrap_or_default()
+}
+
+/// Whether the Job has condition `ty` with status True.
+pub fn job_condition_true(job: &v1::Job, ty: &str) -> bool {
+    job.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.r#type == ty && c.status == bosun_api::vocab::status::TRUE)
+    })
+}
+
+/// The selector of Job `job`'s pods in namespace `default` (its `job-name` label).
+pub fn pods_of_job(job: &str) -> bosun_runtime::client::Selector {
+    bosun_runtime::client::Selector::namespace("default").labels(format!("job-name={job}"))
+}
+
 /// Declares a test file's own `Plane`: a wrapper of the shared [`Plane`] that dereferences to
 /// it, so the file can add its own helpers as methods (`plane.wait_condition(..)`) and still
 /// call every shared one. Doc comments given to the macro document the wrapper.

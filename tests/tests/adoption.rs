@@ -11,7 +11,7 @@ use std::time::Duration;
 use bosun_api::v1::{self, Kind, Object};
 use bosun_api::vocab::{condition, finalizer, phase, status};
 use bosun_runtime::client::{Selector, WatchEvent};
-use bosun_tests::{Recording, wait_for};
+use bosun_tests::{Recording, job_status, phase as phase_of, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -113,14 +113,6 @@ fn tracked(pod: &v1::Pod) -> bool {
         .finalizers
         .iter()
         .any(|f| f == finalizer::JOB_TRACKING)
-}
-
-fn phase_of(pod: &v1::Pod) -> &str {
-    pod.status.as_ref().map_or("", |s| s.phase.as_str())
-}
-
-fn job_status(job: &v1::Job) -> v1::JobStatus {
-    job.status.clone().unwrap_or_default()
 }
 
 fn complete(job: &v1::Job) -> bool {

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use bosun_api::v1::{self, Kind, Object};
 use bosun_runtime::client::{DeleteOptions, Selector, WatchEvent};
-use bosun_tests::{Bosun, Recording, wait_for};
+use bosun_tests::{
+    Bosun, Recording, job_condition_true as is_true, job_status as status, phase,
+    pods_of_job as job_pods, wait_for,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -63,31 +66,11 @@ impl Plane {
     }
 }
 
-fn job_pods(job: &str) -> Selector {
-    Selector::namespace("default").labels(format!("job-name={job}"))
-}
-
-fn status(job: &v1::Job) -> v1::JobStatus {
-    job.status.clone().unwrap_or_default()
-}
-
-fn is_true(job: &v1::Job, ty: &str) -> bool {
-    job.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.r#type == ty && c.status == "True")
-    })
-}
-
 fn condition<'a>(job: &'a v1::Job, ty: &str) -> &'a v1::Condition {
     job.status
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.r#type == ty))
         .unwrap_or_else(|| panic!("no {ty} condition in {:#?}", job.status))
-}
-
-fn phase(pod: &v1::Pod) -> &str {
-    pod.status.as_ref().map_or("", |s| s.phase.as_str())
 }
 
 fn terminal(pod: &v1::Pod) -> bool {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bosun_api::v1::{self, Kind};
 use bosun_runtime::client::{Broker as Client, DeleteOptions, Selector, WatchEvent};
-use bosun_tests::wait_for;
+use bosun_tests::{phase, wait_for};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -136,10 +136,6 @@ impl Observed {
     fn succeeded_total(&self) -> usize {
         self.succeeded.values().map(HashSet::len).sum()
     }
-}
-
-fn phase(pod: &v1::Pod) -> &str {
-    pod.status.as_ref().map_or("", |s| s.phase.as_str())
 }
 
 fn completion_index(meta: &v1::ObjectMeta) -> i64 {

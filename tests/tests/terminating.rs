@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use bosun_api::v1::{self, Kind};
 use bosun_api::vocab::phase;
-use bosun_runtime::client::{DeleteOptions, Selector, WatchEvent};
-use bosun_tests::{Recording, wait_for};
+use bosun_runtime::client::{DeleteOptions, WatchEvent};
+use bosun_tests::{Recording, phase as pod_phase, pods_of_job as job_pods, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -104,14 +104,6 @@ spec:
         })
         .await
     }
-}
-
-fn job_pods(job: &str) -> Selector {
-    Selector::namespace("default").labels(format!("job-name={job}"))
-}
-
-fn pod_phase(pod: &v1::Pod) -> &str {
-    pod.status.as_ref().map_or("", |s| s.phase.as_str())
 }
 
 /// Every change to one Job's pods as the API stored them, from before the Job existed.
