@@ -208,12 +208,17 @@ fn dispatch(
     std::future::ready(Ok(Action::AwaitChange))
 }
 
-/// The host and port of a `http://host:port` URL (defaults 127.0.0.1, 7440).
+/// The host and port of a `http://host:port` URL (no port: the broker's default port).
 fn host_port(url: &str) -> (String, String) {
     let rest = url.split("://").nth(1).unwrap_or(url);
     let authority = rest.split('/').next().unwrap_or(rest);
     match authority.rsplit_once(':') {
         Some((h, p)) => (h.to_string(), p.to_string()),
-        None => (authority.to_string(), "7440".to_string()),
+        None => {
+            let default_port = bosun_api::vocab::DEFAULT_BROKER_LISTEN
+                .rsplit_once(':')
+                .map_or("", |(_, port)| port);
+            (authority.to_string(), default_port.to_string())
+        }
     }
 }
