@@ -6,10 +6,11 @@
 //! lists, ranges, steps, `N/step` (= `N-max/step`), month and weekday names (any case,
 //! Sunday = 0); the macros `@yearly` `@annually` `@monthly` `@weekly` `@daily` `@midnight`
 //! `@hourly`; `@every <Go duration>`. When both day fields are restricted a day matches if
-//! **either** matches; a field written with a star (`*`, `?`, `*/1`, or a list holding one)
-//! makes them combine with AND (robfig's "star bit": `0 0 */2 * 1` is every other day AND
-//! Monday, `0 0 1-31/2 * 1` is every other day OR Monday). `TZ=`/`CRON_TZ=` are refused
-//! (use `spec.timeZone`), as are `L`, `W` and `#` (not in the standard parser).
+//! **either** matches; a day field written with a star (`*`, `?`, `*/1`, or a list holding
+//! one; not `*/2`) makes them combine with AND (robfig's "star bit": `0 0 * * 1` and
+//! `0 0 */1 * 1` fire on Mondays only, `0 0 1-31 * 1` every day, `0 0 */2 * 1` on odd days
+//! and on Mondays). `TZ=`/`CRON_TZ=` are refused (use `spec.timeZone`), as are `L`, `W` and
+//! `#` (not in the standard parser).
 //!
 //! Time: fire times are the instants whose wall-clock time in the zone (unset = UTC in bosun;
 //! Kubernetes uses the controller host's zone) matches the fields. So a wall time skipped by
