@@ -15,9 +15,13 @@
 //! Time: fire times are the instants whose wall-clock time in the zone (unset = UTC in bosun;
 //! Kubernetes uses the controller host's zone) matches the fields. So a wall time skipped by
 //! a spring-forward does not fire that day, and one repeated by a fall-back fires twice, as
-//! Kubernetes does (robfig's `Next` walks absolute hours and minutes). Logically impossible
-//! schedules (`59 23 31 2 *`) parse, as in Kubernetes, and never fire
-//! ([`Schedule::next_after`] gives `None`; the controller's `InvalidSchedule`).
+//! Kubernetes does (robfig's `Next` walks absolute hours and minutes: the hour loop steps
+//! over a skipped hour, the minute loop runs through a repeated one). Where robfig's walk
+//! has a corner of its own this reading wins: in a zone whose midnight is skipped (Sao Paulo
+//! before 2019) robfig's day loop can step back an hour and miss that whole day, here only
+//! the missing wall times are missed. Logically impossible schedules (`59 23 31 2 *`) parse,
+//! as in Kubernetes, and never fire ([`Schedule::next_after`] gives `None` after searching
+//! eight years, robfig five; the controller's `InvalidSchedule`).
 //!
 //! `@every D` is robfig's `ConstantDelaySchedule`: D truncated to whole seconds, at least
 //! 1 s (so `@every 500ms`, `@every 0s` and even `@every -1h` mean every second, as in
@@ -75,7 +79,7 @@ pub enum ScheduleError {
 }
 
 /// A parsed CronJob schedule in its time zone: when it fires.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
     kind: Kind,
     zone: Tz,
