@@ -16,12 +16,12 @@
 //! Kubernetes uses the controller host's zone) matches the fields. So a wall time skipped by
 //! a spring-forward does not fire that day, and one repeated by a fall-back fires twice, as
 //! Kubernetes does (robfig's `Next` walks absolute hours and minutes: the hour loop steps
-//! over a skipped hour, the minute loop runs through a repeated one). Where robfig's walk
-//! has a corner of its own this reading wins: in a zone whose midnight is skipped (Sao Paulo
-//! before 2019) robfig's day loop can step back an hour and miss that whole day, here only
-//! the missing wall times are missed. Logically impossible schedules (`59 23 31 2 *`) parse,
-//! as in Kubernetes, and never fire ([`Schedule::next_after`] gives `None` after searching
-//! eight years, robfig five; the controller's `InvalidSchedule`).
+//! over a skipped hour, the minute loop runs through a repeated one). The rule "a wall time
+//! fires at each instant that shows it" is the definition here; robfig reaches it by a walk
+//! with special cases (a midnight skipped by DST, as in Sao Paulo before 2019), and the tests
+//! check the search against trying every minute. Logically impossible schedules
+//! (`59 23 31 2 *`) parse, as in Kubernetes, and never fire ([`Schedule::next_after`] gives
+//! `None` after searching eight years, robfig five; the controller's `InvalidSchedule`).
 //!
 //! `@every D` is robfig's `ConstantDelaySchedule`: D truncated to whole seconds, at least
 //! 1 s (so `@every 500ms`, `@every 0s` and even `@every -1h` mean every second, as in
