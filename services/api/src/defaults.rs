@@ -236,11 +236,13 @@ pub fn default_cron_job_spec(spec: &mut v1::CronJobSpec) {
     spec.failed_jobs_history_limit.get_or_insert(1);
     // bosun's catch-up policy: an empty policy stays empty (it reads as Latest, Kubernetes'
     // behaviour); All without maxRuns runs at most Kubernetes' "too many missed" 100.
-    if let Some(c) = spec.catch_up.as_mut() {
-        if c.policy == crate::cronjob::catch_up::ALL {
-            c.max_runs
-                .get_or_insert(crate::cronjob::catch_up::DEFAULT_MAX_RUNS);
-        }
+    if let Some(c) = spec
+        .catch_up
+        .as_mut()
+        .filter(|c| c.policy == crate::cronjob::catch_up::ALL)
+    {
+        c.max_runs
+            .get_or_insert(crate::cronjob::catch_up::DEFAULT_MAX_RUNS);
     }
     if let Some(js) = spec.job_template.as_mut().and_then(|t| t.spec.as_mut()) {
         default_job_spec(js);
