@@ -15,6 +15,7 @@ pub mod patch;
 pub mod recent;
 pub mod service;
 pub mod store;
+pub mod trigger;
 pub mod watch;
 
 use std::net::SocketAddr;
