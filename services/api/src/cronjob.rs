@@ -14,6 +14,9 @@ pub const INSTANTIATE_MANUAL: &str = "manual";
 /// The annotation the CronJob controller puts on each scheduled Job: the scheduled (nominal)
 /// time, RFC 3339.
 pub const SCHEDULED_TIMESTAMP_ANNOTATION: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
+/// The annotation a Job started by `TriggerCronJob` carries: the idempotency key it was made
+/// for, so a person reading the Job can tell which request started it.
+pub const IDEMPOTENCY_KEY_ANNOTATION: &str = "bosun.dev/idempotency-key";
 /// The longest Job name: a Job's name is a label value on its pods (63 characters).
 pub const MAX_JOB_NAME: usize = 63;
 
@@ -91,17 +94,28 @@ pub fn job_from_template(
 /// A manually started Job (`kubectl create job NAME --from=cronjob/CJ`): the template's Job
 /// with the `cronjob.kubernetes.io/instantiate: manual` annotation and a controlling
 /// ownerReference *without* blockOwnerDeletion, as kubectl makes it.
+/// As kubectl, a template annotation by the same name wins over `manual`.
 pub fn manual_job(cronjob: &v1::CronJob, name: &str) -> v1::Job {
-    let mut job = job_from_template(
-        cronjob,
-        name,
-        [(
-            INSTANTIATE_ANNOTATION.to_string(),
-            INSTANTIATE_MANUAL.to_string(),
-        )],
-    );
+    let mut job = job_from_template(cronjob, name, []);
     if let Some(meta) = job.metadata.as_mut() {
+        meta.annotations
+            .entry(INSTANTIATE_ANNOTATION.to_string())
+            .or_insert_with(|| INSTANTIATE_MANUAL.to_string());
         meta.owner_references = vec![controller_ref(cronjob, false)];
+    }
+    job
+}
+
+/// The Job `TriggerCronJob` creates for `idempotency_key`: a [`manual_job`] named
+/// [`manual_job_name`], with the key as the [`IDEMPOTENCY_KEY_ANNOTATION`].
+pub fn triggered_job(cronjob: &v1::CronJob, idempotency_key: &str) -> v1::Job {
+    let cj_name = cronjob.metadata.as_ref().map_or("", |m| m.name.as_str());
+    let mut job = manual_job(cronjob, &manual_job_name(cj_name, idempotency_key));
+    if let Some(meta) = job.metadata.as_mut() {
+        meta.annotations.insert(
+            IDEMPOTENCY_KEY_ANNOTATION.to_string(),
+            idempotency_key.to_string(),
+        );
     }
     job
 }
@@ -208,6 +222,25 @@ mod tests {
         );
         assert_eq!(meta.owner_references[0].controller, Some(true));
         assert_eq!(meta.owner_references[0].block_owner_deletion, None);
+    }
+
+    #[test]
+    fn a_triggered_job_is_named_for_its_key_and_carries_it() {
+        let job = triggered_job(&cronjob(), "req-42");
+        let meta = job.metadata.unwrap();
+        assert_eq!(meta.name, manual_job_name("hello", "req-42"));
+        assert_eq!(
+            meta.annotations
+                .get(IDEMPOTENCY_KEY_ANNOTATION)
+                .map(String::as_str),
+            Some("req-42")
+        );
+        assert_eq!(
+            meta.annotations
+                .get(INSTANTIATE_ANNOTATION)
+                .map(String::as_str),
+            Some(INSTANTIATE_MANUAL)
+        );
     }
 
     #[test]

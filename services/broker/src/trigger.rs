@@ -7,15 +7,12 @@
 //! is success only when the Job there is a run of *this* CronJob (its controlling
 //! ownerReference has the CronJob's uid); anything else is reported, never overwritten.
 
-use bosun_api::cronjob::{manual_job, manual_job_name};
+use bosun_api::cronjob::{manual_job_name, triggered_job};
 use bosun_api::v1::{self, Kind, Object, TriggerCronJobRequest, TriggerCronJobResponse};
 
 use crate::error::{Error, Result};
 use crate::store::Store;
 
-/// The annotation a triggered Job carries: the idempotency key it was made for, so a person
-/// reading the Job can tell which request started it.
-pub const IDEMPOTENCY_KEY_ANNOTATION: &str = "bosun.dev/idempotency-key";
 /// The longest idempotency key accepted (it is stored as an annotation).
 pub const MAX_KEY_BYTES: usize = 1024;
 
@@ -54,13 +51,7 @@ pub async fn trigger(
     if let Some(existing) = find(store, namespace, &name).await? {
         return already_made(&existing, &cronjob_uid, &req.name);
     }
-    let mut job = manual_job(&cronjob, &name);
-    if let Some(meta) = job.metadata.as_mut() {
-        meta.annotations.insert(
-            IDEMPOTENCY_KEY_ANNOTATION.to_string(),
-            req.idempotency_key.clone(),
-        );
-    }
+    let job = triggered_job(&cronjob, &req.idempotency_key);
     let mut obj = Object {
         object: Some(v1::object::Object::Job(Box::new(job))),
     };
