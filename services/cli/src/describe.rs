@@ -13,7 +13,7 @@ use tonic::Code;
 
 use crate::Ctx;
 use crate::format::{
-    age, describe_time, format_selector, human_duration, parse_time, render_table, until,
+    describe_time, format_selector, human_duration, parse_time, render_table, until,
 };
 use crate::printers;
 
