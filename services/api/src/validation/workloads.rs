@@ -519,13 +519,6 @@ fn validate_managed_by(e: &mut Errs, mb: &str, p: &str) {
 pub(crate) fn validate_cron_job_spec(e: &mut Errs, s: &CronJobSpec) {
     if s.schedule.is_empty() {
         e.required("spec.schedule", "");
-    } else if s.schedule.contains("TZ") {
-        // Kubernetes' words (`validateScheduleFormat`), whatever the parser would say.
-        e.invalid(
-            "spec.schedule",
-            &s.schedule,
-            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
-        );
     } else if let Err(err) = crate::schedule::validate_schedule(&s.schedule) {
         e.invalid("spec.schedule", &s.schedule, &err.to_string());
     }
