@@ -40,6 +40,7 @@ pub async fn trigger(
             )));
         }
     };
+    check_cronjob(&cronjob)?;
     let cronjob_uid = cronjob
         .metadata
         .as_ref()
@@ -92,6 +93,22 @@ fn check_request(req: &TriggerCronJobRequest) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A CronJob being deleted starts no run: its Job would be collected with it at once.
+fn check_cronjob(cronjob: &v1::CronJob) -> Result<()> {
+    let meta = cronjob.metadata.clone().unwrap_or_default();
+    if meta.deletion_timestamp.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Precondition {
+        resource: "cronjobs.batch".into(),
+        name: format!("{}/{}", meta.namespace, meta.name),
+        reason: format!(
+            "it is being deleted (since {}); a run started now would be deleted with it",
+            meta.deletion_timestamp
+        ),
+    })
 }
 
 async fn find(store: &Store, namespace: &str, name: &str) -> Result<Option<Object>> {
@@ -223,6 +240,26 @@ mod tests {
         )
         .unwrap();
         assert!(!ok.created);
+    }
+
+    #[test]
+    fn a_cronjob_being_deleted_starts_no_run() {
+        let mut cj = v1::CronJob {
+            metadata: Some(v1::ObjectMeta {
+                name: "hello".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(check_cronjob(&cj).is_ok());
+        cj.metadata.as_mut().unwrap().deletion_timestamp = "2026-01-01T00:00:00Z".into();
+        let status = tonic::Status::from(check_cronjob(&cj).unwrap_err());
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            status.message().contains("being deleted"),
+            "{}",
+            status.message()
+        );
     }
 
     #[test]
