@@ -464,6 +464,32 @@ async fn bad_schedules_zones_and_catch_up_are_refused_at_apply_and_nothing_is_wr
         let err = p.client().create(obj).await.unwrap_err();
         assert!(err.to_string().contains(want), "{name}: {err}");
     }
+    // An update is checked the same way: a patch to a bad policy changes nothing.
+    assert_eq!(apply(&p, &cronjob_yaml("good", "")).await.code, 0);
+    let before = cronjob(&p, "good").await;
+    let out = p
+        .run(&[
+            "patch",
+            "cronjob",
+            "good",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"catchUp":{"policy":"Sometimes"}}}"#,
+        ])
+        .await;
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("spec.catchUp.policy: Unsupported value: \"Sometimes\""),
+        "{out:#?}"
+    );
+    assert_eq!(cronjob(&p, "good").await, before, "a refused patch wrote");
+    p.client()
+        .delete(Kind::CronJob, "default", "good", Default::default())
+        .await
+        .expect("delete good");
+
     let out = p.run(&["get", "cronjob", "bad"]).await;
     assert_eq!(out.code, 1, "something was written: {out:#?}");
     assert!(
