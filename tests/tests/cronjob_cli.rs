@@ -392,7 +392,7 @@ async fn a_trigger_retried_with_one_key_starts_one_run() {
         .await
         .unwrap_err();
     assert!(err.is_already_exists(), "{err}");
-    assert!(err.to_string().contains("not a run of cronjob"), "{err}");
+    assert!(err.to_string().contains("not the run of cronjob"), "{err}");
 }
 
 #[tokio::test]

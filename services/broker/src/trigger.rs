@@ -7,7 +7,7 @@
 //! is success only when the Job there is a run of *this* CronJob (its controlling
 //! ownerReference has the CronJob's uid); anything else is reported, never overwritten.
 
-use bosun_api::cronjob::{manual_job_name, triggered_job};
+use bosun_api::cronjob::{IDEMPOTENCY_KEY_ANNOTATION, manual_job_name, triggered_job};
 use bosun_api::v1::{self, Kind, Object, TriggerCronJobRequest, TriggerCronJobResponse};
 
 use crate::error::{Error, Result};
@@ -50,7 +50,7 @@ pub async fn trigger(
     // The retry's path: the run is there already. Checked first so a dry run answers the
     // same as the real trigger would.
     if let Some(existing) = find(store, namespace, &name).await? {
-        return already_made(&existing, &cronjob_uid, &req.name);
+        return already_made(&existing, &cronjob_uid, &req.name, &req.idempotency_key);
     }
     let job = triggered_job(&cronjob, &req.idempotency_key);
     let mut obj = Object {
@@ -64,7 +64,9 @@ pub async fn trigger(
         }),
         // Another trigger with the same key won the race between our read and our write.
         Err(Error::AlreadyExists { .. }) => match find(store, namespace, &name).await? {
-            Some(existing) => already_made(&existing, &cronjob_uid, &req.name),
+            Some(existing) => {
+                already_made(&existing, &cronjob_uid, &req.name, &req.idempotency_key)
+            }
             None => Err(Error::Contended {
                 resource: "jobs.batch".into(),
                 name: format!("{namespace}/{name}"),
@@ -119,13 +121,15 @@ async fn find(store: &Store, namespace: &str, name: &str) -> Result<Option<Objec
     }
 }
 
-/// The answer when the run's name is taken: that Job, if it is a run of this CronJob.
+/// The answer when the run's name is taken: that Job, if it is this CronJob's run for this
+/// key.
 fn already_made(
     existing: &Object,
     cronjob_uid: &str,
     cronjob: &str,
+    key: &str,
 ) -> Result<TriggerCronJobResponse> {
-    if is_run_of(existing, cronjob_uid) {
+    if is_run_of(existing, cronjob_uid, key) {
         return Ok(TriggerCronJobResponse {
             job: Some(job_of(existing.clone())?),
             created: false,
@@ -134,22 +138,28 @@ fn already_made(
     Err(Error::AlreadyExists {
         resource: "jobs.batch".into(),
         name: format!(
-            "{} (it is not a run of cronjob {cronjob:?}; delete it or trigger with another idempotency key)",
+            "{} (it is not the run of cronjob {cronjob:?} for this idempotency key; delete it or trigger with another idempotency key)",
             existing.key()
         ),
     })
 }
 
-/// Whether `obj` is a Job controlled by the CronJob with uid `cronjob_uid`.
-pub fn is_run_of(obj: &Object, cronjob_uid: &str) -> bool {
+/// Whether `obj` is the Job a trigger with `key` made for the CronJob with uid
+/// `cronjob_uid`: controlled by that CronJob and annotated with that key (two keys whose
+/// hashes collide name the same Job; the annotation tells them apart).
+pub fn is_run_of(obj: &Object, cronjob_uid: &str, key: &str) -> bool {
     let Some(v1::object::Object::Job(job)) = &obj.object else {
         return false;
     };
     !cronjob_uid.is_empty()
         && job.metadata.as_ref().is_some_and(|m| {
-            m.owner_references
-                .iter()
-                .any(|r| r.controller == Some(true) && r.kind == "CronJob" && r.uid == cronjob_uid)
+            m.annotations
+                .get(IDEMPOTENCY_KEY_ANNOTATION)
+                .map(String::as_str)
+                == Some(key)
+                && m.owner_references.iter().any(|r| {
+                    r.controller == Some(true) && r.kind == "CronJob" && r.uid == cronjob_uid
+                })
         })
 }
 
@@ -171,6 +181,8 @@ mod tests {
                     name: "hello-manual-0123456789".into(),
                     namespace: "default".into(),
                     owner_references: owners,
+                    annotations: [(IDEMPOTENCY_KEY_ANNOTATION.to_string(), "k1".to_string())]
+                        .into(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -215,17 +227,21 @@ mod tests {
             ),
         ];
         for (name, owners, want) in rows {
-            assert_eq!(is_run_of(&job(owners), "u1"), want, "{name}");
+            assert_eq!(is_run_of(&job(owners), "u1", "k1"), want, "{name}");
         }
         assert!(
-            !is_run_of(&job(vec![owner("CronJob", "", Some(true))]), ""),
+            !is_run_of(&job(vec![owner("CronJob", "", Some(true))]), "", "k1"),
             "no uid, no match"
+        );
+        assert!(
+            !is_run_of(&job(vec![owner("CronJob", "u1", Some(true))]), "u1", "k2"),
+            "made for another key whose hash collides"
         );
     }
 
     #[test]
     fn a_foreign_job_under_the_name_is_reported_as_already_existing() {
-        let err = already_made(&job(vec![]), "u1", "hello").unwrap_err();
+        let err = already_made(&job(vec![]), "u1", "hello", "k1").unwrap_err();
         let status = tonic::Status::from(err);
         assert_eq!(status.code(), tonic::Code::AlreadyExists);
         assert!(
@@ -237,6 +253,7 @@ mod tests {
             &job(vec![owner("CronJob", "u1", Some(true))]),
             "u1",
             "hello",
+            "k1",
         )
         .unwrap();
         assert!(!ok.created);
