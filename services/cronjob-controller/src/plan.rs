@@ -73,15 +73,66 @@ pub const NEXT_SCHEDULE_DELTA: Duration = Duration::from_millis(100);
 /// shorter, wins.
 pub const ON_TIME: Duration = Duration::from_secs(10);
 
-/// When a CronJob fires. Implemented by bosun's parsed schedule, and by closures in tests.
+/// When a CronJob fires. Implemented by bosun's parsed schedule
+/// (`bosun_api::schedule::Schedule`), and by closures in tests.
 pub trait FireTimes {
     /// The first slot strictly after `t`; `None` if it never fires again.
     fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>>;
+
+    /// The slots in `(after, until]`, oldest first, at most `limit` (the most recent); the
+    /// bool says whether older ones were left out. `@every` slots count from `after`.
+    ///
+    /// The default walks forward from a window before `until`, widened fourfold until it
+    /// holds `limit` slots or reaches `after` (right for wall-clock schedules; the real
+    /// schedule walks back from `until` instead).
+    fn times_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> (Vec<DateTime<Utc>>, bool) {
+        let mut span = chrono::Duration::hours(1);
+        loop {
+            let start = until
+                .checked_sub_signed(span)
+                .map_or(after, |s| s.max(after));
+            let mut slots = Vec::new();
+            let mut t = self.next_after(start);
+            while let Some(s) = t {
+                if s > until {
+                    break;
+                }
+                slots.push(s);
+                t = self.next_after(s);
+            }
+            if slots.len() >= limit || start == after {
+                let from = slots.len().saturating_sub(limit);
+                let more = from > 0 || start > after;
+                return (slots.split_off(from), more);
+            }
+            span = span * 4;
+        }
+    }
 }
 
 impl<F: Fn(DateTime<Utc>) -> Option<DateTime<Utc>>> FireTimes for F {
     fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self(t)
+    }
+}
+
+impl FireTimes for bosun_api::schedule::Schedule {
+    fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        bosun_api::schedule::Schedule::next_after(self, t)
+    }
+
+    fn times_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> (Vec<DateTime<Utc>>, bool) {
+        bosun_api::schedule::Schedule::times_between(self, after, until, limit)
     }
 }
 
@@ -253,15 +304,6 @@ pub fn plan(inputs: &Inputs) -> Plan {
         }
     };
     let now = inputs.now;
-    let next = schedule.next_after(now);
-    status.next_schedule_time = next.map(format_time).unwrap_or_default();
-    let requeue_after = next.map(|t| until(now, t) + NEXT_SCHEDULE_DELTA);
-    if next.is_none() {
-        events.push(Event::warning(
-            "InvalidSchedule",
-            format!("invalid schedule: {:?}: it never fires", spec.schedule),
-        ));
-    }
 
     // 5: the slots due since the last one run.
     let last = parse_time(&status.last_schedule_time);
@@ -272,6 +314,20 @@ pub fn plan(inputs: &Inputs) -> Plan {
     let earliest = deadline.map_or(since, |d| d.max(since));
     let policy = CatchUp::of(&spec);
     let due = due(schedule, earliest, now, policy.keep());
+    // The next slot after the latest due one (for `@every`, in the series counted from
+    // `earliest`; for the others, the first slot after now).
+    let next = match due.slots.last() {
+        Some(latest) => schedule.next_after(*latest),
+        None => schedule.next_after(earliest),
+    };
+    status.next_schedule_time = next.map(format_time).unwrap_or_default();
+    let requeue_after = next.map(|t| until(now, t) + NEXT_SCHEDULE_DELTA);
+    if next.is_none() {
+        events.push(Event::warning(
+            "InvalidSchedule",
+            format!("invalid schedule: {:?}: it never fires", spec.schedule),
+        ));
+    }
     if let Some(d) = deadline
         && d > since
         && schedule.next_after(since).is_some_and(|t| t < d)
@@ -473,46 +529,24 @@ pub fn history(spec: &v1::CronJobSpec, jobs: &[JobFacts]) -> Vec<Delete> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Due {
     pub slots: Vec<DateTime<Utc>>,
-    /// The number of slots in `(earliest, now]` (exact up to a little over 100, then a lower
-    /// bound).
+    /// The number of slots in `(earliest, now]` (exact up to 101, then a lower bound).
     pub missed: usize,
 }
 
-/// Step 5: the slots in `(earliest, now]`, the `keep` most recent of them.
-///
-/// Walking every slot since `earliest` could take long (an `@every 1s` CronJob down for a
-/// month); so the walk starts from a window before `now`, widened fourfold until it holds
-/// enough slots (`keep`, and more than [`TOO_MANY_MISSED`]) or reaches `earliest`.
+/// Step 5: the slots in `(earliest, now]`, the `keep` most recent of them, and whether
+/// there were more than [`TOO_MANY_MISSED`].
 pub fn due(
     schedule: &dyn FireTimes,
     earliest: DateTime<Utc>,
     now: DateTime<Utc>,
     keep: usize,
 ) -> Due {
-    let enough = keep.max(TOO_MANY_MISSED + 1);
-    let mut span = chrono::Duration::hours(1);
-    loop {
-        let start = now
-            .checked_sub_signed(span)
-            .map_or(earliest, |s| s.max(earliest));
-        let mut slots = Vec::new();
-        let mut t = schedule.next_after(start);
-        while let Some(s) = t {
-            if s > now {
-                break;
-            }
-            slots.push(s);
-            t = schedule.next_after(s);
-        }
-        if slots.len() >= enough || start == earliest {
-            let missed = slots.len();
-            let from = slots.len().saturating_sub(keep);
-            return Due {
-                slots: slots.split_off(from),
-                missed,
-            };
-        }
-        span = span * 4;
+    let (mut slots, more) = schedule.times_between(earliest, now, keep.max(TOO_MANY_MISSED + 1));
+    let missed = slots.len() + usize::from(more);
+    let from = slots.len().saturating_sub(keep);
+    Due {
+        slots: slots.split_off(from),
+        missed,
     }
 }
 

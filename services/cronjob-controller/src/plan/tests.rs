@@ -575,3 +575,33 @@ fn last_successful_time_is_the_newest_completion() {
     let stored_newer = format_time(at(9));
     assert_eq!(last_successful(&stored_newer, &jobs), stored_newer);
 }
+
+#[test]
+fn with_the_real_schedule_every_counts_from_the_last_run_and_zones_shift_the_slots() {
+    use bosun_api::schedule::Schedule;
+    // `@every 2m` last run at minute 1: slots at 3, 5, ...; the one at 3 is due.
+    let every = Schedule::parse("@every 2m", None).expect("valid");
+    let cj = cronjob(|sp, st| {
+        sp.schedule = "@every 2m".into();
+        last(st, 1);
+    });
+    let p = plan(&Inputs {
+        cronjob: &cj,
+        jobs: &[],
+        now: at_s(3, 10),
+        schedule: Ok(&every),
+    });
+    assert_eq!(p.create, [at(3)]);
+    assert_eq!(p.status.next_schedule_time, format_time(at(5)));
+    // 09:00 in New York (UTC-5 in January) is 14:00 UTC.
+    let ny = Schedule::parse("0 9 * * *", Some("America/New_York")).expect("valid");
+    let cj = cronjob(|_, st| last(st, 0));
+    let p = plan(&Inputs {
+        cronjob: &cj,
+        jobs: &[],
+        now: at_s(14 * 60, 1),
+        schedule: Ok(&ny),
+    });
+    assert_eq!(p.create, [at(14 * 60)]);
+    assert_eq!(p.status.next_schedule_time, format_time(at(38 * 60)));
+}
