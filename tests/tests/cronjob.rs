@@ -71,6 +71,25 @@ spec:
         .await;
     }
 
+    /// Changes the CronJob's schedule (re-read and retried when the controller wrote first).
+    async fn set_schedule(&self, name: &str, schedule: &str) {
+        loop {
+            let mut cj = self
+                .client()
+                .get(Kind::CronJob, "default", name)
+                .await
+                .expect("get cronjob")
+                .into_cron_job()
+                .expect("a cronjob");
+            cj.spec.as_mut().expect("spec").schedule = schedule.into();
+            match self.client().update(cj.into()).await {
+                Ok(_) => return,
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => panic!("update cronjob {name}: {e}"),
+            }
+        }
+    }
+
     async fn cronjob_status(&self, name: &str) -> v1::CronJobStatus {
         self.client()
             .get(Kind::CronJob, "default", name)
@@ -445,4 +464,92 @@ async fn the_plane_builder_runs_the_cronjob_controller() {
             .then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn allow_lets_runs_overlap() {
+    let plane = Plane::start("allow").await;
+    let clock = test_clock();
+    let _controller = plane.start_cronjobs(&clock);
+    let wait = plane.wait_for_file("go");
+    plane.cronjob("both", &wait, "").await;
+    let slot = next_slot(clock.now());
+    fire(&clock, slot);
+    plane.wait_jobs("both", &[named("both", slot)]).await;
+    fire(&clock, slot + minutes(1));
+    let both = [named("both", slot), named("both", slot + minutes(1))];
+    plane.wait_jobs("both", &both).await;
+    wait_for("two active runs", WAIT, || async {
+        let s = plane.cronjob_status("both").await;
+        let active: Vec<String> = s.active.iter().map(|r| r.name.clone()).collect();
+        if active == both {
+            Ok(())
+        } else {
+            Err(format!("{active:?}"))
+        }
+    })
+    .await;
+    plane.touch("go");
+}
+
+/// New York springs forward on 14 March 2027: 02:30 does not happen that day and does not
+/// fire; it falls back on 7 November 2027: 01:30 happens twice (EDT, then EST) and fires
+/// twice.
+#[tokio::test]
+async fn a_time_zone_with_daylight_saving_skips_a_missing_wall_time_and_fires_a_repeated_one_twice()
+{
+    let plane = Plane::start("dst").await;
+    let clock = test_clock();
+    let _controller = plane.start_cronjobs(&clock);
+    // catchUp None: the slots between the CronJob's creation and the moved clock are skipped.
+    plane
+        .cronjob(
+            "early",
+            "true",
+            "  timeZone: America/New_York\n  catchUp:\n    policy: None",
+        )
+        .await;
+    plane.set_schedule("early", "30 2 * * *").await;
+    let march = utc("2027-03-13T07:30:00Z");
+    fire(&clock, march);
+    plane.wait_jobs("early", &[named("early", march)]).await;
+    wait_for("the next slot skips 14 March", WAIT, || async {
+        let s = plane.cronjob_status("early").await;
+        if s.next_schedule_time == "2027-03-15T06:30:00Z" {
+            Ok(())
+        } else {
+            Err(s.next_schedule_time)
+        }
+    })
+    .await;
+
+    plane.set_schedule("early", "30 1 * * *").await;
+    let edt = utc("2027-11-07T05:30:00Z");
+    let est = utc("2027-11-07T06:30:00Z");
+    fire(&clock, edt);
+    plane
+        .wait_jobs("early", &[named("early", march), named("early", edt)])
+        .await;
+    wait_for("the next slot is the repeated 01:30", WAIT, || async {
+        let s = plane.cronjob_status("early").await;
+        if s.next_schedule_time == "2027-11-07T06:30:00Z" {
+            Ok(())
+        } else {
+            Err(s.next_schedule_time)
+        }
+    })
+    .await;
+    fire(&clock, est);
+    let all = [
+        named("early", march),
+        named("early", edt),
+        named("early", est),
+    ];
+    plane.wait_jobs("early", &all).await;
+}
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("time")
+        .with_timezone(&Utc)
 }
