@@ -10,7 +10,7 @@
 //! 1. [`active`]: `status.active` against the owned Jobs: finished ones leave
 //!    (`SawCompletedJob`), deleted ones leave (`MissingJob`), unfinished owned Jobs missing from
 //!    it are **added** (`UnexpectedJob`; Kubernetes only warns, which lets Forbid overlap a Job
-//!    created just before a crash);
+//!    created just before a crash), unless started by hand (`instantiate: manual`);
 //! 2. [`last_successful`]: `lastSuccessfulTime`, the newest completion of a Complete Job;
 //! 3. [`history`]: finished Jobs beyond `successfulJobsHistoryLimit` (3) /
 //!    `failedJobsHistoryLimit` (1) are deleted, oldest (by start time) first;
@@ -54,6 +54,10 @@ pub mod words {
     pub const ALL: &str = "All";
     /// The annotation on each Job: its scheduled time (RFC 3339).
     pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
+    /// The annotation kubectl puts on a Job created from a CronJob by hand...
+    pub const INSTANTIATE: &str = "cronjob.kubernetes.io/instantiate";
+    /// ...with this value.
+    pub const MANUAL: &str = "manual";
     /// The CronJob's `apiVersion` on the Jobs' ownerReference.
     pub const BATCH_V1: &str = "batch/v1";
 }
@@ -161,6 +165,9 @@ pub struct JobFacts {
     pub completion_time: Option<DateTime<Utc>>,
     /// Marked for deletion (not counted as active, never deleted again).
     pub deleting: bool,
+    /// Started by hand (`bosun create job --from=cronjob/..`, annotation
+    /// `cronjob.kubernetes.io/instantiate: manual`): never put into `status.active`.
+    pub manual: bool,
 }
 
 impl JobFacts {
@@ -186,6 +193,8 @@ impl JobFacts {
             start_time: parse_time(&status.start_time),
             completion_time: parse_time(&status.completion_time),
             deleting: !meta.deletion_timestamp.is_empty(),
+            manual: meta.annotations.get(words::INSTANTIATE).map(String::as_str)
+                == Some(words::MANUAL),
         }
     }
 }
@@ -448,7 +457,12 @@ pub fn active(
     let listed_uids: HashSet<&str> = listed.iter().map(|r| r.uid.as_str()).collect();
     let mut unexpected: Vec<&JobFacts> = jobs
         .iter()
-        .filter(|j| j.finished.is_none() && !j.deleting && !listed_uids.contains(j.uid.as_str()))
+        .filter(|j| {
+            j.finished.is_none()
+                && !j.deleting
+                && !j.manual
+                && !listed_uids.contains(j.uid.as_str())
+        })
         .collect();
     unexpected.sort_by(|a, b| a.name.cmp(&b.name));
     for j in unexpected {

@@ -67,6 +67,7 @@ fn job(slot: DateTime<Utc>, finished: Option<Finished>) -> JobFacts {
         start_time: Some(slot),
         completion_time: finished.map(|_| slot + chrono::Duration::seconds(5)),
         deleting: false,
+        manual: false,
     }
 }
 
@@ -414,6 +415,16 @@ fn the_active_list_follows_the_owned_jobs() {
             jobs: vec![],
             active: vec![],
             events: vec!["MissingJob"],
+        },
+        Row {
+            name: "a running job started by hand is not added",
+            listed: vec![],
+            jobs: vec![JobFacts {
+                manual: true,
+                ..job(at(2), None)
+            }],
+            active: vec![],
+            events: vec![],
         },
         Row {
             name: "an unlisted running job is added",
