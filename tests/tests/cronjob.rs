@@ -11,7 +11,7 @@ use std::time::Duration;
 use bosun_api::v1::{self, Kind, Object};
 use bosun_cronjob_controller::Clock;
 use bosun_runtime::client::Selector;
-use bosun_tests::{job_condition_true, wait_for};
+use bosun_tests::{free_addr, job_condition_true, metric, wait_for};
 use chrono::{DateTime, Timelike, Utc};
 use tokio_util::sync::CancellationToken;
 
@@ -32,13 +32,15 @@ impl Plane {
         Plane(plane)
     }
 
-    /// Starts a CronJob controller on `clock`; cancelling the token stops it.
-    fn start_cronjobs(&self, clock: &Clock) -> CancellationToken {
+    /// Starts a CronJob controller on `clock`, serving metrics on a port of its own.
+    fn start_cronjobs(&self, clock: &Clock) -> Running {
         let stop = self.shutdown_token().child_token();
         let mut config = bosun_cronjob_controller::Config::for_server(self.url());
         config.clock = clock.clone();
+        let metrics = free_addr();
+        config.metrics_listen = Some(metrics);
         tokio::spawn(bosun_cronjob_controller::run(config, stop.clone()));
-        stop
+        Running { stop, metrics }
     }
 
     /// Creates a `*/1` CronJob `name` whose pods run `command`, with `spec_extra` (indented
@@ -184,6 +186,12 @@ spec:
     }
 }
 
+/// A CronJob controller a test started: `stop` ends it.
+struct Running {
+    stop: CancellationToken,
+    metrics: std::net::SocketAddr,
+}
+
 fn job_name(j: &v1::Job) -> String {
     j.metadata
         .as_ref()
@@ -231,7 +239,7 @@ fn minutes(n: i64) -> chrono::Duration {
 async fn a_minutely_cronjob_fires_at_its_slot_and_its_pod_output_is_in_the_logs() {
     let plane = Plane::start("fires").await;
     let clock = test_clock();
-    let _controller = plane.start_cronjobs(&clock);
+    let controller = plane.start_cronjobs(&clock);
     plane
         .cronjob("hello", "echo hello from the cronjob", "")
         .await;
@@ -292,6 +300,12 @@ async fn a_minutely_cronjob_fires_at_its_slot_and_its_pod_output_is_in_the_logs(
     .await;
     plane.wait_event("hello", "SuccessfulCreate").await;
     plane.wait_event("hello", "SawCompletedJob").await;
+    // The creation skew was observed: one Job, under a second late (its timer fired it).
+    let skew = "bosun_cronjob_job_creation_skew_seconds";
+    let count = metric(controller.metrics, &format!("{skew}_count")).await;
+    assert_eq!(count, Some(1.0));
+    let under_a_second = metric(controller.metrics, &format!("{skew}_bucket{{le=\"1\"}}")).await;
+    assert_eq!(under_a_second, Some(1.0));
 
     // The next slot fires too.
     fire(&clock, slot + minutes(1));
@@ -428,7 +442,7 @@ async fn a_controller_stopped_across_slots_catches_up_per_policy() {
     plane.wait_jobs("latest", &[named("latest", slot)]).await;
     plane.wait_jobs("every", &[named("every", slot)]).await;
 
-    controller.cancel();
+    controller.stop.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
     clock.jump_to(slot + minutes(3) + chrono::Duration::seconds(10));
     let _controller = plane.start_cronjobs(&clock);
