@@ -214,7 +214,15 @@ async fn act(ctx: &Ctx, obj: &Object, cronjob: &v1::CronJob, plan: Plan) -> Resu
             ..Default::default()
         };
         match ctx.writer.delete(Kind::Job, ns, &d.name, opts).await {
-            Ok(_) => ctx.metrics.jobs_deleted.inc(),
+            Ok(_) => {
+                ctx.metrics.jobs_deleted.inc();
+                ctx.recorder.emit(
+                    obj,
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    &format!("Deleted job {}", d.name),
+                );
+            }
             Err(e) if e.is_not_found() => {}
             Err(e) => {
                 ctx.recorder.emit(

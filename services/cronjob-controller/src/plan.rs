@@ -283,13 +283,8 @@ pub fn plan(inputs: &Inputs) -> Plan {
     status.active = active;
     events.append(&mut ev);
     status.last_successful_time = last_successful(&status.last_successful_time, inputs.jobs);
+    // (Each deletion's `SuccessfulDelete` is recorded by the act half once it is done.)
     let mut delete = history(&spec, inputs.jobs);
-    for d in &delete {
-        events.push(Event::normal(
-            "SuccessfulDelete",
-            format!("Deleted job {}", d.name),
-        ));
-    }
     let idle = |status: v1::CronJobStatus, delete, events| Plan {
         status: v1::CronJobStatus {
             next_schedule_time: String::new(),
@@ -370,12 +365,6 @@ pub fn plan(inputs: &Inputs) -> Plan {
     let (create, mut replaced, mut ev) =
         concurrency(&spec.concurrency_policy, &status.active, runs);
     events.append(&mut ev);
-    for d in &replaced {
-        events.push(Event::normal(
-            "SuccessfulDelete",
-            format!("Deleted job {}", d.name),
-        ));
-    }
     if !replaced.is_empty() {
         let gone: HashSet<&str> = replaced.iter().map(|d| d.uid.as_str()).collect();
         status.active.retain(|r| !gone.contains(r.uid.as_str()));

@@ -262,7 +262,7 @@ fn whole_plans() {
             now: at_s(5, 0),
             create: ms(&[5]),
             delete: vec!["hello-29453764"],
-            events: vec!["SuccessfulDelete"],
+            events: vec![],
             last_schedule: Some(at(5)),
         },
         Row {
@@ -289,7 +289,7 @@ fn whole_plans() {
             now: at_s(5, 0),
             create: vec![],
             delete: vec!["hello-29453760"],
-            events: vec!["SuccessfulDelete"],
+            events: vec![],
             last_schedule: Some(at(0)),
         },
         Row {
