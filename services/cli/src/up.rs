@@ -274,6 +274,8 @@ pub struct Endpoints {
     pub node_runtime: String,
     /// Whether the Job controller runs in this process.
     pub job_controller: bool,
+    /// Whether the CronJob controller runs in this process.
+    pub cronjob_controller: bool,
 }
 
 /// The names of the `count` local nodes.
@@ -290,6 +292,7 @@ pub fn banner(e: &Endpoints) -> String {
          metrics   http://{metrics}/metrics\n\
          scheduler running (with the node lifecycle controller)\n\
          {jobs}\
+         {cronjobs}\
          {nodes}\
          \n\
          bosun is up. From another terminal:\n\
@@ -304,6 +307,11 @@ pub fn banner(e: &Endpoints) -> String {
             "jobs      the Job controller is running\n"
         } else {
             "jobs      no Job controller (--no-job-controller): Jobs are stored but create no pods\n"
+        },
+        cronjobs = if e.cronjob_controller {
+            "cronjobs  the CronJob controller is running\n"
+        } else {
+            "cronjobs  no CronJob controller (--no-cronjob-controller): CronJobs start no Jobs\n"
         },
         nodes = if e.nodes.is_empty() {
             "nodes     none (--nodes 0); start bosun-node-agent to run pods\n".to_string()
@@ -497,6 +505,7 @@ async fn serve(
         nodes,
         node_runtime: format!("{:?}", args.node_runtime).to_lowercase(),
         job_controller: !args.no_job_controller,
+        cronjob_controller: !args.no_cronjob_controller,
     };
     write!(ctx.out, "\n{}", banner(&endpoints))?;
     ctx.out.flush()?;
@@ -615,6 +624,7 @@ mod tests {
             nodes: node_names(3),
             node_runtime: "process".into(),
             job_controller: true,
+            cronjob_controller: true,
         });
         for want in [
             "etcd      http://127.0.0.1:2379",
@@ -626,6 +636,7 @@ mod tests {
             "nodes     node-1, node-2, node-3 (process runtime",
             "scheduler",
             "jobs      the Job controller is running",
+            "cronjobs  the CronJob controller is running",
             "Ctrl-C",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
@@ -646,6 +657,7 @@ mod tests {
             nodes: Vec::new(),
             node_runtime: "process".into(),
             job_controller: !a.no_job_controller,
+            cronjob_controller: true,
         });
         assert!(
             text.contains("no Job controller (--no-job-controller)"),
