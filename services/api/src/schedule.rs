@@ -6,17 +6,22 @@
 //! lists, ranges, steps, `N/step` (= `N-max/step`), month and weekday names (any case,
 //! Sunday = 0); the macros `@yearly` `@annually` `@monthly` `@weekly` `@daily` `@midnight`
 //! `@hourly`; `@every <Go duration>`. When both day fields are restricted a day matches if
-//! **either** matches; a field written with a star (`*`, `?`, `*/1`, or a list holding one)
-//! makes them combine with AND (robfig's "star bit": `0 0 */2 * 1` is every other day AND
-//! Monday, `0 0 1-31/2 * 1` is every other day OR Monday). `TZ=`/`CRON_TZ=` are refused
-//! (use `spec.timeZone`), as are `L`, `W` and `#` (not in the standard parser).
+//! **either** matches; a day field written with a star (`*`, `?`, `*/1`, or a list holding
+//! one; not `*/2`) makes them combine with AND (robfig's "star bit": `0 0 * * 1` and
+//! `0 0 */1 * 1` fire on Mondays only, `0 0 1-31 * 1` every day, `0 0 */2 * 1` on odd days
+//! and on Mondays). `TZ=`/`CRON_TZ=` are refused (use `spec.timeZone`), as are `L`, `W` and
+//! `#` (not in the standard parser).
 //!
 //! Time: fire times are the instants whose wall-clock time in the zone (unset = UTC in bosun;
 //! Kubernetes uses the controller host's zone) matches the fields. So a wall time skipped by
 //! a spring-forward does not fire that day, and one repeated by a fall-back fires twice, as
-//! Kubernetes does (robfig's `Next` walks absolute hours and minutes). Logically impossible
-//! schedules (`59 23 31 2 *`) parse, as in Kubernetes, and never fire
-//! ([`Schedule::next_after`] gives `None`; the controller's `InvalidSchedule`).
+//! Kubernetes does (robfig's `Next` walks absolute hours and minutes: the hour loop steps
+//! over a skipped hour, the minute loop runs through a repeated one). The rule "a wall time
+//! fires at each instant that shows it" is the definition here; robfig reaches it by a walk
+//! with special cases (a midnight skipped by DST, as in Sao Paulo before 2019), and the tests
+//! check the search against trying every minute. Logically impossible schedules
+//! (`59 23 31 2 *`) parse, as in Kubernetes, and never fire ([`Schedule::next_after`] gives
+//! `None` after searching eight years, robfig five; the controller's `InvalidSchedule`).
 //!
 //! `@every D` is robfig's `ConstantDelaySchedule`: D truncated to whole seconds, at least
 //! 1 s (so `@every 500ms`, `@every 0s` and even `@every -1h` mean every second, as in
@@ -74,7 +79,7 @@ pub enum ScheduleError {
 }
 
 /// A parsed CronJob schedule in its time zone: when it fires.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
     kind: Kind,
     zone: Tz,

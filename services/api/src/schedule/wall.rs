@@ -35,6 +35,16 @@ impl Fields {
         self.month & (1 << d.month()) != 0
     }
 
+    /// Whether a wall time matches (the tests' brute-force oracle).
+    #[cfg(test)]
+    pub fn matches(&self, w: NaiveDateTime) -> bool {
+        w.second() == 0
+            && self.month_matches(w.date())
+            && self.day_matches(w.date())
+            && self.hour & (1 << w.hour()) != 0
+            && self.minute & (1 << w.minute()) != 0
+    }
+
     /// The first matching wall time at or after `w` (taken at its minute), not past
     /// `limit`'s day.
     pub fn next_wall(&self, w: NaiveDateTime, limit: NaiveDate) -> Option<NaiveDateTime> {
