@@ -567,3 +567,44 @@ fn utc(s: &str) -> DateTime<Utc> {
         .expect("time")
         .with_timezone(&Utc)
 }
+
+/// The seed CronJobs (`*/1` hello, `0,15,30,45` batch job) as the examples correct them (a
+/// command for the process runtime): at the next quarter hour both fire, and hello's output
+/// is in its pod's logs.
+#[tokio::test]
+async fn the_seed_cronjobs_fire_on_their_slots() {
+    let plane = Plane::start("seeds").await;
+    let clock = test_clock();
+    let _controller = plane.start_cronjobs(&clock);
+    let seeds = bosun_tests::manifests_dir().join("examples");
+    for file in ["cronjob-hello.yaml", "cronjob-every-fifteen-minutes.yaml"] {
+        let yaml = std::fs::read_to_string(seeds.join(file)).expect("seed manifest");
+        plane.apply(&yaml).await;
+    }
+    let now = clock.now();
+    let quarter = now
+        .with_minute(now.minute() / 15 * 15)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .expect("a quarter")
+        + minutes(15);
+    fire(&clock, quarter);
+    let batch = named("batch-job-every-fifteen-minutes", quarter);
+    let hello = named("hello", quarter);
+    for job in [&batch, &hello] {
+        wait_for(&format!("job {job}"), WAIT, || async {
+            plane.client().get(Kind::Job, "default", job).await.is_ok()
+        })
+        .await;
+    }
+    plane.wait_condition(&hello, "Complete").await;
+    let pod = plane.job_pods(&hello).await.pop().expect("a pod");
+    let logs = plane
+        .logs(&pod.metadata.expect("meta").name)
+        .await
+        .expect("logs");
+    assert!(
+        logs.contains("Hello from the Kubernetes cluster"),
+        "{logs:?}"
+    );
+}
