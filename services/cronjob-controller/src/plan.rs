@@ -18,11 +18,13 @@
 //! 5. [`due`]: the slots after `lastScheduleTime` (or the creation time), no older than
 //!    `startingDeadlineSeconds`, up to now; more than 100 ⇒ `TooManyMissedTimes`;
 //! 6. [`catch_up`]: which of them run, by `spec.catchUp.policy` (bosun extension):
-//!    `Latest` (default, Kubernetes: the most recent), `None` (only a slot that is on time),
+//!    `Latest` (default, Kubernetes: the most recent), `None` (only a slot at most
+//!    [`ON_TIME`] old, or `startingDeadlineSeconds` if shorter; older ones: `MissSchedule`),
 //!    `All` (every one, oldest first, at most `maxRuns`, the most recent ones);
 //! 7. [`concurrency`]: `Allow` runs them, `Forbid` waits while a Job is active
 //!    (`JobAlreadyActive`; `lastScheduleTime` stays, so the latest unmet slot runs when it
-//!    ends), `Replace` deletes the active Jobs first and runs the newest slot;
+//!    ends; with `All`, the missed slots run one at a time, oldest first), `Replace` deletes
+//!    the active Jobs first and runs the newest slot only;
 //! 8. the requeue: at the next slot (+100 ms, Kubernetes' pad for clock skew), also written as
 //!    `status.nextScheduleTime`.
 //!

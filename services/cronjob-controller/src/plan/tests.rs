@@ -252,6 +252,40 @@ fn whole_plans() {
             last_schedule: Some(at(6)),
         },
         Row {
+            name: "forbid with all runs the missed slots one at a time, oldest first",
+            change: |sp, st| {
+                last(st, 2);
+                sp.concurrency_policy = words::FORBID.into();
+                sp.catch_up = Some(v1::CatchUp {
+                    policy: words::ALL.into(),
+                    max_runs: None,
+                });
+            },
+            jobs: vec![],
+            now: at_s(5, 10),
+            create: ms(&[3]),
+            delete: vec![],
+            events: vec![],
+            last_schedule: Some(at(3)),
+        },
+        Row {
+            name: "replace with all runs only the newest missed slot",
+            change: |sp, st| {
+                last(st, 2);
+                sp.concurrency_policy = words::REPLACE.into();
+                sp.catch_up = Some(v1::CatchUp {
+                    policy: words::ALL.into(),
+                    max_runs: None,
+                });
+            },
+            jobs: vec![],
+            now: at_s(5, 10),
+            create: ms(&[5]),
+            delete: vec![],
+            events: vec![],
+            last_schedule: Some(at(5)),
+        },
+        Row {
             name: "replace deletes the active run then starts the new one",
             change: |sp, st| {
                 last(st, 4);
