@@ -72,4 +72,11 @@ echo "== the Job controller runs a Job to completion"
 "$bosun" get job batch-job
 [ "$("$bosun" get job batch-job -o 'jsonpath={.status.succeeded}')" = 1 ] || { echo "batch-job did not count its pod" >&2; exit 1; }
 "$bosun" delete job batch-job
+
+echo "== the CronJob controller schedules a CronJob"
+cronjob_scheduled() { [ -n "$("$bosun" get cronjob hello -o 'jsonpath={.status.nextScheduleTime}' 2>/dev/null)" ]; }
+"$bosun" apply -f tests/manifests/examples/cronjob-hello.yaml
+retry 30 cronjob_scheduled
+"$bosun" get cronjob hello
+"$bosun" delete cronjob hello
 echo "compose smoke test passed"

@@ -38,6 +38,7 @@ pub struct PlaneBuilder {
     scheduler: Option<Tweak<bosun_scheduler::Config>>,
     gc: Option<Tweak<bosun_gc::Config>>,
     job_controller: Option<Tweak<bosun_job_controller::Config>>,
+    cronjob_controller: Option<Tweak<bosun_cronjob_controller::Config>>,
     nodes: Vec<String>,
     agent_config: Option<AgentTweak>,
     agent_processes: Vec<(usize, AgentCommand)>,
@@ -107,6 +108,21 @@ impl PlaneBuilder {
     ) -> Self {
         self.job_controller = Some(Box::new(tweak));
         self
+    }
+
+    /// Runs the CronJob controller in-process (a test that moves its clock passes a clone of
+    /// one in `tweak`: `c.clock = clock.clone()`).
+    pub fn cronjob_controller_with(
+        mut self,
+        tweak: impl FnOnce(&mut bosun_cronjob_controller::Config) + Send + 'static,
+    ) -> Self {
+        self.cronjob_controller = Some(Box::new(tweak));
+        self
+    }
+
+    /// Runs the CronJob controller in-process.
+    pub fn cronjob_controller(self) -> Self {
+        self.cronjob_controller_with(|_| {})
     }
 
     /// Runs an in-process node agent for each of `names` ([`Plane::agent_config`]); `start`
@@ -202,6 +218,14 @@ impl PlaneBuilder {
                 bosun_job_controller::run(c, plane.shutdown.clone()),
             );
         }
+        if let Some(tweak) = self.cronjob_controller {
+            let mut c = bosun_cronjob_controller::Config::for_server(&plane.url);
+            tweak(&mut c);
+            plane.spawn(
+                "cronjob controller",
+                bosun_cronjob_controller::run(c, plane.shutdown.clone()),
+            );
+        }
         let mut process_nodes = 0;
         for (i, (nodes, args)) in self.agent_processes.into_iter().enumerate() {
             let mut cmd = plane.command("bosun-node-agent", &format!("node-agent-{i}"));
@@ -254,6 +278,7 @@ impl Plane {
             scheduler: None,
             gc: None,
             job_controller: None,
+            cronjob_controller: None,
             nodes: Vec::new(),
             agent_config: None,
             agent_processes: Vec::new(),

@@ -2,7 +2,8 @@
 //! process, until Ctrl-C (SIGINT) or SIGTERM; etcd is stopped on the way out. With `-f` the
 //! manifests are decoded before anything starts (a bad one stops `up` at once) and applied
 //! once the broker answers. Beside the broker run the garbage collector, the scheduler (with
-//! the node lifecycle controller), the Job controller (unless `--no-job-controller`) and
+//! the node lifecycle controller), the Job controller (unless `--no-job-controller`), the
+//! CronJob controller (unless `--no-cronjob-controller`) and
 //! `--nodes` local node agents (`node-1`..), each with its data under
 //! `<data-dir>/nodes/<name>` and its own logs port.
 //!
@@ -76,6 +77,10 @@ pub struct UpArgs {
     /// pods, e.g. while a `bosun-job-controller` runs elsewhere).
     #[arg(long, env = "BOSUN_UP_NO_JOB_CONTROLLER")]
     pub no_job_controller: bool,
+    /// Do not run the CronJob controller in this process (CronJobs are then stored but
+    /// start no Jobs, e.g. while a `bosun-cronjob-controller` runs elsewhere).
+    #[arg(long, env = "BOSUN_UP_NO_CRONJOB_CONTROLLER")]
+    pub no_cronjob_controller: bool,
 }
 
 /// How long the local nodes may take to register once the broker answers.
@@ -164,6 +169,8 @@ pub struct Services {
     pub scheduler: bosun_scheduler::Config,
     /// `None` with `--no-job-controller`.
     pub job_controller: Option<bosun_job_controller::Config>,
+    /// `None` with `--no-cronjob-controller`.
+    pub cronjob_controller: Option<bosun_cronjob_controller::Config>,
     pub nodes: Vec<bosun_node_agent::Config>,
 }
 
@@ -192,6 +199,8 @@ impl Services {
             scheduler: bosun_scheduler::Config::for_server(&broker_url),
             job_controller: (!args.no_job_controller)
                 .then(|| bosun_job_controller::Config::for_server(&broker_url)),
+            cronjob_controller: (!args.no_cronjob_controller)
+                .then(|| bosun_cronjob_controller::Config::for_server(&broker_url)),
             nodes,
         }
     }
@@ -203,6 +212,9 @@ impl Services {
         url.clone_into(&mut self.scheduler.server);
         if let Some(jobs) = &mut self.job_controller {
             url.clone_into(&mut jobs.server);
+        }
+        if let Some(cronjobs) = &mut self.cronjob_controller {
+            url.clone_into(&mut cronjobs.server);
         }
         for node in &mut self.nodes {
             url.clone_into(&mut node.server);
@@ -216,6 +228,9 @@ impl Services {
         self.scheduler.validate()?;
         if let Some(jobs) = &self.job_controller {
             jobs.validate()?;
+        }
+        if let Some(cronjobs) = &self.cronjob_controller {
+            cronjobs.validate()?;
         }
         self.nodes.iter().try_for_each(|n| n.validate())
     }
@@ -259,6 +274,8 @@ pub struct Endpoints {
     pub node_runtime: String,
     /// Whether the Job controller runs in this process.
     pub job_controller: bool,
+    /// Whether the CronJob controller runs in this process.
+    pub cronjob_controller: bool,
 }
 
 /// The names of the `count` local nodes.
@@ -275,6 +292,7 @@ pub fn banner(e: &Endpoints) -> String {
          metrics   http://{metrics}/metrics\n\
          scheduler running (with the node lifecycle controller)\n\
          {jobs}\
+         {cronjobs}\
          {nodes}\
          \n\
          bosun is up. From another terminal:\n\
@@ -289,6 +307,11 @@ pub fn banner(e: &Endpoints) -> String {
             "jobs      the Job controller is running\n"
         } else {
             "jobs      no Job controller (--no-job-controller): Jobs are stored but create no pods\n"
+        },
+        cronjobs = if e.cronjob_controller {
+            "cronjobs  the CronJob controller is running\n"
+        } else {
+            "cronjobs  no CronJob controller (--no-cronjob-controller): CronJobs start no Jobs\n"
         },
         nodes = if e.nodes.is_empty() {
             "nodes     none (--nodes 0); start bosun-node-agent to run pods\n".to_string()
@@ -434,6 +457,12 @@ async fn serve(
             bosun_job_controller::run(config, shutdown.child_token()),
         );
     }
+    if let Some(config) = services.cronjob_controller {
+        spawn_service(
+            "the cronjob controller",
+            bosun_cronjob_controller::run(config, shutdown.child_token()),
+        );
+    }
     let nodes = node_names(args.nodes);
     for config in services.nodes {
         spawn_service(
@@ -476,6 +505,7 @@ async fn serve(
         nodes,
         node_runtime: format!("{:?}", args.node_runtime).to_lowercase(),
         job_controller: !args.no_job_controller,
+        cronjob_controller: !args.no_cronjob_controller,
     };
     write!(ctx.out, "\n{}", banner(&endpoints))?;
     ctx.out.flush()?;
@@ -594,6 +624,7 @@ mod tests {
             nodes: node_names(3),
             node_runtime: "process".into(),
             job_controller: true,
+            cronjob_controller: true,
         });
         for want in [
             "etcd      http://127.0.0.1:2379",
@@ -605,6 +636,7 @@ mod tests {
             "nodes     node-1, node-2, node-3 (process runtime",
             "scheduler",
             "jobs      the Job controller is running",
+            "cronjobs  the CronJob controller is running",
             "Ctrl-C",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
@@ -625,6 +657,7 @@ mod tests {
             nodes: Vec::new(),
             node_runtime: "process".into(),
             job_controller: !a.no_job_controller,
+            cronjob_controller: true,
         });
         assert!(
             text.contains("no Job controller (--no-job-controller)"),
@@ -659,6 +692,15 @@ mod tests {
         assert_eq!(
             s.job_controller.as_ref().map(|j| j.server.as_str()),
             Some(url.as_str())
+        );
+        assert_eq!(
+            s.cronjob_controller.as_ref().map(|c| c.server.as_str()),
+            Some(url.as_str())
+        );
+        assert!(
+            Services::new(&args(dir, &["--no-cronjob-controller"]))
+                .cronjob_controller
+                .is_none()
         );
         let defaults = bosun_node_agent::Config::default();
         for (node, name) in s.nodes.iter().zip(["node-1", "node-2"]) {

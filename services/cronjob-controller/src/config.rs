@@ -1,0 +1,87 @@
+//! The CronJob controller's command line and environment (`BOSUN_*`).
+
+use std::net::SocketAddr;
+
+use bosun_api::vocab::DEFAULT_SERVER;
+use bosun_runtime::config::{InvalidConfig, require_positive, require_server};
+
+use crate::clock::Clock;
+
+/// Everything `bosun-cronjob-controller` can be told.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "bosun-cronjob-controller",
+    about = "bosun's CronJob controller: starts each CronJob's Job at its scheduled times"
+)]
+pub struct Config {
+    /// The broker's gRPC address.
+    #[arg(long, env = "BOSUN_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+
+    /// How many CronJobs are reconciled in parallel (never the same CronJob twice;
+    /// Kubernetes' --concurrent-cron-job-syncs).
+    #[arg(long, env = "BOSUN_CRONJOB_WORKERS", default_value_t = 5)]
+    pub workers: usize,
+
+    /// Where Prometheus metrics are served (`/metrics`); unset: not served.
+    #[arg(long, env = "BOSUN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Test hook: the clock the controller reads (the wall clock unless a test moves it).
+    #[arg(skip)]
+    pub clock: Clock,
+}
+
+impl Default for Config {
+    /// Every setting at the default its flag declares (the environment is not read).
+    fn default() -> Config {
+        bosun_runtime::config::defaults()
+    }
+}
+
+impl Config {
+    /// A config for the broker at `server` with every other setting at its default.
+    pub fn for_server(server: &str) -> Config {
+        Config {
+            server: server.to_string(),
+            ..Config::default()
+        }
+    }
+
+    /// Refuses settings this service cannot run with; called before any port is bound.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        require_server(&self.server)?;
+        require_positive("--workers", self.workers as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_declared_ones() {
+        use clap::Parser;
+        let c = Config::try_parse_from(["bosun-cronjob-controller"])
+            .expect("the declared defaults parse");
+        assert_eq!(c.server, DEFAULT_SERVER);
+        assert_eq!(c.workers, 5);
+        assert_eq!(Config::default().workers, 5);
+        assert_eq!(Config::for_server("http://x:1").server, "http://x:1");
+    }
+
+    #[test]
+    fn validate_refuses_what_the_service_cannot_run_with() {
+        type Change = fn(&mut Config);
+        let table: [(&str, Change, Option<&str>); 3] = [
+            ("the defaults", |_| {}, None),
+            ("no workers", |c| c.workers = 0, Some("--workers")),
+            ("no broker", |c| c.server = String::new(), Some("--server")),
+        ];
+        for (name, change, want) in table {
+            let mut c = Config::default();
+            change(&mut c);
+            assert_eq!(c.validate().err().map(|e| e.flag), want, "{name}");
+        }
+    }
+}
