@@ -152,12 +152,16 @@ async fn a_foreground_delete_waits_for_dependents_created_just_before_it() {
     }
     for i in 0..OWNERS {
         let pod_name = format!("fg-{i}-held");
-        wait_for(&format!("pod {pod_name} marked for deletion"), DEADLINE, || async {
-            match exists(p.client(), v1::Kind::Pod, &pod_name).await {
-                Some(o) if o.meta().is_some_and(|m| !m.deletion_timestamp.is_empty()) => Ok(()),
-                other => Err(format!("{:#?}", other.map(|o| o.meta().cloned()))),
-            }
-        })
+        wait_for(
+            &format!("pod {pod_name} marked for deletion"),
+            DEADLINE,
+            || async {
+                match exists(p.client(), v1::Kind::Pod, &pod_name).await {
+                    Some(o) if o.meta().is_some_and(|m| !m.deletion_timestamp.is_empty()) => Ok(()),
+                    other => Err(format!("{:#?}", other.map(|o| o.meta().cloned()))),
+                }
+            },
+        )
         .await;
     }
     for i in 0..OWNERS {

@@ -48,18 +48,14 @@ pub mod words {
     pub const FORBID: &str = "Forbid";
     /// `concurrencyPolicy`: the active runs are deleted, then the new one starts.
     pub const REPLACE: &str = "Replace";
-    /// `catchUp.policy` (bosun): only the most recent missed slot runs (Kubernetes).
-    pub const LATEST: &str = "Latest";
-    /// `catchUp.policy` (bosun): missed slots are skipped; only an on-time slot runs.
-    pub const NONE: &str = "None";
-    /// `catchUp.policy` (bosun): every missed slot runs, oldest first, at most `maxRuns`.
-    pub const ALL: &str = "All";
-    /// The annotation on each Job: its scheduled time (RFC 3339).
-    pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
-    /// The annotation kubectl puts on a Job created from a CronJob by hand...
-    pub const INSTANTIATE: &str = "cronjob.kubernetes.io/instantiate";
-    /// ...with this value.
-    pub const MANUAL: &str = "manual";
+    /// `catchUp.policy` (bosun): Latest, None, All (the api's words).
+    pub use bosun_api::cronjob::catch_up::{ALL, LATEST, NONE};
+    /// The annotations on a CronJob's Jobs: the scheduled time (RFC 3339), and kubectl's
+    /// mark of a Job started by hand (`instantiate: manual`).
+    pub use bosun_api::cronjob::{
+        INSTANTIATE_ANNOTATION as INSTANTIATE, INSTANTIATE_MANUAL as MANUAL,
+        SCHEDULED_TIMESTAMP_ANNOTATION as SCHEDULED_TIMESTAMP,
+    };
     /// The CronJob's `apiVersion` on the Jobs' ownerReference.
     pub const BATCH_V1: &str = "batch/v1";
 }
@@ -69,7 +65,7 @@ pub const DEFAULT_SUCCESSFUL_HISTORY: i32 = 3;
 /// Kubernetes' `failedJobsHistoryLimit` default.
 pub const DEFAULT_FAILED_HISTORY: i32 = 1;
 /// `catchUp.maxRuns` default with `All`.
-pub const DEFAULT_MAX_RUNS: i32 = 100;
+pub use bosun_api::cronjob::catch_up::DEFAULT_MAX_RUNS;
 /// More missed slots than this: Kubernetes' `TooManyMissedTimes` warning (the Job still runs).
 pub const TOO_MANY_MISSED: usize = 100;
 /// The requeue's pad after a slot (Kubernetes' `nextScheduleDelta`: clocks drift).
@@ -634,39 +630,15 @@ pub fn job_name(cronjob: &str, scheduled: DateTime<Utc>) -> String {
 /// The Job for the slot at `scheduled`: the template's labels, annotations and spec, the
 /// scheduled-time annotation, the controlling ownerReference.
 pub fn build_job(cronjob: &v1::CronJob, scheduled: DateTime<Utc>) -> v1::Job {
-    let meta = cronjob.metadata.clone().unwrap_or_default();
-    let template = cronjob
-        .spec
-        .as_ref()
-        .and_then(|s| s.job_template.clone())
-        .unwrap_or_default();
-    let tmeta = template.metadata.unwrap_or_default();
-    let mut annotations = tmeta.annotations;
-    annotations.insert(
-        words::SCHEDULED_TIMESTAMP.to_string(),
-        format_time(scheduled),
-    );
-    v1::Job {
-        api_version: words::BATCH_V1.to_string(),
-        kind: "Job".to_string(),
-        metadata: Some(v1::ObjectMeta {
-            name: job_name(&meta.name, scheduled),
-            namespace: meta.namespace.clone(),
-            labels: tmeta.labels,
-            annotations,
-            owner_references: vec![v1::OwnerReference {
-                api_version: words::BATCH_V1.to_string(),
-                kind: "CronJob".to_string(),
-                name: meta.name.clone(),
-                uid: meta.uid.clone(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }],
-            ..Default::default()
-        }),
-        spec: template.spec,
-        status: None,
-    }
+    let name = cronjob.metadata.as_ref().map_or("", |m| m.name.as_str());
+    bosun_api::cronjob::job_from_template(
+        cronjob,
+        &job_name(name, scheduled),
+        [(
+            words::SCHEDULED_TIMESTAMP.to_string(),
+            format_time(scheduled),
+        )],
+    )
 }
 
 /// How long from `from` to `to` (zero if `to` is not later).
