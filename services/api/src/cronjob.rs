@@ -20,6 +20,18 @@ pub const IDEMPOTENCY_KEY_ANNOTATION: &str = "bosun.dev/idempotency-key";
 /// The longest Job name: a Job's name is a label value on its pods (63 characters).
 pub const MAX_JOB_NAME: usize = 63;
 
+/// `spec.concurrencyPolicy`: what a slot does while an earlier run is still active.
+pub mod concurrency {
+    /// Runs may overlap (the default).
+    pub const ALLOW: &str = "Allow";
+    /// The slot is skipped while a run is active.
+    pub const FORBID: &str = "Forbid";
+    /// The active runs are deleted, then the new one starts.
+    pub const REPLACE: &str = "Replace";
+    /// Every policy, in the order error messages list them.
+    pub const POLICIES: [&str; 3] = [ALLOW, FORBID, REPLACE];
+}
+
 /// bosun's catch-up policies for missed schedule slots (`spec.catchUp.policy`).
 pub mod catch_up {
     /// Only the most recent missed slot runs: Kubernetes' behaviour, and the default (an

@@ -230,7 +230,10 @@ pub fn generate_job_selector(spec: &mut v1::JobSpec, meta: &v1::ObjectMeta) {
 
 /// CronJob spec defaults (`SetDefaults_CronJob`), and the Job template's.
 pub fn default_cron_job_spec(spec: &mut v1::CronJobSpec) {
-    set_if_empty(&mut spec.concurrency_policy, "Allow");
+    set_if_empty(
+        &mut spec.concurrency_policy,
+        crate::cronjob::concurrency::ALLOW,
+    );
     spec.suspend.get_or_insert(false);
     spec.successful_jobs_history_limit.get_or_insert(3);
     spec.failed_jobs_history_limit.get_or_insert(1);

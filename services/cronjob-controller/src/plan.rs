@@ -42,14 +42,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 /// The CronJob words bosun's API module does not have yet (concurrency and catch-up policies,
 /// the scheduled-time annotation).
 pub mod words {
-    /// `concurrencyPolicy`: runs may overlap (the default).
-    pub const ALLOW: &str = "Allow";
-    /// `concurrencyPolicy`: a slot is skipped while a run is active.
-    pub const FORBID: &str = "Forbid";
-    /// `concurrencyPolicy`: the active runs are deleted, then the new one starts.
-    pub const REPLACE: &str = "Replace";
     /// `catchUp.policy` (bosun): Latest, None, All (the api's words).
     pub use bosun_api::cronjob::catch_up::{ALL, LATEST, NONE};
+    /// `concurrencyPolicy`: Allow (the default), Forbid, Replace (the api's words).
+    pub use bosun_api::cronjob::concurrency::{ALLOW, FORBID, REPLACE};
     /// The annotations on a CronJob's Jobs: the scheduled time (RFC 3339), and kubectl's
     /// mark of a Job started by hand (`instantiate: manual`).
     pub use bosun_api::cronjob::{

@@ -537,7 +537,7 @@ pub(crate) fn validate_cron_job_spec(e: &mut Errs, s: &CronJobSpec) {
     e.one_of(
         "spec.concurrencyPolicy",
         &s.concurrency_policy,
-        &["Allow", "Forbid", "Replace"],
+        &crate::cronjob::concurrency::POLICIES,
     );
     if let Some(c) = &s.catch_up {
         validate_catch_up(e, c);
