@@ -19,8 +19,10 @@ pub struct Config {
     pub server: String,
 
     /// How many CronJobs are reconciled in parallel (never the same CronJob twice;
-    /// Kubernetes' --concurrent-cron-job-syncs).
-    #[arg(long, env = "BOSUN_CRONJOB_WORKERS", default_value_t = 5)]
+    /// Kubernetes' --concurrent-cron-job-syncs, default 5 there). A reconcile mostly waits on
+    /// the broker (a Job create, a status write), and a minute boundary makes every CronJob of
+    /// that schedule due at once, so bosun runs more.
+    #[arg(long, env = "BOSUN_CRONJOB_WORKERS", default_value_t = 100)]
     pub workers: usize,
 
     /// Where Prometheus metrics are served (`/metrics`); unset: not served.
@@ -65,8 +67,8 @@ mod tests {
         let c = Config::try_parse_from(["bosun-cronjob-controller"])
             .expect("the declared defaults parse");
         assert_eq!(c.server, DEFAULT_SERVER);
-        assert_eq!(c.workers, 5);
-        assert_eq!(Config::default().workers, 5);
+        assert_eq!(c.workers, 100);
+        assert_eq!(Config::default().workers, 100);
         assert_eq!(Config::for_server("http://x:1").server, "http://x:1");
     }
 

@@ -64,10 +64,13 @@ pub const DEFAULT_FAILED_HISTORY: i32 = 1;
 pub use bosun_api::cronjob::catch_up::DEFAULT_MAX_RUNS;
 /// More missed slots than this: Kubernetes' `TooManyMissedTimes` warning (the Job still runs).
 pub const TOO_MANY_MISSED: usize = 100;
-/// The requeue's pad after a slot (Kubernetes' `nextScheduleDelta`: clocks drift).
-pub const NEXT_SCHEDULE_DELTA: Duration = Duration::from_millis(100);
+/// The requeue's pad after a slot. Kubernetes pads 100 ms (`nextScheduleDelta`), which every
+/// fire then starts late by; bosun's queue timers never fire early (tokio rounds a delay up to
+/// the millisecond), and a reconcile woken a moment before its slot (the wall clock behind the
+/// monotonic one) finds nothing due and is requeued for the rest, so 1 ms is enough.
+pub const NEXT_SCHEDULE_DELTA: Duration = Duration::from_millis(1);
 /// With `catchUp.policy: None`, a slot at most this old is on time (a reconcile woken by its
-/// timer runs ~100 ms after it); older ones were missed. `startingDeadlineSeconds`, if
+/// timer runs just after it; a busy controller may take longer); older ones were missed. `startingDeadlineSeconds`, if
 /// shorter, wins.
 pub const ON_TIME: Duration = Duration::from_secs(10);
 
