@@ -133,6 +133,53 @@ async fn a_foreground_delete_keeps_the_owner_until_its_pods_are_gone() {
 }
 
 #[tokio::test]
+async fn a_foreground_delete_waits_for_dependents_created_just_before_it() {
+    // The pod is created a moment before its owner's delete: the collector's pod cache may
+    // not have it yet when it handles the owner, and must not let the owner go without it.
+    let p = plane().await;
+    const OWNERS: usize = 20;
+    for i in 0..OWNERS {
+        let owner = p
+            .client()
+            .create(job("default", &format!("fg-{i}")))
+            .await
+            .expect("job");
+        let mut held = pod("default", &format!("fg-{i}-held"));
+        held.meta_mut().owner_references = vec![owner_ref(&owner)];
+        held.meta_mut().finalizers = vec!["example.com/hold".into()];
+        p.client().create(held).await.expect("held pod");
+        delete(p.client(), v1::Kind::Job, &format!("fg-{i}"), "Foreground").await;
+    }
+    for i in 0..OWNERS {
+        let pod_name = format!("fg-{i}-held");
+        wait_for(&format!("pod {pod_name} marked for deletion"), DEADLINE, || async {
+            match exists(p.client(), v1::Kind::Pod, &pod_name).await {
+                Some(o) if o.meta().is_some_and(|m| !m.deletion_timestamp.is_empty()) => Ok(()),
+                other => Err(format!("{:#?}", other.map(|o| o.meta().cloned()))),
+            }
+        })
+        .await;
+    }
+    for i in 0..OWNERS {
+        let owner = exists(p.client(), v1::Kind::Job, &format!("fg-{i}")).await;
+        assert!(
+            owner.is_some(),
+            "job fg-{i} went while its blocking pod fg-{i}-held was still there"
+        );
+    }
+    for i in 0..OWNERS {
+        let mut held = exists(p.client(), v1::Kind::Pod, &format!("fg-{i}-held"))
+            .await
+            .expect("held pod");
+        held.meta_mut().finalizers.clear();
+        p.client().update(held).await.expect("release pod");
+    }
+    for i in 0..OWNERS {
+        wait_gone(p.client(), v1::Kind::Job, &format!("fg-{i}")).await;
+    }
+}
+
+#[tokio::test]
 async fn an_orphan_delete_keeps_the_pods_without_their_owner_reference() {
     let p = plane().await;
     let owner = p.client().create(job("default", "j")).await.expect("job");

@@ -234,6 +234,16 @@ pub fn default_cron_job_spec(spec: &mut v1::CronJobSpec) {
     spec.suspend.get_or_insert(false);
     spec.successful_jobs_history_limit.get_or_insert(3);
     spec.failed_jobs_history_limit.get_or_insert(1);
+    // bosun's catch-up policy: an empty policy stays empty (it reads as Latest, Kubernetes'
+    // behaviour); All without maxRuns runs at most Kubernetes' "too many missed" 100.
+    if let Some(c) = spec
+        .catch_up
+        .as_mut()
+        .filter(|c| c.policy == crate::cronjob::catch_up::ALL)
+    {
+        c.max_runs
+            .get_or_insert(crate::cronjob::catch_up::DEFAULT_MAX_RUNS);
+    }
     if let Some(js) = spec.job_template.as_mut().and_then(|t| t.spec.as_mut()) {
         default_job_spec(js);
     }
@@ -398,6 +408,52 @@ mod tests {
         let mut spec = v1::JobSpec::default();
         generate_job_selector(&mut spec, &v1::ObjectMeta::default());
         assert!(spec.selector.is_none());
+    }
+
+    #[test]
+    fn a_catch_up_policy_gets_max_runs_only_with_all() {
+        let rows = [
+            ("unset stays unset", None, None),
+            (
+                "empty policy stays empty",
+                Some(("", None)),
+                Some(("", None)),
+            ),
+            (
+                "Latest gets nothing",
+                Some(("Latest", None)),
+                Some(("Latest", None)),
+            ),
+            (
+                "None gets nothing",
+                Some(("None", None)),
+                Some(("None", None)),
+            ),
+            (
+                "All gets 100",
+                Some(("All", None)),
+                Some(("All", Some(100))),
+            ),
+            (
+                "All keeps its own",
+                Some(("All", Some(7))),
+                Some(("All", Some(7))),
+            ),
+        ];
+        for (name, given, want) in rows {
+            let mk = |c: Option<(&str, Option<i32>)>| {
+                c.map(|(p, m)| v1::CatchUp {
+                    policy: p.into(),
+                    max_runs: m,
+                })
+            };
+            let mut spec = v1::CronJobSpec {
+                catch_up: mk(given),
+                ..Default::default()
+            };
+            default_cron_job_spec(&mut spec);
+            assert_eq!(spec.catch_up, mk(want), "{name}");
+        }
     }
 
     #[test]

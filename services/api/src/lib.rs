@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod condition;
+pub mod cronjob;
 pub mod defaults;
 pub mod kind;
 pub mod nodematch;

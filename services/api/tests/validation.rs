@@ -130,6 +130,117 @@ fn job_rules_report_kubernetes_messages() {
 }
 
 #[test]
+fn cron_job_time_zones_and_schedules_are_refused_with_kubernetes_reasons() {
+    let table = [
+        (
+            "unknown zone",
+            with(CJ, "  timeZone: Mars/Olympus\n"),
+            "spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus",
+        ),
+        (
+            "empty zone",
+            with(CJ, "  timeZone: \"\"\n"),
+            "spec.timeZone: Invalid value: \"\": timeZone must be nil or non-empty string",
+        ),
+        (
+            "Local",
+            with(CJ, "  timeZone: Local\n"),
+            "spec.timeZone: Invalid value: \"Local\": timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+        ),
+        (
+            "a path part longer than 14",
+            with(CJ, "  timeZone: America/Argentina_Buenos_Aires\n"),
+            "spec.timeZone: Invalid value: \"America/Argentina_Buenos_Aires\": unknown time zone America/Argentina_Buenos_Aires",
+        ),
+        (
+            "a part starting with a dash",
+            with(CJ, "  timeZone: Europe/-Paris\n"),
+            "spec.timeZone: Invalid value: \"Europe/-Paris\": unknown time zone Europe/-Paris",
+        ),
+        (
+            "TZ in the schedule",
+            CJ.replace("*/5 * * * *", "TZ=UTC */5 * * * *"),
+            "spec.schedule: Invalid value: \"TZ=UTC */5 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+        ),
+        (
+            "CRON_TZ in the schedule",
+            CJ.replace("*/5 * * * *", "CRON_TZ=UTC */5 * * * *"),
+            "spec.schedule: Invalid value: \"CRON_TZ=UTC */5 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+        ),
+        (
+            "four fields",
+            CJ.replace("*/5 * * * *", "*/5 * * *"),
+            "spec.schedule: Invalid value: \"*/5 * * *\": expected exactly 5 fields, found 4",
+        ),
+    ];
+    for (name, text, want) in table {
+        eprintln!("row: {name}");
+        rejected(&text, want);
+    }
+    for zone in [
+        "UTC",
+        "Etc/GMT+5",
+        "America/New_York",
+        "Australia/Lord_Howe",
+    ] {
+        assert!(
+            validate_create(&obj(&with(CJ, &format!("  timeZone: {zone}\n")))).is_ok(),
+            "{zone}"
+        );
+    }
+}
+
+#[test]
+fn cron_job_catch_up_policies_are_checked() {
+    let table = [
+        (
+            "unknown policy",
+            "  catchUp: {policy: Every}\n",
+            "spec.catchUp.policy: Unsupported value: \"Every\": supported values: \"Latest\", \"None\", \"All\"",
+        ),
+        (
+            "lowercase policy",
+            "  catchUp: {policy: all}\n",
+            "spec.catchUp.policy: Unsupported value: \"all\"",
+        ),
+        (
+            "maxRuns zero",
+            "  catchUp: {policy: All, maxRuns: 0}\n",
+            "spec.catchUp.maxRuns: Invalid value: 0: must be greater than or equal to 1",
+        ),
+        (
+            "maxRuns negative",
+            "  catchUp: {policy: All, maxRuns: -3}\n",
+            "spec.catchUp.maxRuns: Invalid value: -3: must be greater than or equal to 1",
+        ),
+        (
+            "maxRuns with Latest",
+            "  catchUp: {policy: Latest, maxRuns: 5}\n",
+            "spec.catchUp.maxRuns: Forbidden: may only be set when spec.catchUp.policy is All",
+        ),
+        (
+            "maxRuns without a policy",
+            "  catchUp: {maxRuns: 5}\n",
+            "spec.catchUp.maxRuns: Forbidden: may only be set when spec.catchUp.policy is All",
+        ),
+    ];
+    for (name, extra, want) in table {
+        eprintln!("row: {name}");
+        rejected(&with(CJ, extra), want);
+    }
+    for ok in [
+        "  catchUp: {}\n",
+        "  catchUp: {policy: Latest}\n",
+        "  catchUp: {policy: None}\n",
+        "  catchUp: {policy: All}\n",
+        "  catchUp: {policy: All, maxRuns: 1}\n",
+    ] {
+        let o = obj(&with(CJ, ok));
+        assert!(validate_create(&o).is_ok(), "{ok}");
+    }
+}
+
+#[test]
 fn cron_job_rules_report_kubernetes_messages() {
     assert!(validate_create(&obj(CJ)).is_ok());
     rejected(

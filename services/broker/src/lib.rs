@@ -3,7 +3,8 @@
 //! It serves the `Objects` gRPC API: create / get / list / update / update-status / delete
 //! ([`store`], one etcd txn per write, optimistic concurrency on resourceVersion = etcd
 //! mod_revision) and watch ([`watch`], one etcd watch per kind fanned out to any number of
-//! subscribers from an in-memory window). It keeps no state of its own, so several brokers
+//! subscribers from an in-memory window), and `TriggerCronJob` ([`trigger`]: a CronJob run
+//! now, once per idempotency key). It keeps no state of its own, so several brokers
 //! can serve one etcd. [`run`] is what `bosun-broker` and `bosun up` call.
 
 pub mod batch;
@@ -15,6 +16,7 @@ pub mod patch;
 pub mod recent;
 pub mod service;
 pub mod store;
+pub mod trigger;
 pub mod watch;
 
 use std::net::SocketAddr;

@@ -8,8 +8,8 @@ use bosun_api::selector::{FieldSelector, LabelSelector};
 use bosun_api::v1::objects_server::Objects;
 use bosun_api::v1::{
     BindRequest, CreateRequest, DeleteRequest, DeleteResponse, FinalizersRequest, GetRequest, Kind,
-    ListRequest, ListResponse, ObjectResponse, PatchRequest, PatchResponse, UpdateRequest,
-    WatchRequest,
+    ListRequest, ListResponse, ObjectResponse, PatchRequest, PatchResponse, TriggerCronJobRequest,
+    TriggerCronJobResponse, UpdateRequest, WatchRequest,
 };
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -88,6 +88,31 @@ impl Objects for ObjectService {
                 object: Some(object),
                 warnings: vec![],
             })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(namespace = %req.get_ref().namespace, name = %req.get_ref().name))]
+    async fn trigger_cron_job(
+        &self,
+        req: Request<TriggerCronJobRequest>,
+    ) -> Result<Response<TriggerCronJobResponse>, Status> {
+        // A triggered Job continues the caller's trace, as a created one does.
+        let incoming = req
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let traceparent = creation_traceparent(
+            incoming.as_deref(),
+            bosun_runtime::telemetry::current_traceparent(),
+        );
+        let req = req.into_inner();
+        self.observe("TriggerCronJob", async {
+            crate::trigger::trigger(&self.store, &req, |obj| {
+                stamp_traceparent(obj, traceparent.as_deref())
+            })
+            .await
         })
         .await
     }

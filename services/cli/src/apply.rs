@@ -42,7 +42,8 @@ pub enum DryRun {
 }
 
 impl DryRun {
-    fn suffix(self) -> &'static str {
+    /// What kubectl adds after `created` for this dry run.
+    pub(crate) fn suffix(self) -> &'static str {
         match self {
             DryRun::None => "",
             DryRun::Client => " (dry run)",

@@ -13,7 +13,7 @@ use tonic::Code;
 
 use crate::Ctx;
 use crate::format::{
-    age, describe_time, format_selector, human_duration, parse_time, render_table,
+    describe_time, format_selector, human_duration, parse_time, render_table, until,
 };
 use crate::printers;
 
@@ -449,6 +449,8 @@ fn conditions(d: &mut Doc, conditions: &[v1::Condition]) {
     }
 }
 
+/// kubectl's `describeCronJob`, field for field, with bosun's additions: the Time Zone (unset
+/// reads as UTC in bosun), the Catch Up policy, and the Next Schedule Time.
 fn cronjob(d: &mut Doc, c: &v1::CronJob, now: DateTime<Utc>) {
     let spec = c.spec.clone().unwrap_or_default();
     let st = c.status.clone().unwrap_or_default();
@@ -456,10 +458,12 @@ fn cronjob(d: &mut Doc, c: &v1::CronJob, now: DateTime<Utc>) {
     d.field(
         0,
         "Time Zone",
-        spec.time_zone.clone().unwrap_or_else(|| "<unset>".into()),
+        spec.time_zone
+            .clone()
+            .unwrap_or_else(|| "<unset> (UTC)".into()),
     );
     d.field(0, "Concurrency Policy", or_none(&spec.concurrency_policy));
-    d.field(0, "Suspend", opt(spec.suspend));
+    d.field(0, "Suspend", bool_ptr(spec.suspend));
     d.field(
         0,
         "Successful Job History Limit",
@@ -476,17 +480,27 @@ fn cronjob(d: &mut Doc, c: &v1::CronJob, now: DateTime<Utc>) {
         spec.starting_deadline_seconds
             .map_or("<unset>".into(), |s| format!("{s}s")),
     );
-    if let Some(jt) = &spec.job_template {
-        let js = jt.spec.clone().unwrap_or_default();
-        d.field(0, "Selector", format_selector(js.selector.as_ref()));
-        d.field(0, "Parallelism", opt(js.parallelism));
-        d.field(0, "Completions", opt(js.completions));
-        if let Some(ads) = js.active_deadline_seconds {
-            d.field(0, "Active Deadline Seconds", format!("{ads}s"));
-        }
-        if let Some(t) = &js.template {
-            pod_template(d, 0, "Pod Template", t);
-        }
+    d.field(0, "Catch Up", catch_up(&spec));
+    // kubectl's describeJobTemplate.
+    let js = spec
+        .job_template
+        .as_ref()
+        .and_then(|t| t.spec.clone())
+        .unwrap_or_default();
+    d.field(
+        0,
+        "Selector",
+        js.selector
+            .as_ref()
+            .map_or("<unset>".into(), |s| format_selector(Some(s))),
+    );
+    d.field(0, "Parallelism", opt(js.parallelism));
+    d.field(0, "Completions", opt(js.completions));
+    if let Some(ads) = js.active_deadline_seconds {
+        d.field(0, "Active Deadline Seconds", format!("{ads}s"));
+    }
+    if let Some(t) = &js.template {
+        pod_template(d, 0, "Pod Template", t);
     }
     d.field(
         0,
@@ -494,10 +508,19 @@ fn cronjob(d: &mut Doc, c: &v1::CronJob, now: DateTime<Utc>) {
         if st.last_schedule_time.is_empty() {
             "<unset>".to_string()
         } else {
+            describe_time(&st.last_schedule_time)
+        },
+    );
+    d.field(
+        0,
+        "Next Schedule Time",
+        if st.next_schedule_time.is_empty() {
+            "<unset>".to_string()
+        } else {
             format!(
-                "{} ({} ago)",
-                describe_time(&st.last_schedule_time),
-                age(&st.last_schedule_time, now)
+                "{} ({})",
+                describe_time(&st.next_schedule_time),
+                until(&st.next_schedule_time, now)
             )
         },
     );
@@ -511,6 +534,27 @@ fn cronjob(d: &mut Doc, c: &v1::CronJob, now: DateTime<Utc>) {
             active.join(", ")
         },
     );
+}
+
+/// bosun's catch-up policy as `describe` shows it: `Latest` (the default, Kubernetes'
+/// behaviour), `None`, or `All (at most N runs)`.
+fn catch_up(spec: &v1::CronJobSpec) -> String {
+    let policy = bosun_api::cronjob::catch_up_policy(spec);
+    match spec.catch_up.as_ref().and_then(|c| c.max_runs) {
+        Some(n) if policy == bosun_api::cronjob::catch_up::ALL => {
+            format!("{policy} (at most {n} runs)")
+        }
+        _ => policy.to_string(),
+    }
+}
+
+/// kubectl's `printBoolPtr`.
+fn bool_ptr(b: Option<bool>) -> String {
+    match b {
+        Some(true) => "True".into(),
+        Some(false) => "False".into(),
+        None => "<unset>".into(),
+    }
 }
 
 fn daemonset(d: &mut Doc, ds: &v1::DaemonSet) {
@@ -1066,6 +1110,115 @@ mod tests {
             "  Normal   SuccessfulCreate   60s    job-controller   Created pod: pi-abcde\n",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    fn hourly(catch_up: Option<v1::CatchUp>, next: &str) -> Object {
+        v1::CronJob {
+            metadata: Some(ObjectMeta {
+                name: "hourly".into(),
+                namespace: "default".into(),
+                uid: "c1".into(),
+                ..Default::default()
+            }),
+            spec: Some(v1::CronJobSpec {
+                schedule: "0 * * * *".into(),
+                concurrency_policy: "Forbid".into(),
+                suspend: Some(false),
+                successful_jobs_history_limit: Some(3),
+                failed_jobs_history_limit: Some(1),
+                catch_up,
+                job_template: Some(v1::JobTemplateSpec {
+                    metadata: None,
+                    spec: Some(v1::JobSpec {
+                        parallelism: Some(2),
+                        template: Some(v1::PodTemplateSpec {
+                            metadata: None,
+                            spec: Some(v1::PodSpec {
+                                containers: vec![v1::Container {
+                                    name: "hello".into(),
+                                    image: "busybox".into(),
+                                    ..Default::default()
+                                }],
+                                ..Default::default()
+                            }),
+                        }),
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            }),
+            status: Some(v1::CronJobStatus {
+                active: vec![v1::ObjectReference {
+                    name: "hourly-28401060".into(),
+                    ..Default::default()
+                }],
+                last_schedule_time: "2024-01-01T01:00:00Z".into(),
+                next_schedule_time: next.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .into()
+    }
+
+    #[test]
+    fn a_cronjob_describes_with_kubectls_fields_then_bosuns() {
+        let text = render(&hourly(None, "2024-01-01T02:00:00Z"), &[], now());
+        let want = [
+            "Schedule:                      0 * * * *\n",
+            "Time Zone:                     <unset> (UTC)\n",
+            "Concurrency Policy:            Forbid\n",
+            "Suspend:                       False\n",
+            "Successful Job History Limit:  3\n",
+            "Failed Job History Limit:      1\n",
+            "Starting Deadline Seconds:     <unset>\n",
+            "Catch Up:                      Latest\n",
+            "Selector:                      <unset>\n",
+            "Parallelism:                   2\n",
+            "Completions:                   <unset>\n",
+            "Pod Template:\n",
+            "Last Schedule Time:            Mon, 01 Jan 2024 01:00:00 +0000\n",
+            "Next Schedule Time:            Mon, 01 Jan 2024 02:00:00 +0000 (in 60m)\n",
+            "Active Jobs:                   hourly-28401060\n",
+        ];
+        // In kubectl's order.
+        let mut at = 0;
+        for w in want {
+            let found = text[at..]
+                .find(w)
+                .unwrap_or_else(|| panic!("missing {w:?} after byte {at} in\n{text}"));
+            at += found + w.len();
+        }
+        let rows = [
+            ("unset", None, "Latest"),
+            (
+                "None",
+                Some(v1::CatchUp {
+                    policy: "None".into(),
+                    max_runs: None,
+                }),
+                "None",
+            ),
+            (
+                "All",
+                Some(v1::CatchUp {
+                    policy: "All".into(),
+                    max_runs: Some(100),
+                }),
+                "All (at most 100 runs)",
+            ),
+        ];
+        for (name, c, want) in rows {
+            let text = render(&hourly(c, ""), &[], now());
+            assert!(
+                text.contains(&format!("Catch Up:                      {want}\n")),
+                "{name}: {text}"
+            );
+            assert!(
+                text.contains("Next Schedule Time:            <unset>\n"),
+                "{name}"
+            );
         }
     }
 

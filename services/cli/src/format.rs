@@ -76,6 +76,18 @@ pub fn age(ts: &str, now: DateTime<Utc>) -> String {
     }
 }
 
+/// How long until `ts` at `now`, as `in 42s` (bosun's NEXT SCHEDULE column); `in 0s` when it
+/// is already due, `<none>` when unset.
+pub fn until(ts: &str, now: DateTime<Utc>) -> String {
+    match parse_time(ts) {
+        Some(t) => format!(
+            "in {}",
+            human_duration((t - now).max(chrono::Duration::zero()))
+        ),
+        None => "<none>".to_string(),
+    }
+}
+
 /// `k=v,k2=v2` (sorted), `<none>` when empty: kubectl's `labels.FormatLabels`.
 pub fn format_labels(labels: &BTreeMap<String, String>) -> String {
     if labels.is_empty() {

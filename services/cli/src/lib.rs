@@ -8,6 +8,7 @@
 //! tests; the command modules only fetch, call those, and write.
 
 pub mod apply;
+pub mod create;
 pub mod delete;
 pub mod describe;
 pub mod errors;
@@ -64,8 +65,9 @@ pub struct Cli {
 pub enum Command {
     /// Create or update objects from manifests.
     Apply(apply::ApplyArgs),
-    /// Create objects from manifests (an existing object is an error).
-    Create(apply::ApplyArgs),
+    /// Create objects from manifests (an existing object is an error), or a Job from a
+    /// CronJob (`create job NAME --from=cronjob/CJ`).
+    Create(create::CreateArgs),
     /// List objects, or show some by name.
     Get(get::GetArgs),
     /// Show an object in detail, with its events.
@@ -179,7 +181,7 @@ where
     let result = async {
         match cli.command {
             Command::Apply(a) => apply::apply(&mut ctx, a, apply::Mode::Apply).await,
-            Command::Create(a) => apply::apply(&mut ctx, a, apply::Mode::Create).await,
+            Command::Create(a) => create::create(&mut ctx, a).await,
             Command::Get(a) => get::get(&mut ctx, a).await,
             Command::Describe(a) => describe::describe(&mut ctx, a).await,
             Command::Delete(a) => delete::delete(&mut ctx, a).await,

@@ -7,7 +7,7 @@ use bosun_api::v1::{self, Kind, Object};
 use bosun_api::vocab::{condition, phase, status};
 use chrono::{DateTime, Utc};
 
-use crate::format::{age, format_labels, format_selector, human_duration, parse_time};
+use crate::format::{age, format_labels, format_selector, human_duration, parse_time, until};
 
 /// Which optional columns a table has.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,7 +53,8 @@ pub fn headers(kind: Kind, cols: Columns) -> Vec<String> {
                 "LAST SCHEDULE",
                 "AGE",
             ],
-            &["CONTAINERS", "IMAGES", "SELECTOR"],
+            // kubectl's wide columns, then bosun's status.nextScheduleTime.
+            &["CONTAINERS", "IMAGES", "SELECTOR", "NEXT SCHEDULE"],
         ),
         Kind::DaemonSet => (
             &[
@@ -535,7 +536,12 @@ fn cronjob_row(
         let job_spec = spec.job_template.and_then(|t| t.spec).unwrap_or_default();
         let pod_spec = job_spec.template.as_ref().and_then(|t| t.spec.as_ref());
         let (names, images) = containers_images(pod_spec);
-        cells.extend([names, images, format_selector(job_spec.selector.as_ref())]);
+        cells.extend([
+            names,
+            images,
+            format_selector(job_spec.selector.as_ref()),
+            until(&status.next_schedule_time, now),
+        ]);
     }
 }
 
@@ -1171,6 +1177,92 @@ mod tests {
             vec!["hello", "*/1 * * * *", "<none>", "False", "1", "30s", "60m"]
         );
         assert_eq!(headers(Kind::CronJob, Columns::default()).len(), 7);
+    }
+
+    #[test]
+    fn wide_cronjob_rows_add_kubectls_columns_and_the_next_schedule() {
+        let cj = |next: &str| -> Object {
+            v1::CronJob {
+                metadata: Some(ObjectMeta {
+                    name: "hello".into(),
+                    creation_timestamp: "2024-01-01T00:00:00Z".into(),
+                    ..Default::default()
+                }),
+                spec: Some(v1::CronJobSpec {
+                    schedule: "0 * * * *".into(),
+                    time_zone: Some("Europe/London".into()),
+                    suspend: Some(true),
+                    job_template: Some(v1::JobTemplateSpec {
+                        metadata: None,
+                        spec: Some(v1::JobSpec {
+                            template: Some(v1::PodTemplateSpec {
+                                metadata: None,
+                                spec: Some(v1::PodSpec {
+                                    containers: vec![v1::Container {
+                                        name: "c".into(),
+                                        image: "busybox".into(),
+                                        ..Default::default()
+                                    }],
+                                    ..Default::default()
+                                }),
+                            }),
+                            ..Default::default()
+                        }),
+                    }),
+                    ..Default::default()
+                }),
+                status: Some(v1::CronJobStatus {
+                    next_schedule_time: next.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+            .into()
+        };
+        let wide = Columns {
+            wide: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            headers(Kind::CronJob, wide),
+            vec![
+                "NAME",
+                "SCHEDULE",
+                "TIMEZONE",
+                "SUSPEND",
+                "ACTIVE",
+                "LAST SCHEDULE",
+                "AGE",
+                "CONTAINERS",
+                "IMAGES",
+                "SELECTOR",
+                "NEXT SCHEDULE"
+            ]
+        );
+        let rows = [
+            ("due in 30s", "2024-01-01T01:00:30Z", "in 30s"),
+            ("overdue", "2024-01-01T00:59:00Z", "in 0s"),
+            ("never again or suspended", "", "<none>"),
+        ];
+        for (name, next, want) in rows {
+            assert_eq!(
+                row(&cj(next), wide, now()),
+                vec![
+                    "hello",
+                    "0 * * * *",
+                    "Europe/London",
+                    "True",
+                    "0",
+                    "<none>",
+                    "60m",
+                    "c",
+                    "busybox",
+                    "<none>",
+                    want
+                ],
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod ttl;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use bosun_api::v1::{Kind, OwnerReference};
 use bosun_api::{KindInfo, Object};
@@ -65,6 +66,21 @@ pub const KINDS: &[Kind] = &[
 /// The work-queue key of an object: `Kind/namespace/name` (`Kind/name` if cluster-scoped).
 pub fn item_key(kind: &str, store_key: &str) -> String {
     format!("{kind}/{store_key}")
+}
+
+/// How soon an owner whose foreground delete found dependents its caches missed is looked at
+/// again.
+const MISSED_DEPENDENT_RECHECK: Duration = Duration::from_secs(1);
+
+/// What the owner with uid `owner_uid` needs to know of dependent `dep` (work-queue `key`).
+fn dependent_ref(owner_uid: &str, key: String, dep: &Object) -> DependentRef {
+    DependentRef {
+        blocks: refs(dep)
+            .iter()
+            .any(|r| r.uid == owner_uid && r.block_owner_deletion == Some(true)),
+        being_deleted: dep.meta().is_some_and(plan::is_being_deleted),
+        key,
+    }
 }
 
 /// The kind and cache key of a work-queue key.
@@ -295,13 +311,7 @@ impl Gc {
             let deps: Vec<DependentRef> = self
                 .dependents(item.uid())
                 .into_iter()
-                .map(|(key, dep)| DependentRef {
-                    blocks: refs(&dep)
-                        .iter()
-                        .any(|r| r.uid == item.uid() && r.block_owner_deletion == Some(true)),
-                    being_deleted: dep.meta().is_some_and(plan::is_being_deleted),
-                    key,
-                })
+                .map(|(key, dep)| dependent_ref(item.uid(), key, &dep))
                 .collect();
             match plan::plan_owner(meta, &deps) {
                 OwnerAction::None => {}
@@ -313,6 +323,33 @@ impl Gc {
                     return Ok(());
                 }
                 OwnerAction::FinishForeground => {
+                    // The caches may not have seen a dependent created just before the
+                    // delete (pods and Jobs come through different watches): decide again on
+                    // the dependents the broker lists before letting the owner go.
+                    let listed: Vec<DependentRef> = self
+                        .uncached_dependents(item)
+                        .await?
+                        .into_iter()
+                        .map(|(key, dep)| dependent_ref(item.uid(), key, &dep))
+                        .collect();
+                    if let OwnerAction::DeleteDependents(keys) = plan::plan_owner(meta, &listed) {
+                        tracing::debug!(
+                            dependents = keys.len(),
+                            "foreground: the broker lists blocking dependents the caches missed"
+                        );
+                        for k in keys {
+                            self.queue.add(k);
+                        }
+                        // Their changes reach the caches and requeue this owner; this timer
+                        // covers one that is already being deleted.
+                        if let Some(info) = KindInfo::of(item.kind()) {
+                            self.queue.add_after(
+                                item_key(info.name, &item.key()),
+                                MISSED_DEPENDENT_RECHECK,
+                            );
+                        }
+                        return Ok(());
+                    }
                     return self
                         .remove_finalizer(item, plan::FOREGROUND_FINALIZER)
                         .await;
@@ -321,7 +358,12 @@ impl Gc {
                     // The caches may not have seen every dependent yet, and one the orphaning
                     // missed would later be deleted as the dependent of a gone owner: read the
                     // dependents from the broker before letting the owner go.
-                    keys.extend(self.uncached_dependents(item).await?);
+                    keys.extend(
+                        self.uncached_dependents(item)
+                            .await?
+                            .into_iter()
+                            .map(|(k, _)| k),
+                    );
                     keys.sort();
                     keys.dedup();
                     for k in keys {
@@ -555,10 +597,10 @@ impl Gc {
         }
     }
 
-    /// The work-queue keys of every object that names `owner` as an owner, read from the
+    /// Every object that names `owner` as an owner, with its work-queue key, read from the
     /// broker (not the caches), in the owner's namespace (every namespace for a cluster-scoped
     /// owner).
-    async fn uncached_dependents(&self, owner: &Object) -> Result<Vec<String>> {
+    async fn uncached_dependents(&self, owner: &Object) -> Result<Vec<(String, Object)>> {
         let selector = bosun_runtime::client::Selector {
             namespace: owner.namespace().to_string(),
             ..Default::default()
@@ -570,7 +612,7 @@ impl Gc {
             };
             for obj in self.broker.list(*kind, &selector).await?.items {
                 if refs(&obj).iter().any(|r| r.uid == owner.uid()) {
-                    keys.push(item_key(info.name, &obj.key()));
+                    keys.push((item_key(info.name, &obj.key()), obj));
                 }
             }
         }

@@ -228,6 +228,14 @@ pub struct PatchTarget<'a> {
     pub status: bool,
 }
 
+/// What [`Broker::trigger_cron_job`] answered: the run's Job, and whether this call made it
+/// (false: the key was used before and this is the Job that trigger made).
+#[derive(Debug, Clone)]
+pub struct Triggered {
+    pub job: bosun_api::v1::Job,
+    pub created: bool,
+}
+
 /// A patch's outcome: the object as stored after it, and whether it changed anything
 /// (`false`: nothing was written, kubectl's "(no change)").
 #[derive(Debug, Clone)]
@@ -430,6 +438,36 @@ impl Broker {
             dry_run: false,
         });
         object_of(self.client.clone().create(req).await?.into_inner())
+    }
+
+    /// Starts a run of the CronJob `namespace/name` now (the broker's `TriggerCronJob`): a
+    /// Job from its jobTemplate, once per `idempotency_key`. Retried while the broker is
+    /// unavailable, which is safe because the key makes it idempotent: a trigger that
+    /// reached the broker before the connection broke is found, not repeated
+    /// (`created: false`). `dry_run`: build and validate the Job, write nothing.
+    pub async fn trigger_cron_job(
+        &self,
+        namespace: &str,
+        name: &str,
+        idempotency_key: &str,
+        dry_run: bool,
+    ) -> Result<Triggered, ClientError> {
+        self.read(|mut c| {
+            let req = self.request(bosun_api::v1::TriggerCronJobRequest {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                idempotency_key: idempotency_key.to_string(),
+                dry_run,
+            });
+            async move {
+                let resp = c.trigger_cron_job(req).await?.into_inner();
+                Ok(Triggered {
+                    job: resp.job.ok_or(ClientError::MissingObject)?,
+                    created: resp.created,
+                })
+            }
+        })
+        .await
     }
 
     /// Replaces `object`'s spec and metadata (status is kept); conditional on its

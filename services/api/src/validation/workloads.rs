@@ -539,6 +539,9 @@ pub(crate) fn validate_cron_job_spec(e: &mut Errs, s: &CronJobSpec) {
         &s.concurrency_policy,
         &["Allow", "Forbid", "Replace"],
     );
+    if let Some(c) = &s.catch_up {
+        validate_catch_up(e, c);
+    }
     match s.job_template.as_ref() {
         None => e.required("spec.jobTemplate", ""),
         Some(t) => {
@@ -555,16 +558,60 @@ pub(crate) fn validate_cron_job_spec(e: &mut Errs, s: &CronJobSpec) {
     }
 }
 
+/// bosun's `spec.catchUp`: a known policy (empty means Latest), and `maxRuns` (at least 1)
+/// only with All, where it means something.
+fn validate_catch_up(e: &mut Errs, c: &v1::CatchUp) {
+    use crate::cronjob::catch_up;
+    if !c.policy.is_empty() {
+        e.one_of("spec.catchUp.policy", &c.policy, &catch_up::POLICIES);
+    }
+    if let Some(max) = c.max_runs {
+        if c.policy != catch_up::ALL {
+            e.forbidden(
+                "spec.catchUp.maxRuns",
+                "may only be set when spec.catchUp.policy is All",
+            );
+        } else if max < 1 {
+            e.invalid(
+                "spec.catchUp.maxRuns",
+                max,
+                "must be greater than or equal to 1",
+            );
+        }
+    }
+}
+
+/// `validateTimeZone`, with Kubernetes' messages: `time.LoadLocation`'s "unknown time zone X"
+/// for a name the zone database does not know.
 fn validate_time_zone(e: &mut Errs, tz: &str) {
     let p = "spec.timeZone";
-    let parts_ok = tz.split('/').all(|part| {
-        (1..=14).contains(&part.len())
+    if tz.is_empty() {
+        e.invalid(p, tz, "timeZone must be nil or non-empty string");
+        return;
+    }
+    let part_ok = |part: &str| {
+        part != "."
+            && part != ".."
+            && !part.starts_with('-')
+            && (1..=14).contains(&part.len())
             && part
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
-    });
-    if tz == "Local" || tz.is_empty() || !parts_ok || tz.parse::<chrono_tz::Tz>().is_err() {
-        e.invalid(p, tz, "unknown time zone");
+    };
+    if !tz.split('/').all(part_ok) {
+        e.invalid(p, tz, &format!("unknown time zone {tz}"));
+        return;
+    }
+    if tz.eq_ignore_ascii_case("Local") {
+        e.invalid(
+            p,
+            tz,
+            "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+        );
+    }
+    // Go's LoadLocation("Local") succeeds; every other name must be in the zone database.
+    if tz != "Local" && tz.parse::<chrono_tz::Tz>().is_err() {
+        e.invalid(p, tz, &format!("unknown time zone {tz}"));
     }
 }
 
