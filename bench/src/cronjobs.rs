@@ -64,6 +64,9 @@ pub struct Args {
     /// How long each Job's pod "runs" (its `bosun.dev/sim-duration`).
     #[arg(long, default_value = "1s")]
     sim_duration: String,
+    /// The CronJob controller's `--workers` (unset: its default).
+    #[arg(long)]
+    workers: Option<usize>,
     /// Skip Debian's cron daemon.
     #[arg(long)]
     no_cron: bool,
@@ -208,10 +211,16 @@ async fn start_plane(args: &Args, dir: &Path, etcd_endpoint: &str) -> anyhow::Re
         &["--server", &addr],
     )?;
     let metrics = support::free_addr()?;
+    let metrics_arg = metrics.to_string();
+    let workers = args.workers.map(|w| w.to_string());
+    let mut flags = vec!["--server", &addr, "--metrics-listen", &metrics_arg];
+    if let Some(w) = &workers {
+        flags.extend(["--workers", w]);
+    }
     let controller = support::spawn(
         "bosun-cronjob-controller",
         "BOSUN_BENCH_CRONJOB_LOG",
-        &["--server", &addr, "--metrics-listen", &metrics.to_string()],
+        &flags,
     )?;
     let until = Instant::now() + Duration::from_secs(60);
     loop {
@@ -264,7 +273,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         bail!("--firing {} > --cronjobs {}", args.firing, args.cronjobs);
     }
     println!(
-        "CronJob creation skew: {} CronJobs, {} firing {} over {} minute(s), pods on {} sim nodes (sim-duration {}); Debian cron: {}; machine: {}, load average at start: {}",
+        "CronJob creation skew: {} CronJobs, {} firing {} over {} minute(s), controller workers {}, pods on {} sim nodes (sim-duration {}); Debian cron: {}; machine: {}, load average at start: {}",
         args.cronjobs,
         args.firing,
         if args.smoke {
@@ -273,6 +282,8 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
             "each minute"
         },
         args.minutes,
+        args.workers
+            .map_or("default".to_string(), |w| w.to_string()),
         args.nodes,
         args.sim_duration,
         if args.no_cron {
@@ -530,10 +541,9 @@ async fn measure_cron(args: &Args) -> anyhow::Result<Skews> {
     let last_minute = first_minute + args.minutes as u64 - 1;
     let expected = args.firing * args.minutes;
     let deadline = Duration::from_secs((last_minute + 1) * 60 + 30);
-    let mut skews = Vec::new();
-    loop {
+    let skews = loop {
         let text = std::fs::read_to_string(&out).unwrap_or_default();
-        skews = text
+        let skews = text
             .lines()
             .filter_map(|l| l.trim().parse::<f64>().ok())
             .map(Duration::from_secs_f64)
@@ -541,10 +551,10 @@ async fn measure_cron(args: &Args) -> anyhow::Result<Skews> {
             .map(|t| t - Duration::from_secs(t.as_secs() / 60 * 60))
             .collect::<Vec<_>>();
         if skews.len() >= expected || now_unix() > deadline {
-            break;
+            break skews;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    };
     drop(files);
     Ok(Skews::new(skews, expected))
 }
