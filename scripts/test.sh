@@ -40,6 +40,7 @@ target/release/bosun-bench fanout --smoke
 target/release/bosun-bench startup --smoke
 target/release/bosun-bench sched --smoke
 target/release/bosun-bench jobs --smoke
+target/release/bosun-bench cronjobs --smoke   # @every 2s, no cron daemon: ~5 s
 
 if [ -z "${SKIP_COMPOSE:-}" ]; then
   echo "== docker-compose smoke test"

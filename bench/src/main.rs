@@ -11,7 +11,12 @@
 //!
 //! `cargo run --release -p bosun-bench -- jobs` — Job pod lifecycles/s (10,000 completions on
 //! 100 sim nodes) against the etcd-bound limit, and the Job controller's memory per cached pod.
+//!
+//! `cargo run --release -p bosun-bench -- cronjobs` — CronJob creation skew (10,000 CronJobs,
+//! 1,000 firing each minute) beside Debian's cron daemon, and the CronJob controller's memory
+//! per CronJob.
 
+mod cronjobs;
 mod fanout;
 mod jobs;
 mod sched;
@@ -45,6 +50,8 @@ enum Bench {
     Startup(startup::Args),
     /// Job pod lifecycles/s vs the etcd-bound limit; Job controller memory per cached pod.
     Jobs(jobs::Args),
+    /// CronJob creation skew p50/p99/max beside Debian's cron; controller memory per CronJob.
+    Cronjobs(cronjobs::Args),
 }
 
 #[tokio::main]
@@ -54,5 +61,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Sched(args) => sched::run(args).await,
         Bench::Startup(args) => startup::run(args).await,
         Bench::Jobs(args) => jobs::run(args).await,
+        Bench::Cronjobs(args) => cronjobs::run(args).await,
     }
 }
