@@ -33,10 +33,9 @@ use anyhow::{Context, bail};
 use bosun_api::v1::{self, Kind, Object};
 use bosun_runtime::client::{Broker, Selector, WatchEvent};
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::stats::quantile;
-use crate::support::{self, ChildGuard};
+use crate::support::{self, ChildGuard, load_average, rss_kb, scrape};
 
 /// The goal for the creation skew's p99.
 const GOAL_P99: Duration = Duration::from_millis(100);
@@ -145,35 +144,6 @@ fn cronjob(i: usize, schedule: &str, sim_duration: &str) -> Object {
         status: None,
     }
     .into()
-}
-
-/// A process's resident set, in KiB.
-fn rss_kb(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS in /proc/<pid>/status")
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-/// GETs `/metrics` from `addr` (one HTTP/1.0 request; the server closes the connection).
-async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
-        .await?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await?;
-    Ok(body)
 }
 
 /// CronJob reconciles so far (ok and error), from the controller's metrics.

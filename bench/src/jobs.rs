@@ -30,10 +30,9 @@ use bosun_api::v1::{self, Kind, Object};
 use bosun_runtime::client::{Broker, Selector, WatchEvent};
 use futures::StreamExt;
 use prost::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::stats::median_min_max;
-use crate::support::{self, ChildGuard};
+use crate::support::{self, ChildGuard, load_average, rss_kb, scrape};
 
 /// PERF.md's goals.
 const GOAL_RATE: f64 = 1000.0;
@@ -239,35 +238,6 @@ async fn etcd_revision(etcd: &etcd_client::Client) -> anyhow::Result<i64> {
         .await
         .context("reading etcd's revision")?;
     Ok(resp.header().map_or(0, |h| h.revision()))
-}
-
-/// A process's resident set, in KiB.
-fn rss_kb(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS in /proc/<pid>/status")
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-/// GETs `/metrics` from `addr` (one HTTP/1.0 request; the server closes the connection).
-async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
-        .await?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await?;
-    Ok(body)
 }
 
 /// Waits until the controller's Pod informer has loaded its first list.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bosun_runtime::etcd_process::EtcdProcess;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A free port on 127.0.0.1, never handed out before in this process.
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
@@ -158,4 +159,34 @@ pub fn node_ready(obj: &bosun_api::v1::Object) -> bool {
                 .iter()
                 .any(|c| c.r#type == "Ready" && c.status == "True")
         })
+}
+
+/// A process's resident set, in KiB.
+pub fn rss_kb(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc/<pid>/status")
+}
+
+/// The load average line's first three numbers.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// GETs `/metrics` from `addr` (one HTTP/1.0 request; the server closes the connection).
+pub async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
+        .await?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await?;
+    Ok(body)
 }
