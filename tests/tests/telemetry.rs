@@ -7,7 +7,10 @@
 //!   node agent, exporting through this test process's own subscriber): the Job's create,
 //!   its reconcile, the pod's create, the pod's scheduling and bind and the node agent's
 //!   container start all hang under the CLI's span, carried from object to object by the
-//!   `bosun.dev/traceparent` annotation.
+//!   `bosun.dev/traceparent` annotation;
+//! - a CronJob's fire (its controller's clock moved to the slot) starts a trace of its own,
+//!   linked to the reconcile that decided it: the Job's create, its reconcile, its pod's
+//!   create, bind and container start all hang under the `fire` span.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +35,8 @@ struct Span {
     parent_span_id: Vec<u8>,
     /// The string attributes (`target`, and the span's own fields such as `kind`).
     attributes: BTreeMap<String, String>,
+    /// The spans it links to (not its parent): `(trace_id, span_id)`.
+    links: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Span {
@@ -80,6 +85,11 @@ impl TraceService for Receiver {
                                 Some(Value::StringValue(v)) => Some((kv.key, v)),
                                 _ => None,
                             })
+                            .collect(),
+                        links: s
+                            .links
+                            .into_iter()
+                            .map(|l| (l.trace_id, l.span_id))
                             .collect(),
                     });
                 }
@@ -237,6 +247,13 @@ const JOB_LIFE: [Link; 7] = [
     },
 ];
 
+/// The node agent's span of one pod, the parent of its container starts: it closes (and is
+/// exported) only when the agent's pod worker stops.
+const POD_SPAN: Link = Link {
+    what: "the node agent's pod span",
+    matches: |s| in_plane(s, "bosun_node_agent") && s.name == "pod",
+};
+
 /// A trace's spans, one line each (service, target, name), for failure messages.
 fn describe_trace(trace: &[Span]) -> String {
     let mut lines: Vec<String> = trace
@@ -247,16 +264,22 @@ fn describe_trace(trace: &[Span]) -> String {
     lines.join("\n")
 }
 
-/// Waits (30 s at most) until some trace rooted at a CLI `bosun` span holds a span for each
-/// of `links`; returns that root and the trace's spans.
-async fn wait_for_trace(receiver: &Receiver, links: &[Link]) -> (Span, Vec<Span>) {
-    let what = "a CLI trace holding every span looked for";
-    wait_for(what, Duration::from_secs(30), || async {
+/// The root of a trace that starts at the CLI: its `bosun` span.
+const CLI_ROOT: Link = Link {
+    what: "CLI trace",
+    matches: |s| s.service == "bosun-cli" && s.name == "bosun" && s.parent_span_id.is_empty(),
+};
+
+/// Waits (30 s at most) until some trace rooted at a span `root` matches holds a span for
+/// each of `links`; returns that root and the trace's spans.
+async fn wait_for_trace(receiver: &Receiver, root: &Link, links: &[Link]) -> (Span, Vec<Span>) {
+    let what = format!("a {} holding every span looked for", root.what);
+    wait_for(&what, Duration::from_secs(30), || async {
         let all = receiver.spans();
-        let roots = all.iter().filter(|s| {
-            s.service == "bosun-cli" && s.name == "bosun" && s.parent_span_id.is_empty()
-        });
-        let mut closest = String::from("no CLI trace");
+        let roots = all
+            .iter()
+            .filter(|s| s.parent_span_id.is_empty() && (root.matches)(s));
+        let mut closest = format!("no {}", root.what);
         for root in roots {
             let trace: Vec<Span> = all
                 .iter()
@@ -322,18 +345,14 @@ spec:
     let out = bosun.run_with_stdin(&["apply", "-f", "-"], Some(job)).await;
     assert_eq!(out.code, 0, "{out:#?}");
 
-    let (cli, _) = wait_for_trace(&receiver, &JOB_LIFE).await;
+    let (cli, _) = wait_for_trace(&receiver, &CLI_ROOT, &JOB_LIFE).await;
 
     // The node agent's pod span (the parent of its container start) closes when its worker
     // stops: stop the agent, then every link must descend from the CLI's span.
     agent.stop().await;
-    let pod_span = Link {
-        what: "the node agent's pod span",
-        matches: |s| in_plane(s, "bosun_node_agent") && s.name == "pod",
-    };
-    let (root, trace) = wait_for_trace(&receiver, std::slice::from_ref(&pod_span)).await;
+    let (root, trace) = wait_for_trace(&receiver, &CLI_ROOT, &[POD_SPAN]).await;
     assert_eq!(root.span_id, cli.span_id, "one `bosun apply`, one trace");
-    for link in JOB_LIFE.iter().chain([&pod_span]) {
+    for link in JOB_LIFE.iter().chain([&POD_SPAN]) {
         let span = trace
             .iter()
             .find(|s| (link.matches)(s))
@@ -345,6 +364,130 @@ spec:
             describe_trace(&trace)
         );
     }
+    drop(plane);
+    telemetry.shutdown();
+}
+
+/// The trace the CronJob of the test below was "applied" in, days ago: its
+/// `bosun.dev/traceparent` annotation, written in the manifest (the broker stamps a create
+/// only when the request carries a trace, and this one does not).
+const APPLY_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+
+/// A CronJob's fire, the root of the trace of one run.
+const FIRE_ROOT: Link = Link {
+    what: "CronJob fire trace",
+    matches: |s| in_plane(s, "bosun_cronjob_controller") && s.name == "fire",
+};
+
+/// Lower-case hex, as a `traceparent` spells ids.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fire_of_a_cronjob_is_one_trace_from_the_fire_through_its_job_to_its_node() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    let telemetry = bosun_runtime::telemetry::init_with_endpoint(PLANE_SERVICE, Some(&endpoint))
+        .expect("telemetry");
+    assert!(
+        telemetry.is_exporting(),
+        "another subscriber was installed first in this test process"
+    );
+
+    let clock = bosun_cronjob_controller::Clock::default();
+    let plane = Plane::builder("trace-cronjob")
+        .scheduler()
+        .job_controller()
+        .cronjob_controller_with({
+            let clock = clock.clone();
+            move |c| c.clock = clock
+        })
+        .start()
+        .await;
+    let agent = plane.start_agent(plane.agent_config("node-1"));
+
+    plane
+        .apply(&format!(
+            r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: tick
+  annotations:
+    bosun.dev/traceparent: 00-{APPLY_TRACE_ID}-b7ad6b7169203331-01
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: main
+            image: busybox
+            command: ["true"]
+"#
+        ))
+        .await;
+    // The next whole minute, at least 5 s after the CronJob was created (so it is a slot of
+    // this CronJob), reached at once: the controller's clock jumps to just before it.
+    let soonest = (clock.now() + chrono::Duration::seconds(5)).timestamp();
+    let slot = chrono::DateTime::from_timestamp((soonest / 60 + 1) * 60, 0).expect("a minute");
+    clock.jump_to(slot - chrono::Duration::milliseconds(300));
+
+    let (fire, _) = wait_for_trace(&receiver, &FIRE_ROOT, &JOB_LIFE).await;
+    assert_eq!(fire.attr("cronjob"), "default/tick");
+    assert_eq!(
+        fire.attr("scheduled"),
+        slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    assert_eq!(fire.attr("job"), format!("tick-{}", slot.timestamp() / 60));
+    assert_ne!(
+        hex(&fire.trace_id),
+        APPLY_TRACE_ID,
+        "a fire starts a trace, it does not continue the CronJob's"
+    );
+
+    // Every link descends from the fire span (the pod span closes when the agent stops).
+    agent.stop().await;
+    let (root, trace) = wait_for_trace(&receiver, &FIRE_ROOT, &[POD_SPAN]).await;
+    assert_eq!(root.span_id, fire.span_id, "one fire, one trace");
+    for link in JOB_LIFE.iter().chain([&POD_SPAN]) {
+        let span = trace
+            .iter()
+            .find(|s| (link.matches)(s))
+            .unwrap_or_else(|| panic!("{} is in the trace", link.what));
+        assert!(
+            descends_from(span, &fire, &trace),
+            "{} descends from the fire span:\n{}",
+            link.what,
+            describe_trace(&trace)
+        );
+    }
+
+    // The fire links back to the CronJob's reconcile that decided it, in the CronJob's trace.
+    let reconcile = wait_for(
+        "the reconcile the fire span links to",
+        Duration::from_secs(30),
+        || async {
+            let all = receiver.spans();
+            fire.links
+                .iter()
+                .find_map(|(trace_id, span_id)| {
+                    all.iter()
+                        .find(|s| &s.trace_id == trace_id && &s.span_id == span_id)
+                        .cloned()
+                })
+                .ok_or_else(|| format!("links {:?}", fire.links))
+        },
+    )
+    .await;
+    assert_eq!(
+        (reconcile.name.as_str(), reconcile.attr("controller")),
+        ("reconcile", "cronjob")
+    );
+    assert_eq!(hex(&reconcile.trace_id), APPLY_TRACE_ID);
     drop(plane);
     telemetry.shutdown();
 }

@@ -13,6 +13,10 @@
 //! not polling.
 //!
 //! Time comes from a [`Clock`] (the wall clock; tests move it, see `clock.rs`).
+//!
+//! Tracing: each Job creation runs in a root span `fire` of its own, linked to the reconcile
+//! it was decided in, so each run of a CronJob is one trace from its fire to its pods' starts
+//! (a reconcile's trace is the request that created the CronJob).
 
 pub mod clock;
 pub mod config;
@@ -33,6 +37,7 @@ use bosun_runtime::metrics::{Counter, Histogram, Metrics};
 use bosun_runtime::writer::Writer;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 pub use clock::Clock;
 pub use config::Config;
@@ -252,7 +257,11 @@ async fn act(ctx: &Ctx, obj: &Object, cronjob: &v1::CronJob, plan: Plan) -> Resu
             .as_ref()
             .map(|m| m.name.clone())
             .unwrap_or_default();
-        match ctx.writer.create(job.into()).await {
+        // Each fire is a trace of its own (the reconcile's trace is the apply that made the
+        // CronJob, maybe days ago): the broker stamps the fire's context on the Job, and the
+        // Job's reconciles, its pods, their binds and starts follow it.
+        let fire = fire_span(obj, *slot, &name);
+        match ctx.writer.create(job.into()).instrument(fire).await {
             Ok(created) => {
                 let skew = (ctx.clock.now() - *slot)
                     .num_microseconds()
@@ -338,6 +347,20 @@ async fn act(ctx: &Ctx, obj: &Object, cronjob: &v1::CronJob, plan: Plan) -> Resu
     Ok(plan
         .requeue_after
         .map_or(Action::AwaitChange, Action::Requeue))
+}
+
+/// The root span of the fire of `cronjob`'s slot `scheduled`, creating Job `job`: a new
+/// trace, linked to the current (reconcile) span it was decided in.
+fn fire_span(cronjob: &Object, scheduled: DateTime<Utc>, job: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "fire",
+        cronjob = %cronjob.key(),
+        scheduled = %plan::format_time(scheduled),
+        job = %job,
+    );
+    bosun_runtime::telemetry::link_to_current(&span);
+    span
 }
 
 #[cfg(test)]

@@ -298,6 +298,16 @@ pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: &str) {
     let _ = span.set_parent(cx);
 }
 
+/// Links `span` to the current span: an OpenTelemetry *link*, not a parent. For a span that
+/// starts a trace of its own on behalf of the current one (a CronJob's fire, made during a
+/// reconcile of the CronJob), so the two traces can still be found from each other. Nothing
+/// happens when the current span belongs to no trace.
+pub fn link_to_current(span: &tracing::Span) {
+    use opentelemetry::trace::TraceContextExt as _;
+    let cx = tracing::Span::current().context();
+    span.add_link(cx.span().span_context().clone());
+}
+
 /// A tonic client interceptor that injects the current trace context into every call.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TraceInterceptor;
