@@ -6,6 +6,7 @@
 //! wants (`fire`): the controller requeues every CronJob on a move, then its own timer fires
 //! the slot. Everything else (Jobs, pods, their logs) runs at real speed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bosun_api::v1::{self, Kind, Object};
@@ -39,8 +40,12 @@ impl Plane {
         config.clock = clock.clone();
         let metrics = free_addr();
         config.metrics_listen = Some(metrics);
-        tokio::spawn(bosun_cronjob_controller::run(config, stop.clone()));
-        Running { stop, metrics }
+        let task = tokio::spawn(bosun_cronjob_controller::run(config, stop.clone()));
+        Running {
+            stop,
+            task,
+            metrics,
+        }
     }
 
     /// Creates a `*/1` CronJob `name` whose pods run `command`, with `spec_extra` (indented
@@ -73,8 +78,9 @@ spec:
         .await;
     }
 
-    /// Changes the CronJob's schedule (re-read and retried when the controller wrote first).
-    async fn set_schedule(&self, name: &str, schedule: &str) {
+    /// Changes CronJob `name` with `change` (re-read and retried when the controller wrote
+    /// first); the resourceVersion written.
+    async fn update_cronjob(&self, name: &str, change: impl Fn(&mut v1::CronJob)) -> i64 {
         loop {
             let mut cj = self
                 .client()
@@ -83,13 +89,64 @@ spec:
                 .expect("get cronjob")
                 .into_cron_job()
                 .expect("a cronjob");
-            cj.spec.as_mut().expect("spec").schedule = schedule.into();
+            change(&mut cj);
             match self.client().update(cj.into()).await {
-                Ok(_) => return,
+                Ok(written) => return written.resource_version(),
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => panic!("update cronjob {name}: {e}"),
             }
         }
+    }
+
+    /// Changes the CronJob's schedule.
+    async fn set_schedule(&self, name: &str, schedule: &str) {
+        self.update_cronjob(name, |cj| {
+            cj.spec.as_mut().expect("spec").schedule = schedule.into();
+        })
+        .await;
+    }
+
+    /// Returns once `controller` has run a reconcile of CronJob `name` that began after this
+    /// call did, so on its clock as the test has moved it: the proof to take before checking
+    /// that nothing happened (a check without it could run before the controller looked).
+    ///
+    /// The controller writes nothing when nothing is due, so the proof is its queue: this
+    /// touches the CronJob (an annotation it does not read), waits until its CronJob cache
+    /// holds the touch (the informer queues the key before it reports the revision), then
+    /// until every key queued so far has been reconciled (`bosun_reconcile_total`, read
+    /// before `bosun_queue_adds_total`, equals it: each counted add is one reconcile, as long
+    /// as no CronJob is deleted, whose key would be dropped uncounted).
+    async fn reconciled_since_now(&self, controller: &Running, name: &str) {
+        static TOUCHES: AtomicU64 = AtomicU64::new(0);
+        let touch = TOUCHES.fetch_add(1, Ordering::Relaxed).to_string();
+        let revision = self
+            .update_cronjob(name, |cj| {
+                let meta = cj.metadata.get_or_insert_default();
+                meta.annotations
+                    .insert("test.bosun.dev/touch".into(), touch.clone());
+            })
+            .await;
+        let what = format!("a reconcile of {name} after its touch (revision {revision})");
+        wait_for(&what, WAIT, || async {
+            let cached = controller.value(r#"bosun_informer_revision{kind="CronJob"}"#);
+            let cached = cached.await?;
+            if cached < revision as f64 {
+                return Err(format!("the cache is at revision {cached}"));
+            }
+            let ok = controller.value(r#"bosun_reconcile_total{controller="cronjob",result="ok"}"#);
+            let ok = ok.await?;
+            let error =
+                controller.value(r#"bosun_reconcile_total{controller="cronjob",result="error"}"#);
+            let error = error.await?;
+            let added = controller.value(r#"bosun_queue_adds_total{queue="cronjob"}"#);
+            let added = added.await?;
+            if ok + error == added {
+                Ok(())
+            } else {
+                Err(format!("{} reconciles of {added} keys queued", ok + error))
+            }
+        })
+        .await;
     }
 
     async fn cronjob_status(&self, name: &str) -> v1::CronJobStatus {
@@ -186,10 +243,32 @@ spec:
     }
 }
 
-/// A CronJob controller a test started: `stop` ends it.
+/// A CronJob controller a test started.
 struct Running {
     stop: CancellationToken,
+    task: tokio::task::JoinHandle<bosun_cronjob_controller::Result<()>>,
     metrics: std::net::SocketAddr,
+}
+
+impl Running {
+    /// Stops the controller and waits until it has: its workers have finished and it will
+    /// reconcile nothing more.
+    async fn stop(self) {
+        self.stop.cancel();
+        let ended = tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("the controller stops");
+        ended
+            .expect("the controller's task")
+            .expect("the controller ran");
+    }
+
+    /// The value of the series `series` it serves (`Err` while it has none: not listening).
+    async fn value(&self, series: &str) -> Result<f64, String> {
+        metric(self.metrics, series)
+            .await
+            .ok_or_else(|| format!("no {series} at {}", self.metrics))
+    }
 }
 
 fn job_name(j: &v1::Job) -> String {
@@ -204,26 +283,51 @@ fn named(cj: &str, slot: DateTime<Utc>) -> String {
     format!("{cj}-{}", slot.timestamp() / 60)
 }
 
-/// The first whole minute at least 5 s after `t` (on the controller's clock).
-fn next_slot(t: DateTime<Utc>) -> DateTime<Utc> {
-    let t = t + chrono::Duration::seconds(5);
+/// The first whole minute at least 5 s after the controller's now.
+///
+/// Called just after making the test's CronJobs, on a [`test_clock`], it is the first slot
+/// of each of them: they were made (the real clock) in the minute before it, `base`, and
+/// the controller's clock is in that minute too. Panics when the real clock has reached the
+/// slot: a CronJob made then would not run it (no slot at or before its creation runs).
+fn next_slot(clock: &Clock) -> DateTime<Utc> {
+    let slot = minute_of(clock.now() + chrono::Duration::seconds(5)) + minutes(1);
+    let now = Utc::now();
+    assert!(
+        now < slot,
+        "the real clock ({now}) has reached the first slot ({slot}) of the CronJobs made"
+    );
+    slot
+}
+
+/// `t` to the minute (down).
+fn minute_of(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_second(0)
         .and_then(|t| t.with_nanosecond(0))
         .expect("a minute")
-        + chrono::Duration::minutes(1)
 }
 
-/// A clock at 5 s past the current minute: its next minute is 55 s away, so no slot passes
-/// on its own between creating a CronJob and the test's first move.
-fn test_clock() -> Clock {
+/// A clock for a test ([`to_test_time`]).
+async fn test_clock() -> Clock {
     let clock = Clock::default();
-    let now = clock.now();
-    let minute = now
-        .with_second(0)
-        .and_then(|t| t.with_nanosecond(0))
-        .expect("a minute");
-    clock.jump_to(minute + chrono::Duration::seconds(5));
+    to_test_time(&clock).await;
     clock
+}
+
+/// Moves `clock` to 5 s past the minute `base` the real clock is in 10 s from now, after
+/// waiting, when that is the next minute, for the real clock to reach it.
+///
+/// The broker stamps a CronJob's creationTimestamp from the real clock, and no slot at or
+/// before it ever runs (Kubernetes), so the test's CronJobs must be made in the real minute
+/// `base` for `base + 1 min` ([`next_slot`]) to be their first slot: made after it, they
+/// would skip it; made before `base` (the test started in the last seconds of a minute),
+/// `base` itself would be a slot of theirs, already passed on the moved clock. The margin
+/// leaves the test at least 10 s to make them. On the controller's clock `base + 1 min` is
+/// then 55 s away, so no slot passes on its own before the test's first move.
+async fn to_test_time(clock: &Clock) {
+    let base = minute_of(Utc::now() + chrono::Duration::seconds(10));
+    let what = format!("the real clock to reach {base}");
+    wait_for(&what, WAIT, || async { Utc::now() >= base }).await;
+    clock.jump_to(base + chrono::Duration::seconds(5));
 }
 
 /// Moves `clock` to 300 ms before `slot`: the controller's timer fires it.
@@ -238,15 +342,16 @@ fn minutes(n: i64) -> chrono::Duration {
 #[tokio::test]
 async fn a_minutely_cronjob_fires_at_its_slot_and_its_pod_output_is_in_the_logs() {
     let plane = Plane::start("fires").await;
-    let clock = test_clock();
+    let clock = test_clock().await;
     let controller = plane.start_cronjobs(&clock);
     plane
         .cronjob("hello", "echo hello from the cronjob", "")
         .await;
-    // Nothing before the first slot.
-    let slot = next_slot(clock.now());
-    fire(&clock, slot - chrono::Duration::seconds(2));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing before the first slot (10 s before it: time for the proof that the controller
+    // has looked, before its clock reaches the slot).
+    let slot = next_slot(&clock);
+    fire(&clock, slot - chrono::Duration::seconds(10));
+    plane.reconciled_since_now(&controller, "hello").await;
     let early = plane.jobs_of("hello").await;
     assert!(
         early.is_empty(),
@@ -317,13 +422,13 @@ async fn a_minutely_cronjob_fires_at_its_slot_and_its_pod_output_is_in_the_logs(
 #[tokio::test]
 async fn forbid_skips_while_a_run_is_active_and_starts_the_latest_missed_slot_when_it_ends() {
     let plane = Plane::start("forbid").await;
-    let clock = test_clock();
+    let clock = test_clock().await;
     let _controller = plane.start_cronjobs(&clock);
     let wait = plane.wait_for_file("go");
     plane
         .cronjob("lock", &wait, "  concurrencyPolicy: Forbid")
         .await;
-    let slot = next_slot(clock.now());
+    let slot = next_slot(&clock);
     fire(&clock, slot);
     let first = named("lock", slot);
     plane.wait_jobs("lock", std::slice::from_ref(&first)).await;
@@ -331,8 +436,16 @@ async fn forbid_skips_while_a_run_is_active_and_starts_the_latest_missed_slot_wh
     fire(&clock, slot + minutes(1));
     plane.wait_event("lock", "JobAlreadyActive").await;
     fire(&clock, slot + minutes(2));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    plane.wait_jobs("lock", std::slice::from_ref(&first)).await;
+    // The controller has looked at slot + 2 (the next slot it writes is the one after), and
+    // still only the first run is there.
+    let after = (slot + minutes(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    wait_for("the slot after slot + 2 next", WAIT, || async {
+        let next = plane.cronjob_status("lock").await.next_schedule_time;
+        if next == after { Ok(()) } else { Err(next) }
+    })
+    .await;
+    let names: Vec<String> = plane.jobs_of("lock").await.iter().map(job_name).collect();
+    assert_eq!(names, std::slice::from_ref(&first));
     // The run ends: the latest missed slot starts at once.
     plane.touch("go");
     plane.wait_complete(&first).await;
@@ -344,12 +457,12 @@ async fn forbid_skips_while_a_run_is_active_and_starts_the_latest_missed_slot_wh
 #[tokio::test]
 async fn replace_deletes_the_running_job_before_starting_the_next() {
     let plane = Plane::start("replace").await;
-    let clock = test_clock();
+    let clock = test_clock().await;
     let _controller = plane.start_cronjobs(&clock);
     plane
         .cronjob("swap", "sleep 60", "  concurrencyPolicy: Replace")
         .await;
-    let slot = next_slot(clock.now());
+    let slot = next_slot(&clock);
     fire(&clock, slot);
     let first = named("swap", slot);
     plane.wait_jobs("swap", std::slice::from_ref(&first)).await;
@@ -365,14 +478,14 @@ async fn replace_deletes_the_running_job_before_starting_the_next() {
 #[tokio::test]
 async fn history_limits_keep_the_newest_successful_and_failed_jobs() {
     let plane = Plane::start("history").await;
-    let clock = test_clock();
+    let clock = test_clock().await;
     let _controller = plane.start_cronjobs(&clock);
     plane
         .cronjob("tidy", "true", "  successfulJobsHistoryLimit: 1")
         .await;
     // failedJobsHistoryLimit is left at its default: 1.
     plane.cronjob("broken", "exit 3", "").await;
-    let slot = next_slot(clock.now());
+    let slot = next_slot(&clock);
     let mut tidy = Vec::new();
     let mut broken = Vec::new();
     for i in 0..3 {
@@ -392,31 +505,21 @@ async fn history_limits_keep_the_newest_successful_and_failed_jobs() {
 #[tokio::test]
 async fn suspend_stops_new_runs_and_resume_runs_the_latest_missed_slot() {
     let plane = Plane::start("suspend").await;
-    let clock = test_clock();
-    let _controller = plane.start_cronjobs(&clock);
+    let clock = test_clock().await;
+    let controller = plane.start_cronjobs(&clock);
     plane.cronjob("nap", "true", "  suspend: true").await;
-    let slot = next_slot(clock.now());
+    let slot = next_slot(&clock);
     fire(&clock, slot);
     fire(&clock, slot + minutes(1) + chrono::Duration::seconds(20));
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    plane.reconciled_since_now(&controller, "nap").await;
     assert!(plane.jobs_of("nap").await.is_empty(), "suspended: no Job");
     assert_eq!(plane.cronjob_status("nap").await.next_schedule_time, "");
     // Resume: Kubernetes' Latest policy runs the most recent missed slot at once.
-    loop {
-        let mut cj = plane
-            .client()
-            .get(Kind::CronJob, "default", "nap")
-            .await
-            .expect("get")
-            .into_cron_job()
-            .expect("a cronjob");
-        cj.spec.as_mut().expect("spec").suspend = Some(false);
-        match plane.client().update(cj.into()).await {
-            Ok(_) => break,
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => panic!("resume: {e}"),
-        }
-    }
+    plane
+        .update_cronjob("nap", |cj| {
+            cj.spec.as_mut().expect("spec").suspend = Some(false);
+        })
+        .await;
     plane
         .wait_jobs("nap", &[named("nap", slot + minutes(1))])
         .await;
@@ -427,7 +530,7 @@ async fn suspend_stops_new_runs_and_resume_runs_the_latest_missed_slot() {
 #[tokio::test]
 async fn a_controller_stopped_across_slots_catches_up_per_policy() {
     let plane = Plane::start("catch-up").await;
-    let clock = test_clock();
+    let clock = test_clock().await;
     let controller = plane.start_cronjobs(&clock);
     plane.cronjob("latest", "true", "").await;
     plane
@@ -437,13 +540,12 @@ async fn a_controller_stopped_across_slots_catches_up_per_policy() {
             "  successfulJobsHistoryLimit: 10\n  catchUp:\n    policy: All\n    maxRuns: 5",
         )
         .await;
-    let slot = next_slot(clock.now());
+    let slot = next_slot(&clock);
     fire(&clock, slot);
     plane.wait_jobs("latest", &[named("latest", slot)]).await;
     plane.wait_jobs("every", &[named("every", slot)]).await;
 
-    controller.stop.cancel();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    controller.stop().await;
     clock.jump_to(slot + minutes(3) + chrono::Duration::seconds(10));
     let _controller = plane.start_cronjobs(&clock);
     plane
@@ -458,7 +560,7 @@ async fn a_controller_stopped_across_slots_catches_up_per_policy() {
 
 #[tokio::test]
 async fn the_plane_builder_runs_the_cronjob_controller() {
-    let clock = test_clock();
+    let clock = Clock::default();
     let plane = Plane(
         bosun_tests::Plane::builder("cronjob-builder")
             .controllers()
@@ -469,8 +571,9 @@ async fn the_plane_builder_runs_the_cronjob_controller() {
             .start()
             .await,
     );
+    to_test_time(&clock).await;
     plane.cronjob("built", "true", "").await;
-    let slot = next_slot(clock.now());
+    let slot = next_slot(&clock);
     fire(&clock, slot);
     wait_for("nextScheduleTime written", WAIT, || async {
         let s = plane.cronjob_status("built").await;
@@ -483,11 +586,11 @@ async fn the_plane_builder_runs_the_cronjob_controller() {
 #[tokio::test]
 async fn allow_lets_runs_overlap() {
     let plane = Plane::start("allow").await;
-    let clock = test_clock();
+    let clock = test_clock().await;
     let _controller = plane.start_cronjobs(&clock);
     let wait = plane.wait_for_file("go");
     plane.cronjob("both", &wait, "").await;
-    let slot = next_slot(clock.now());
+    let slot = next_slot(&clock);
     fire(&clock, slot);
     plane.wait_jobs("both", &[named("both", slot)]).await;
     fire(&clock, slot + minutes(1));
@@ -513,7 +616,7 @@ async fn allow_lets_runs_overlap() {
 async fn a_time_zone_with_daylight_saving_skips_a_missing_wall_time_and_fires_a_repeated_one_twice()
 {
     let plane = Plane::start("dst").await;
-    let clock = test_clock();
+    let clock = test_clock().await;
     let _controller = plane.start_cronjobs(&clock);
     // catchUp None: the slots between the CronJob's creation and the moved clock are skipped.
     plane
@@ -574,7 +677,7 @@ fn utc(s: &str) -> DateTime<Utc> {
 #[tokio::test]
 async fn the_seed_cronjobs_fire_on_their_slots() {
     let plane = Plane::start("seeds").await;
-    let clock = test_clock();
+    let clock = test_clock().await;
     let _controller = plane.start_cronjobs(&clock);
     let seeds = bosun_tests::manifests_dir().join("examples");
     for file in ["cronjob-hello.yaml", "cronjob-every-fifteen-minutes.yaml"] {
