@@ -255,8 +255,11 @@ pub fn default_cron_job_spec(spec: &mut v1::CronJobSpec) {
 /// DaemonSet spec defaults (`SetDefaults_DaemonSet`).
 pub fn default_daemon_set_spec(spec: &mut v1::DaemonSetSpec) {
     let strategy = spec.update_strategy.get_or_insert_with(Default::default);
-    set_if_empty(&mut strategy.r#type, "RollingUpdate");
-    if strategy.r#type == "RollingUpdate" {
+    set_if_empty(
+        &mut strategy.r#type,
+        crate::vocab::daemonset::ROLLING_UPDATE,
+    );
+    if strategy.r#type == crate::vocab::daemonset::ROLLING_UPDATE {
         let ru = strategy.rolling_update.get_or_insert_with(Default::default);
         ru.max_unavailable.get_or_insert(v1::IntOrString {
             is_string: false,

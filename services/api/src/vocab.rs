@@ -165,3 +165,21 @@ pub mod job {
         pub const NOT_IN: &str = "NotIn";
     }
 }
+
+/// Words of a DaemonSet and its rollouts.
+pub mod daemonset {
+    /// `updateStrategy.type`: replace pods a few nodes at a time (the default).
+    pub const ROLLING_UPDATE: &str = "RollingUpdate";
+    /// `updateStrategy.type`: a new template is used only for pods created later.
+    pub const ON_DELETE: &str = "OnDelete";
+    /// The label on a daemon pod and a ControllerRevision naming the template's hash.
+    pub const REVISION_HASH_LABEL: &str = "controller-revision-hash";
+    /// bosun extension: on a DaemonSet, `"true"` pauses its rollout (`bosun rollout pause
+    /// ds/NAME`); Kubernetes has `spec.paused` for Deployments only. An annotation, not a spec
+    /// field, so Kubernetes clients that round-trip a DaemonSet keep it.
+    pub const PAUSED_ANNOTATION: &str = "bosun.dev/rollout-paused";
+    /// On a pod template: when `rollout restart` asked for new pods (kubectl's annotation).
+    pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
+    /// On a DaemonSet and copied to its ControllerRevision: why this revision was made.
+    pub const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
+}

@@ -56,6 +56,15 @@ impl Clock {
         self.set_offset(at - Utc::now());
     }
 
+    /// Sleeps until now is `at`: false when the clock was stepped back meanwhile and `at` has
+    /// not come (the caller plans again), true once it has.
+    pub async fn sleep_until(&self, at: DateTime<Utc>) -> bool {
+        if let Ok(wait) = (at - self.now()).to_std() {
+            tokio::time::sleep(wait).await;
+        }
+        self.now() >= at
+    }
+
     /// Resolves at each change of the offset (for the controller's requeue-everything).
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.inner.changed.subscribe()

@@ -8,9 +8,10 @@
 //! asks [`plan::plan`] what to do. It then acts through the runtime's [`Writer`] (so the act
 //! half is tested in-process with a recording fake): **deletions** first (history, Replace),
 //! then **creations** (each appended to `status.active`; `AlreadyExists` means another
-//! attempt made it: the Job name is the idempotency key), then the **status**, written once
-//! and conflict-checked, then **events**. The key is requeued for the next slot: timers,
-//! not polling.
+//! attempt made it: the Job name is the idempotency key), then the **events** and the
+//! **status**, written once and conflict-checked, after every creation in flight in the
+//! controller has returned ([`burst`]: at a minute boundary the Jobs go first). The key is
+//! requeued for the next slot: timers, not polling.
 //!
 //! Time comes from a [`Clock`] (the wall clock; tests move it, see `clock.rs`).
 //!
@@ -18,6 +19,7 @@
 //! it was decided in, so each run of a CronJob is one trace from its fire to its pods' starts
 //! (a reconcile's trace is the request that created the CronJob).
 
+pub mod burst;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -48,6 +50,10 @@ use plan::{DeleteReason, Inputs, JobFacts, Plan};
 pub const COMPONENT: &str = "cronjob-controller";
 /// Events waiting to be written at most (beyond, dropped and counted: never waited for).
 const EVENTS_QUEUED: usize = 4096;
+/// How long before a slot its CronJob is reconciled: the reconcile plans the slot, waits
+/// for it, and only creates the Job when it comes (the plan is the cache's view this much
+/// before the slot; a Job that changes meanwhile queues the CronJob again).
+pub const PREPARE_AHEAD: Duration = Duration::from_millis(250);
 /// How soon a reconcile that lost a status write race looks again.
 const CONFLICT_RETRY: Duration = Duration::from_millis(20);
 
@@ -91,6 +97,7 @@ struct Ctx {
     recorder: EventRecorder,
     clock: Clock,
     metrics: CronMetrics,
+    creations: burst::Creations,
 }
 
 /// Runs the CronJob controller against the broker in `config` until `shutdown`.
@@ -133,6 +140,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         jobs: job_store,
         clock: config.clock.clone(),
         metrics: CronMetrics::new(&registry),
+        creations: burst::Creations::default(),
     });
     controller.run(reconcile, error_policy, ctx, shutdown).await;
     requeue_all.abort();
@@ -154,16 +162,36 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
     let jobs = owned_jobs(&ctx, cronjob).await?;
     let spec = cronjob.spec.clone().unwrap_or_default();
     let schedule = fire::parse(&spec);
+    let plan_at = |now| {
+        plan::plan(&Inputs {
+            cronjob,
+            jobs: &jobs,
+            now,
+            schedule: schedule
+                .as_ref()
+                .map(|s| s as &dyn plan::FireTimes)
+                .map_err(Clone::clone),
+        })
+    };
     let now = ctx.clock.now();
-    let plan = plan::plan(&Inputs {
-        cronjob,
-        jobs: &jobs,
-        now,
-        schedule: schedule
-            .as_ref()
-            .map(|s| s as &dyn plan::FireTimes)
-            .map_err(Clone::clone),
-    });
+    let mut plan = plan_at(now);
+    match plan.requeue_after {
+        // The next slot is close: plan for it now, wait for it, and act at once (at a minute
+        // boundary, only the creations are left to do).
+        Some(wait) if plan.create.is_empty() && wait <= PREPARE_AHEAD => {
+            let at = now + wait;
+            plan = plan_at(at);
+            let jobs = build_jobs(cronjob, &plan);
+            if !ctx.clock.sleep_until(at).await {
+                // The clock was stepped back while waiting: plan again.
+                return Ok(Action::Requeue(Duration::ZERO));
+            }
+            return act(&ctx, &obj, cronjob, plan, jobs).await;
+        }
+        // Wake up a little before the next slot, to prepare it.
+        Some(wait) if wait > PREPARE_AHEAD => plan.requeue_after = Some(wait - PREPARE_AHEAD),
+        _ => {}
+    }
     tracing::debug!(
         cronjob = %obj.key(),
         create = plan.create.len(),
@@ -171,7 +199,16 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
         next = %plan.status.next_schedule_time,
         "planned"
     );
-    act(&ctx, &obj, cronjob, plan).await
+    let jobs = build_jobs(cronjob, &plan);
+    act(&ctx, &obj, cronjob, plan, jobs).await
+}
+
+/// The Jobs `plan` creates, with their slots.
+fn build_jobs(cronjob: &v1::CronJob, plan: &Plan) -> Vec<(DateTime<Utc>, v1::Job)> {
+    plan.create
+        .iter()
+        .map(|slot| (*slot, plan::build_job(cronjob, *slot)))
+        .collect()
 }
 
 /// The Jobs `cronjob` controls: the cached ones, plus those in `status.active` that the
@@ -207,8 +244,15 @@ async fn owned_jobs(ctx: &Ctx, cronjob: &v1::CronJob) -> Result<Vec<JobFacts>> {
     Ok(jobs)
 }
 
-/// Carries `plan` out: deletions, creations, the status, events.
-async fn act(ctx: &Ctx, obj: &Object, cronjob: &v1::CronJob, plan: Plan) -> Result<Action> {
+/// Carries `plan` out: deletions, creations (`jobs`, built from `plan.create`), the status,
+/// events.
+async fn act(
+    ctx: &Ctx,
+    obj: &Object,
+    cronjob: &v1::CronJob,
+    plan: Plan,
+    jobs: Vec<(DateTime<Utc>, v1::Job)>,
+) -> Result<Action> {
     let meta = cronjob.metadata.clone().unwrap_or_default();
     let ns = meta.namespace.as_str();
     // 1. Deletions: Replace's first (a failure stops the new run), then history's.
@@ -250,8 +294,8 @@ async fn act(ctx: &Ctx, obj: &Object, cronjob: &v1::CronJob, plan: Plan) -> Resu
     let mut status = plan.status;
     let mut created_up_to: Option<DateTime<Utc>> = None;
     let mut failure = None;
-    for slot in &plan.create {
-        let job = plan::build_job(cronjob, *slot);
+    let mut created_jobs = Vec::new();
+    for (slot, job) in jobs {
         let name = job
             .metadata
             .as_ref()
@@ -260,10 +304,13 @@ async fn act(ctx: &Ctx, obj: &Object, cronjob: &v1::CronJob, plan: Plan) -> Resu
         // Each fire is a trace of its own (the reconcile's trace is the apply that made the
         // CronJob, maybe days ago): the broker stamps the fire's context on the Job, and the
         // Job's reconciles, its pods, their binds and starts follow it.
-        let fire = fire_span(obj, *slot, &name);
-        match ctx.writer.create(job.into()).instrument(fire).await {
+        let fire = fire_span(obj, slot, &name);
+        let in_flight = ctx.creations.start();
+        let outcome = ctx.writer.create(job.into()).instrument(fire).await;
+        drop(in_flight);
+        match outcome {
             Ok(created) => {
-                let skew = (ctx.clock.now() - *slot)
+                let skew = (ctx.clock.now() - slot)
                     .num_microseconds()
                     .unwrap_or(i64::MAX);
                 ctx.metrics.skew.observe(skew as f64 / 1e6);
@@ -271,13 +318,8 @@ async fn act(ctx: &Ctx, obj: &Object, cronjob: &v1::CronJob, plan: Plan) -> Resu
                 status
                     .active
                     .push(plan::job_ref(ns, created.name(), created.uid()));
-                ctx.recorder.emit(
-                    obj,
-                    EventType::Normal,
-                    "SuccessfulCreate",
-                    &format!("Created job {}", created.name()),
-                );
-                created_up_to = Some(*slot);
+                created_jobs.push(created.name().to_string());
+                created_up_to = Some(slot);
             }
             Err(e) if e.is_already_exists() => {
                 // Another attempt made it (a retry, a restart, a stale cache): done. Kubernetes
@@ -293,7 +335,7 @@ async fn act(ctx: &Ctx, obj: &Object, cronjob: &v1::CronJob, plan: Plan) -> Resu
                         .active
                         .push(plan::job_ref(ns, existing.name(), existing.uid()));
                 }
-                created_up_to = Some(*slot);
+                created_up_to = Some(slot);
             }
             Err(e) => {
                 ctx.recorder.emit(
@@ -316,6 +358,19 @@ async fn act(ctx: &Ctx, obj: &Object, cronjob: &v1::CronJob, plan: Plan) -> Resu
                 .map(|s| s.last_schedule_time.clone())
                 .unwrap_or_default()
         });
+    }
+    // 3. The status, once, and the events: after every Job creation in flight (this
+    // reconcile's and other CronJobs' of the same boundary), so no Job waits behind them.
+    if !created_jobs.is_empty() {
+        ctx.creations.settled(burst::SETTLE_AT_MOST).await;
+    }
+    for name in &created_jobs {
+        ctx.recorder.emit(
+            obj,
+            EventType::Normal,
+            "SuccessfulCreate",
+            &format!("Created job {name}"),
+        );
     }
     // 3. The status, once.
     if cronjob.status.as_ref() != Some(&status) {

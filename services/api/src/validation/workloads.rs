@@ -8,6 +8,7 @@ use super::meta::{
 };
 use super::pod::validate_pod_spec;
 use crate::v1::{self, CronJobSpec, DaemonSetSpec, JobSpec, ObjectMeta};
+use crate::vocab;
 
 const MAX_PARALLELISM_INDEXED: i32 = 100_000;
 /// `maxFailedIndexesForIndexedJob`.
@@ -673,15 +674,20 @@ pub(crate) fn validate_daemon_set_spec(e: &mut Errs, s: &DaemonSetSpec) {
         e.one_of(
             "spec.updateStrategy.type",
             &st.r#type,
-            &["OnDelete", "RollingUpdate"],
+            &[
+                vocab::daemonset::ON_DELETE,
+                vocab::daemonset::ROLLING_UPDATE,
+            ],
         );
-        if st.r#type == "OnDelete" && st.rolling_update.is_some() {
+        if st.r#type == vocab::daemonset::ON_DELETE && st.rolling_update.is_some() {
             e.forbidden(
                 "spec.updateStrategy.rollingUpdate",
                 "may not be specified when strategy `type` is 'OnDelete'",
             );
         }
-        if let (Some(ru), "RollingUpdate") = (&st.rolling_update, st.r#type.as_str()) {
+        if let (Some(ru), vocab::daemonset::ROLLING_UPDATE) =
+            (&st.rolling_update, st.r#type.as_str())
+        {
             let up = "spec.updateStrategy.rollingUpdate";
             let unavailable = int_or_percent(
                 e,
