@@ -261,43 +261,6 @@ async fn controller_synced(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-/// Broker requests answered so far, by method (and status code when not Ok), from its
-/// metrics.
-async fn broker_calls(addr: std::net::SocketAddr) -> anyhow::Result<BTreeMap<String, f64>> {
-    let body = scrape(addr)
-        .await
-        .context("scraping the broker's metrics")?;
-    let mut calls = BTreeMap::new();
-    for line in body.lines() {
-        let Some(rest) = line.strip_prefix("bosun_broker_requests_total{") else {
-            continue;
-        };
-        let Some(method) = rest
-            .split("method=\"")
-            .nth(1)
-            .and_then(|m| m.split('"').next())
-        else {
-            continue;
-        };
-        let code = rest
-            .split("code=\"")
-            .nth(1)
-            .and_then(|c| c.split('"').next())
-            .unwrap_or("Ok");
-        let key = match code {
-            "Ok" => method.to_string(),
-            code => format!("{method} ({code})"),
-        };
-        let value: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        *calls.entry(key).or_insert(0.0) += value;
-    }
-    Ok(calls)
-}
-
 /// Counts every key change under `/bosun/` after `from` (a direct etcd watch), by resource
 /// (`pods`, `events`, ...), until `stop` says which revision is the last one wanted.
 fn count_writes(
@@ -574,7 +537,7 @@ async fn measure(args: &Args, plane: &Plane, run: usize) -> anyhow::Result<RunRe
     let cpu = |pid| support::cpu_time(pid).unwrap_or_default();
     let cpu_before: Vec<Duration> = plane.pids.iter().map(|&p| cpu(p)).collect();
     let rev_before = etcd_revision(&plane.etcd).await?;
-    let calls_before = broker_calls(plane.broker_metrics).await?;
+    let calls_before = support::broker_calls(plane.broker_metrics).await?;
     let (last_tx, last_rx) = tokio::sync::watch::channel(i64::MAX);
     let writes = count_writes(&plane.etcd, rev_before, last_rx);
 
@@ -633,7 +596,7 @@ async fn measure(args: &Args, plane: &Plane, run: usize) -> anyhow::Result<RunRe
     let stored_pod_bytes = sample.kvs().first().map_or(0, |kv| kv.value().len());
     let cpu_after: Vec<Duration> = plane.pids.iter().map(|&p| cpu(p)).collect();
     let rev_after = etcd_revision(&plane.etcd).await?;
-    let calls_after = broker_calls(plane.broker_metrics).await?;
+    let calls_after = support::broker_calls(plane.broker_metrics).await?;
     last_tx.send_replace(rev_after);
     let writes = tokio::time::timeout(Duration::from_secs(60), writes)
         .await

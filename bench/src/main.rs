@@ -15,8 +15,13 @@
 //! `cargo run --release -p bosun-bench -- cronjobs` — CronJob creation skew (10,000 CronJobs,
 //! 1,000 firing each minute) beside Debian's cron daemon, and the CronJob controller's memory
 //! per CronJob.
+//!
+//! `cargo run --release -p bosun-bench -- daemonsets` — a DaemonSet on 1,000 sim nodes:
+//! create → every pod Running, RollingUpdate (maxUnavailable 10%) → every pod updated, the
+//! most nodes left unavailable during the update, and the controller's memory per node.
 
 mod cronjobs;
+mod daemonsets;
 mod fanout;
 mod jobs;
 mod sched;
@@ -52,6 +57,9 @@ enum Bench {
     Jobs(jobs::Args),
     /// CronJob creation skew p50/p99/max beside Debian's cron; controller memory per CronJob.
     Cronjobs(cronjobs::Args),
+    /// DaemonSet create → every pod Running and RollingUpdate (10%) → every pod updated, on
+    /// sim nodes; the most nodes unavailable during the update; controller memory per node.
+    Daemonsets(daemonsets::Args),
 }
 
 #[tokio::main]
@@ -62,5 +70,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Startup(args) => startup::run(args).await,
         Bench::Jobs(args) => jobs::run(args).await,
         Bench::Cronjobs(args) => cronjobs::run(args).await,
+        Bench::Daemonsets(args) => daemonsets::run(args).await,
     }
 }

@@ -190,3 +190,84 @@ pub async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<String> {
     stream.read_to_string(&mut body).await?;
     Ok(body)
 }
+
+/// Broker requests answered so far, by method (and status code when not Ok), from its
+/// metrics.
+pub async fn broker_calls(addr: std::net::SocketAddr) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    let body = scrape(addr)
+        .await
+        .context("scraping the broker's metrics")?;
+    let mut calls = std::collections::BTreeMap::new();
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix("bosun_broker_requests_total{") else {
+            continue;
+        };
+        let Some(method) = rest
+            .split("method=\"")
+            .nth(1)
+            .and_then(|m| m.split('"').next())
+        else {
+            continue;
+        };
+        let code = rest
+            .split("code=\"")
+            .nth(1)
+            .and_then(|c| c.split('"').next())
+            .unwrap_or("Ok");
+        let key = match code {
+            "Ok" => method.to_string(),
+            code => format!("{method} ({code})"),
+        };
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *calls.entry(key).or_insert(0.0) += value;
+    }
+    Ok(calls)
+}
+
+/// The sum of the samples of metric `name` (every label set) in a Prometheus text `body`
+/// whose labels contain each of `labels` (`key="value"` strings).
+pub fn metric_sum(body: &str, name: &str, labels: &[&str]) -> f64 {
+    body.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let (labelset, value) = match rest.strip_prefix('{') {
+                Some(r) => r.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            labels
+                .iter()
+                .all(|want| labelset.contains(want))
+                .then(|| value.trim().parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_sum_adds_the_samples_of_one_name_whose_labels_match() {
+        let body = "# HELP x\n\
+bosun_reconcile_total{controller=\"daemonset\",result=\"ok\"} 7\n\
+bosun_reconcile_total{controller=\"daemonset\",result=\"error\"} 2\n\
+bosun_reconcile_total_other 100\n\
+bosun_reconcile_duration_seconds_sum{controller=\"daemonset\"} 0.5\n\
+bosun_up 1\n";
+        let cases: &[(&str, &str, &[&str], f64)] = &[
+            ("every label set", "bosun_reconcile_total", &[], 9.0),
+            ("one label", "bosun_reconcile_total", &["result=\"ok\""], 7.0),
+            ("no label set matches", "bosun_reconcile_total", &["result=\"x\""], 0.0),
+            ("a histogram's sum", "bosun_reconcile_duration_seconds_sum", &[], 0.5),
+            ("without labels", "bosun_up", &[], 1.0),
+            ("absent", "bosun_missing", &[], 0.0),
+        ];
+        for (name, metric, labels, want) in cases {
+            assert_eq!(metric_sum(body, metric, labels), *want, "{name}");
+        }
+    }
+}
