@@ -431,3 +431,68 @@ async fn a_no_execute_taint_the_pod_does_not_tolerate_removes_it() {
         .await;
     plane.wait_status("default", "daemonset-example", 2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_daemonset_deleted_with_orphans_and_made_again_adopts_its_pods() {
+    let plane = Plane::start("adopt").await;
+    plane.apply_example("daemonset-nginx.yaml").await;
+    let before = plane
+        .wait_running_on("default", "name=daemonset-example", &NODES)
+        .await;
+    plane
+        .client()
+        .delete(
+            Kind::DaemonSet,
+            "default",
+            "daemonset-example",
+            DeleteOptions {
+                propagation_policy: Some("Orphan".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("delete the DaemonSet, orphaning its pods");
+    wait_for("the pods orphaned", WAIT, || async {
+        let pods = plane.live_pods("default", "name=daemonset-example").await;
+        let orphans = pods
+            .iter()
+            .filter(|p| p.metadata.as_ref().unwrap().owner_references.is_empty())
+            .count();
+        (pods.len() == 3 && orphans == 3).then_some(())
+    })
+    .await;
+    wait_for("the old DaemonSet gone", WAIT, || async {
+        plane
+            .client()
+            .get_opt(Kind::DaemonSet, "default", "daemonset-example")
+            .await
+            .expect("get")
+            .is_none()
+    })
+    .await;
+    plane.apply_example("daemonset-nginx.yaml").await;
+    let ds = plane.daemon_set("default", "daemonset-example").await;
+    let ds_uid = ds.metadata.as_ref().unwrap().uid.clone();
+    let after = wait_for("the pods adopted by the new DaemonSet", WAIT, || async {
+        let pods = plane
+            .wait_running_on("default", "name=daemonset-example", &NODES)
+            .await;
+        pods.values()
+            .all(|p| {
+                p.metadata
+                    .as_ref()
+                    .unwrap()
+                    .owner_references
+                    .first()
+                    .map(|o| &o.uid)
+                    == Some(&ds_uid)
+            })
+            .then_some(pods)
+    })
+    .await;
+    // Same template, same hash: adopted and kept, not replaced.
+    for node in NODES {
+        assert_eq!(uid(&after[node]), uid(&before[node]), "{node}");
+    }
+    plane.wait_status("default", "daemonset-example", 3).await;
+}

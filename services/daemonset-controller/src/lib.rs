@@ -257,13 +257,21 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
         .filter(|p| p.controller_ref().is_some_and(|r| r.uid == meta.uid))
         .collect();
     let pods = claim_pods(&ctx, &Owner::of(&obj), &selector, owned).await?;
-    let in_flight = ctx.expectations.observe(&meta.uid, |name| {
-        match pods.iter().find(|p| p.name() == name) {
+    let deleting: HashMap<&str, bool> = pods
+        .iter()
+        .map(|p| {
+            let going = p.meta().is_some_and(|m| !m.deletion_timestamp.is_empty());
+            (p.name(), going)
+        })
+        .collect();
+    let in_flight = ctx
+        .expectations
+        .observe(&meta.uid, |name| match deleting.get(name) {
             None => Seen::Absent,
-            Some(p) if p.meta().is_some_and(|m| !m.deletion_timestamp.is_empty()) => Seen::Deleting,
-            Some(_) => Seen::Present,
-        }
-    });
+            Some(true) => Seen::Deleting,
+            Some(false) => Seen::Present,
+        });
+    let satisfied = in_flight.created.is_empty() && in_flight.deleted.is_empty();
     let pod_facts: Vec<PodFacts> = pods
         .iter()
         .filter_map(|p| p.as_pod().map(PodFacts::of))
@@ -287,20 +295,32 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
         .collect();
     let now = chrono::Utc::now();
     let backoff = {
+        // Expired entries go, for every DaemonSet (a deleted one's too: it is never
+        // reconciled again).
         let mut all = lock(&ctx.backoff);
-        let mine = all.entry(meta.uid.clone()).or_default();
-        mine.retain(|_, e| !e.expired(now));
-        mine.clone()
+        all.retain(|_, nodes| {
+            nodes.retain(|_, e| !e.expired(now));
+            !nodes.is_empty()
+        });
+        all.get(&meta.uid).cloned().unwrap_or_default()
     };
-    let plan = plan::plan(&Inputs {
+    let mut plan = plan::plan(&Inputs {
         ds,
         nodes: &nodes,
         pods: &pod_facts,
         revisions: &revisions,
         backoff: &backoff,
-        expectations_satisfied: in_flight.created.is_empty() && in_flight.deleted.is_empty(),
+        expectations_satisfied: satisfied,
         now,
     });
+    if !satisfied {
+        // The watch shows the pods in flight and wakes this DaemonSet; should it never,
+        // look again when their expectations expire.
+        plan.requeue_after = Some(
+            plan.requeue_after
+                .map_or(IN_FLIGHT_TTL, |r| r.min(IN_FLIGHT_TTL)),
+        );
+    }
     tracing::debug!(
         daemonset = %obj.key(),
         create = plan.create.len(),

@@ -8,11 +8,15 @@ use bosun_runtime::writer::{RecordingWriter, Verb};
 use plan::NewRevision;
 
 fn ctx(writer: Arc<RecordingWriter>) -> Arc<Ctx> {
+    ctx_with_pods(writer, store::<Object>().0)
+}
+
+fn ctx_with_pods(writer: Arc<RecordingWriter>, pods: Store) -> Arc<Ctx> {
     let registry = Metrics::new();
     Arc::new(Ctx {
         recorder: EventRecorder::with_writer(writer.clone(), COMPONENT, "", 64),
         writer,
-        pods: store::<Object>().0,
+        pods,
         nodes: store::<Object>().0,
         revisions: store::<Object>().0,
         orphans: Arc::default(),
@@ -361,4 +365,65 @@ fn node_changes_matter_only_for_placement_and_readiness() {
     for (row, change, want) in table {
         assert_eq!(node_change_matters(&change), want, "{row}");
     }
+}
+
+/// A pod labelled `app=<app>`, controlled by the DaemonSet `controller` (a uid) if given.
+fn labelled_pod(name: &str, app: &str, controller: Option<&str>) -> Object {
+    let mut pod = v1::Pod {
+        metadata: Some(v1::ObjectMeta {
+            name: name.into(),
+            namespace: "ns".into(),
+            labels: [("app".to_string(), app.to_string())].into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    if let Some(uid) = controller {
+        let mut owner = ds_api::controller_ref(&ds());
+        owner.uid = uid.into();
+        pod.metadata.as_mut().unwrap().owner_references.push(owner);
+    }
+    pod.into()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_claim_adopts_matching_orphans_releases_strays_and_keeps_the_rest() {
+    let w = RecordingWriter::new();
+    let ds_obj = w.seed(ds().into());
+    let (pods, cache) = store::<Object>();
+    let ctx = ctx_with_pods(w.clone(), pods);
+    let mut owned = Vec::new();
+    for (name, app, controller) in [
+        ("kept", "agent", Some(ds_obj.uid())),
+        ("stray", "other", Some(ds_obj.uid())),
+        ("orphan", "agent", None),
+        ("unrelated", "other", None),
+        ("theirs", "agent", Some("other-ds")),
+    ] {
+        let stored = w.seed(labelled_pod(name, app, controller));
+        let change = cache.upsert(stored).expect("cached");
+        ctx.orphans.observe(&change);
+        if controller == Some(ds_obj.uid()) {
+            owned.push(change.new.expect("entry"));
+        }
+    }
+    let selector = LabelSelector::parse("app=agent").unwrap();
+    let claimed = claim_pods(&ctx, &Owner::of(&ds_obj), &selector, owned)
+        .await
+        .expect("claim");
+    let mut names: Vec<&str> = claimed.iter().map(|p| p.name()).collect();
+    names.sort();
+    assert_eq!(names, ["kept", "orphan"]);
+    let pod = |name: &str| w.object(Kind::Pod, &format!("ns/{name}")).unwrap();
+    assert_eq!(
+        pod("orphan").controller_ref().map(|r| r.uid.as_str()),
+        Some(ds_obj.uid())
+    );
+    assert!(pod("stray").controller_ref().is_none(), "released");
+    assert_eq!(
+        pod("theirs").controller_ref().map(|r| r.uid.as_str()),
+        Some("other-ds")
+    );
+    assert_eq!(ctx.metrics.pods_adopted.get(), 1);
+    assert_eq!(ctx.metrics.pods_orphaned.get(), 1);
 }
