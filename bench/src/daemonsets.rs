@@ -5,7 +5,8 @@
 //!
 //! Each run starts a fresh plane, all real processes: etcd, `bosun-broker`,
 //! `bosun-daemonset-controller`, `bosun-scheduler`, `bosun-gc`, then one
-//! `bosun-node-agent --runtime sim --sim-nodes N`. Then:
+//! `bosun-node-agent --runtime sim --sim-nodes N` (or `--agents K` of them, N ÷ K nodes
+//! each). Then:
 //!
 //! 1. the controller's RSS with its caches loaded and no node yet (started before the
 //!    agent);
@@ -67,12 +68,17 @@ const CONTROLLER: usize = 4;
 /// Flags of `bosun-bench daemonsets`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Sim nodes (all in one `bosun-node-agent` process).
+    /// Sim nodes (in `--agents` `bosun-node-agent` processes).
     #[arg(long, default_value_t = 1000)]
     nodes: usize,
     /// Runs (median, min and max are reported); each on a fresh plane.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Node agent processes the sim nodes are split across (`sim0-0`.., `sim1-0`..). One
+    /// is how the other benchmarks run; at 5,000 nodes one agent's connection is closed by
+    /// the broker (bench/RESULTS.md).
+    #[arg(long, default_value_t = 1)]
+    agents: usize,
     /// The DaemonSet controller's `--workers` (unset: its default).
     #[arg(long)]
     workers: Option<usize>,
@@ -370,8 +376,8 @@ struct RunResult {
 /// The plane of one run; every process is killed on drop.
 struct Plane {
     broker: Broker,
-    /// In [`PROCESSES`] order.
-    pids: [u32; 6],
+    /// In [`PROCESSES`] order (the node agent: every agent process).
+    pids: [Vec<u32>; 6],
     controller_metrics: std::net::SocketAddr,
     broker_metrics: std::net::SocketAddr,
     rss_before_kb: u64,
@@ -437,7 +443,22 @@ async fn start_plane(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before_kb = rss_kb(controller.0.id())?;
 
-    let agent = support::spawn_sim_agent(&addr, args.nodes, &dir.join("node"))?;
+    let agents = args.agents.clamp(1, args.nodes.max(1));
+    let mut agent_children = Vec::new();
+    for i in 0..agents {
+        // Nodes split as evenly as they go: the first `nodes % agents` agents one more.
+        let nodes = args.nodes / agents + usize::from(i < args.nodes % agents);
+        agent_children.push(if agents == 1 {
+            support::spawn_sim_agent(&addr, nodes, &dir.join("node"))?
+        } else {
+            support::spawn_named_sim_agent(
+                &addr,
+                &format!("sim{i}"),
+                nodes,
+                &dir.join(format!("node-{i}")),
+            )?
+        });
+    }
     let deadline = args.deadline();
     let until = Instant::now() + deadline;
     loop {
@@ -450,6 +471,14 @@ async fn start_plane(
         if ready >= args.nodes {
             break;
         }
+        for (i, agent) in agent_children.iter_mut().enumerate() {
+            if let Some(status) = agent.0.try_wait()? {
+                bail!(
+                    "node agent {i} of {agents} exited ({status}) with {ready} of {} sim nodes Ready (its error is printed above)",
+                    args.nodes
+                );
+            }
+        }
         if Instant::now() > until {
             bail!("{ready} of {} sim nodes Ready after {deadline:?}", args.nodes);
         }
@@ -458,17 +487,20 @@ async fn start_plane(
     Ok(Plane {
         broker: broker_client,
         pids: [
-            etcd_pid,
-            broker.0.id(),
-            scheduler.0.id(),
-            agent.0.id(),
-            controller.0.id(),
-            gc.0.id(),
+            vec![etcd_pid],
+            vec![broker.0.id()],
+            vec![scheduler.0.id()],
+            agent_children.iter().map(|a| a.0.id()).collect(),
+            vec![controller.0.id()],
+            vec![gc.0.id()],
         ],
         controller_metrics: metrics,
         broker_metrics,
         rss_before_kb,
-        _children: vec![controller, gc, scheduler, agent, broker],
+        _children: [vec![controller, gc, scheduler], agent_children, vec![broker]]
+            .into_iter()
+            .flatten()
+            .collect(),
     })
 }
 
@@ -477,8 +509,9 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         (args.nodes, args.runs) = (20, 1);
     }
     println!(
-        "DaemonSet rollout: one DaemonSet on {} sim nodes (create, then a RollingUpdate with maxUnavailable {MAX_UNAVAILABLE_PERCENT}% = {} nodes), controller workers {}, {} runs (fresh plane each), deadline {:?} a step, machine: {}, load average at start: {}",
+        "DaemonSet rollout: one DaemonSet on {} sim nodes in {} node agent process(es) (create, then a RollingUpdate with maxUnavailable {MAX_UNAVAILABLE_PERCENT}% = {} nodes), controller workers {}, {} runs (fresh plane each), deadline {:?} a step, machine: {}, load average at start: {}",
         args.nodes,
+        args.agents,
         allowed_unavailable(args.nodes, MAX_UNAVAILABLE_PERCENT),
         args.workers
             .map_or("default".to_string(), |w| w.to_string()),
@@ -635,7 +668,11 @@ async fn sample(plane: &Plane) -> anyhow::Result<Sample> {
         cpu: plane
             .pids
             .iter()
-            .map(|&p| support::cpu_time(p).unwrap_or_default())
+            .map(|pids| {
+                pids.iter()
+                    .map(|&p| support::cpu_time(p).unwrap_or_default())
+                    .sum()
+            })
             .collect(),
         reconciles: (
             metric_sum(&body, "bosun_reconcile_total", &[]),
@@ -738,7 +775,7 @@ async fn measure(args: &Args, plane: &Plane) -> anyhow::Result<RunResult> {
     let after_create = sample(plane).await?;
     // The controller's memory with the nodes, the pods and the DaemonSet in its caches.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_after_kb = rss_kb(plane.pids[CONTROLLER])?;
+    let rss_after_kb = rss_kb(plane.pids[CONTROLLER][0])?;
     let hashes = pods.hashes();
     if hashes.len() != 1 || pods.0.len() != n {
         bail!(
@@ -816,7 +853,7 @@ async fn measure(args: &Args, plane: &Plane) -> anyhow::Result<RunResult> {
             pods.describe(n)
         );
     }
-    let rss_end_kb = rss_kb(plane.pids[CONTROLLER])?;
+    let rss_end_kb = rss_kb(plane.pids[CONTROLLER][0])?;
     let (cpu_create, reconciles_create, calls_create) = delta(&before, &after_create);
     let (cpu_update, reconciles_update, calls_update) = delta(&before_update, &after_update);
     Ok(RunResult {

@@ -128,6 +128,17 @@ pub fn spawn_sim_agent(
     nodes: usize,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<ChildGuard> {
+    spawn_named_sim_agent(server, "sim", nodes, data_dir)
+}
+
+/// One `bosun-node-agent` simulating `nodes` nodes named `<name>-0`.. (1,000 pods each at
+/// most).
+pub fn spawn_named_sim_agent(
+    server: &str,
+    name: &str,
+    nodes: usize,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<ChildGuard> {
     let data_dir = data_dir.to_str().context("temp dir is not UTF-8")?;
     let nodes = nodes.to_string();
     spawn(
@@ -141,7 +152,7 @@ pub fn spawn_sim_agent(
             "--sim-nodes",
             &nodes,
             "--name",
-            "sim",
+            name,
             "--data-dir",
             data_dir,
             "--max-pods",
