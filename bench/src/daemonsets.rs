@@ -107,8 +107,7 @@ fn allowed_unavailable(nodes: usize, percent: usize) -> usize {
 
 /// The DaemonSet: every node, one container running for a day, no readiness probe.
 fn daemon_set(revision: &str) -> Object {
-    let labels: BTreeMap<String, String> =
-        [("app".to_string(), "ds-bench".to_string())].into();
+    let labels: BTreeMap<String, String> = [("app".to_string(), "ds-bench".to_string())].into();
     let template = v1::PodTemplateSpec {
         metadata: Some(v1::ObjectMeta {
             labels: labels.clone(),
@@ -480,7 +479,10 @@ async fn start_plane(
             }
         }
         if Instant::now() > until {
-            bail!("{ready} of {} sim nodes Ready after {deadline:?}", args.nodes);
+            bail!(
+                "{ready} of {} sim nodes Ready after {deadline:?}",
+                args.nodes
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -497,10 +499,14 @@ async fn start_plane(
         controller_metrics: metrics,
         broker_metrics,
         rss_before_kb,
-        _children: [vec![controller, gc, scheduler], agent_children, vec![broker]]
-            .into_iter()
-            .flatten()
-            .collect(),
+        _children: [
+            vec![controller, gc, scheduler],
+            agent_children,
+            vec![broker],
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     })
 }
 
@@ -604,7 +610,10 @@ fn report(args: &Args, results: &[RunResult]) {
     println!("| step | {} | total |", PROCESSES.join(" | "));
     println!("|---|{}---|", "---|".repeat(PROCESSES.len()));
     for (step, get) in [
-        ("create", (|r: &RunResult| r.cpu_create) as fn(&RunResult) -> [f64; 6]),
+        (
+            "create",
+            (|r: &RunResult| r.cpu_create) as fn(&RunResult) -> [f64; 6],
+        ),
         ("update", |r: &RunResult| r.cpu_update),
     ] {
         let cpu: Vec<f64> = (0..PROCESSES.len())
@@ -830,7 +839,9 @@ async fn measure(args: &Args, plane: &Plane) -> anyhow::Result<RunResult> {
                 pods.apply(&ev);
                 max_unavailable = max_unavailable.max(pods.unavailable_nodes(n));
                 // Done only while it holds: a pod deleted after it would undo it.
-                pods_done = pods.all_updated(n, &old_hash).then_some(pods_done.unwrap_or(at));
+                pods_done = pods
+                    .all_updated(n, &old_hash)
+                    .then_some(pods_done.unwrap_or(at));
             }
             Seen::Ds(ev) => {
                 if let WatchEvent::Added(o) | WatchEvent::Modified(o) = &ev {
@@ -929,8 +940,16 @@ mod tests {
     fn a_node_is_available_with_one_running_ready_pod_not_terminating() {
         // name, pods (name, node, hash, phase, ready, terminating), nodes, available nodes,
         // all running, all updated away from "a"
-        type P = (&'static str, &'static str, &'static str, &'static str, bool, bool);
-        let cases: &[(&str, &[P], usize, usize, bool, bool)] = &[
+        type P = (
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            bool,
+            bool,
+        );
+        type Case = (&'static str, &'static [P], usize, usize, bool, bool);
+        let cases: &[Case] = &[
             (
                 "every node running and ready on the old hash",
                 &[
@@ -1044,7 +1063,13 @@ mod tests {
             ("all available", status(1, 10, 10, 10), 1, false, true),
             ("one unavailable", status(1, 10, 9, 10), 1, false, false),
             ("desired short", status(1, 9, 9, 9), 1, false, false),
-            ("old generation observed", status(1, 10, 10, 10), 2, true, false),
+            (
+                "old generation observed",
+                status(1, 10, 10, 10),
+                2,
+                true,
+                false,
+            ),
             ("updated short", status(2, 10, 10, 9), 2, true, false),
             ("updated, not asked", status(2, 10, 10, 9), 2, false, true),
             ("all updated", status(2, 10, 10, 10), 2, true, true),

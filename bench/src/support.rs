@@ -204,7 +204,9 @@ pub async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<String> {
 
 /// Broker requests answered so far, by method (and status code when not Ok), from its
 /// metrics.
-pub async fn broker_calls(addr: std::net::SocketAddr) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+pub async fn broker_calls(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
     let body = scrape(addr)
         .await
         .context("scraping the broker's metrics")?;
@@ -271,9 +273,24 @@ bosun_reconcile_duration_seconds_sum{controller=\"daemonset\"} 0.5\n\
 bosun_up 1\n";
         let cases: &[(&str, &str, &[&str], f64)] = &[
             ("every label set", "bosun_reconcile_total", &[], 9.0),
-            ("one label", "bosun_reconcile_total", &["result=\"ok\""], 7.0),
-            ("no label set matches", "bosun_reconcile_total", &["result=\"x\""], 0.0),
-            ("a histogram's sum", "bosun_reconcile_duration_seconds_sum", &[], 0.5),
+            (
+                "one label",
+                "bosun_reconcile_total",
+                &["result=\"ok\""],
+                7.0,
+            ),
+            (
+                "no label set matches",
+                "bosun_reconcile_total",
+                &["result=\"x\""],
+                0.0,
+            ),
+            (
+                "a histogram's sum",
+                "bosun_reconcile_duration_seconds_sum",
+                &[],
+                0.5,
+            ),
             ("without labels", "bosun_up", &[], 1.0),
             ("absent", "bosun_missing", &[], 0.0),
         ];
