@@ -301,6 +301,39 @@ async fn status_follows_the_watch_until_the_rollout_is_done() {
 }
 
 #[tokio::test]
+async fn status_stops_with_an_error_when_the_daemon_set_is_deleted() {
+    let p = plane().await;
+    apply(&p, &agent_yaml("agent:v1", "first", "")).await;
+    let mut child = p
+        .bosun()
+        .command(&["rollout", "status", "ds/agent"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bosun runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    // Printed once the DaemonSet is read; the watch starts from that read.
+    assert_eq!(
+        next_line(&mut lines).await,
+        "Waiting for daemon set spec update to be observed..."
+    );
+    p.client()
+        .delete(Kind::DaemonSet, "default", "agent", Default::default())
+        .await
+        .expect("delete");
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("bosun exits once the daemon set is gone")
+        .expect("output");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: object has been deleted\n"
+    );
+}
+
+#[tokio::test]
 async fn status_once_times_out_refuses_on_delete_and_says_paused() {
     let p = plane().await;
     apply(&p, &agent_yaml("agent:v1", "first", "")).await;
@@ -335,6 +368,19 @@ async fn status_once_times_out_refuses_on_delete_and_says_paused() {
             .contains("desired revision (2) is different from the running revision"),
         "{wrong_revision:#?}"
     );
+
+    record_revision(&p, &agent(&p).await, 1, "aaa111").await;
+    let at_revision = p
+        .run(&[
+            "rollout",
+            "status",
+            "ds/agent",
+            "--revision=1",
+            "--watch=false",
+        ])
+        .await;
+    assert_eq!(at_revision.code, 0, "{at_revision:#?}");
+    assert_eq!(at_revision.stdout, once);
 
     p.ok(&["rollout", "pause", "ds/agent"]).await;
     let paused = p
