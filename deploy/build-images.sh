@@ -19,7 +19,7 @@ for b in target/release/bosun target/release/bosun-*; do
 done
 # Every binary the compose stack runs must be there (a crate renamed or dropped from the
 # workspace would otherwise surface only as a container that cannot start).
-for b in bosun bosun-broker bosun-scheduler bosun-gc bosun-job-controller bosun-cronjob-controller bosun-node-agent; do
+for b in bosun bosun-broker bosun-scheduler bosun-gc bosun-job-controller bosun-cronjob-controller bosun-daemonset-controller bosun-node-agent; do
   [ -x "$stage/bin/$b" ] || { echo "target/release/$b was not built; is it still a workspace binary?" >&2; exit 1; }
 done
 cp "$(command -v etcd)" "$(command -v etcdctl)" "$stage/bin/"

@@ -39,6 +39,7 @@ pub struct PlaneBuilder {
     gc: Option<Tweak<bosun_gc::Config>>,
     job_controller: Option<Tweak<bosun_job_controller::Config>>,
     cronjob_controller: Option<Tweak<bosun_cronjob_controller::Config>>,
+    daemonset_controller: Option<Tweak<bosun_daemonset_controller::Config>>,
     nodes: Vec<String>,
     agent_config: Option<AgentTweak>,
     agent_processes: Vec<(usize, AgentCommand)>,
@@ -90,10 +91,13 @@ impl PlaneBuilder {
         self
     }
 
-    /// Runs the scheduler, the gc and the Job controller in-process: what a Job needs to run
-    /// (with nodes) and be cleaned up after.
+    /// Runs the scheduler, the gc, the Job controller and the DaemonSet controller
+    /// in-process: what a Job or a DaemonSet needs to run (with nodes) and be cleaned up after.
     pub fn controllers(self) -> Self {
-        self.scheduler().gc().job_controller()
+        self.scheduler()
+            .gc()
+            .job_controller()
+            .daemonset_controller()
     }
 
     /// Runs the Job controller in-process.
@@ -123,6 +127,20 @@ impl PlaneBuilder {
     /// Runs the CronJob controller in-process.
     pub fn cronjob_controller(self) -> Self {
         self.cronjob_controller_with(|_| {})
+    }
+
+    /// Runs the DaemonSet controller in-process with its config changed by `tweak`.
+    pub fn daemonset_controller_with(
+        mut self,
+        tweak: impl FnOnce(&mut bosun_daemonset_controller::Config) + Send + 'static,
+    ) -> Self {
+        self.daemonset_controller = Some(Box::new(tweak));
+        self
+    }
+
+    /// Runs the DaemonSet controller in-process.
+    pub fn daemonset_controller(self) -> Self {
+        self.daemonset_controller_with(|_| {})
     }
 
     /// Runs an in-process node agent for each of `names` ([`Plane::agent_config`]); `start`
@@ -226,6 +244,14 @@ impl PlaneBuilder {
                 bosun_cronjob_controller::run(c, plane.shutdown.clone()),
             );
         }
+        if let Some(tweak) = self.daemonset_controller {
+            let mut c = bosun_daemonset_controller::Config::for_server(&plane.url);
+            tweak(&mut c);
+            plane.spawn(
+                "daemonset controller",
+                bosun_daemonset_controller::run(c, plane.shutdown.clone()),
+            );
+        }
         let mut process_nodes = 0;
         for (i, (nodes, args)) in self.agent_processes.into_iter().enumerate() {
             let mut cmd = plane.command("bosun-node-agent", &format!("node-agent-{i}"));
@@ -279,6 +305,7 @@ impl Plane {
             gc: None,
             job_controller: None,
             cronjob_controller: None,
+            daemonset_controller: None,
             nodes: Vec::new(),
             agent_config: None,
             agent_processes: Vec::new(),

@@ -12,7 +12,7 @@ async fn a_setting_no_service_can_run_with_is_an_error_naming_the_flag_not_a_pan
     let dir = temp_dir("config-errors");
     let data = dir.join("data").display().to_string();
     let shared = free_addr().to_string();
-    let table: [(&str, &str, Vec<&str>, &str); 7] = [
+    let table: [(&str, &str, Vec<&str>, &str); 8] = [
         (
             "a node agent with zero sim nodes",
             "bosun-node-agent",
@@ -34,6 +34,12 @@ async fn a_setting_no_service_can_run_with_is_an_error_naming_the_flag_not_a_pan
         (
             "a Job controller without workers",
             "bosun-job-controller",
+            vec!["--workers", "0"],
+            "--workers 0: must be at least 1",
+        ),
+        (
+            "a DaemonSet controller without workers",
+            "bosun-daemonset-controller",
             vec!["--workers", "0"],
             "--workers 0: must be at least 1",
         ),

@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod condition;
 pub mod cronjob;
+pub mod daemonset;
 pub mod defaults;
 pub mod kind;
 pub mod nodematch;

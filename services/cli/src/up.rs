@@ -3,7 +3,8 @@
 //! manifests are decoded before anything starts (a bad one stops `up` at once) and applied
 //! once the broker answers. Beside the broker run the garbage collector, the scheduler (with
 //! the node lifecycle controller), the Job controller (unless `--no-job-controller`), the
-//! CronJob controller (unless `--no-cronjob-controller`) and
+//! CronJob controller (unless `--no-cronjob-controller`), the DaemonSet controller (unless
+//! `--no-daemonset-controller`) and
 //! `--nodes` local node agents (`node-1`..), each with its data under
 //! `<data-dir>/nodes/<name>` and its own logs port.
 //!
@@ -81,6 +82,10 @@ pub struct UpArgs {
     /// start no Jobs, e.g. while a `bosun-cronjob-controller` runs elsewhere).
     #[arg(long, env = "BOSUN_UP_NO_CRONJOB_CONTROLLER")]
     pub no_cronjob_controller: bool,
+    /// Do not run the DaemonSet controller in this process (DaemonSets are then stored but
+    /// create no pods, e.g. while a `bosun-daemonset-controller` runs elsewhere).
+    #[arg(long, env = "BOSUN_UP_NO_DAEMONSET_CONTROLLER")]
+    pub no_daemonset_controller: bool,
 }
 
 /// How long the local nodes may take to register once the broker answers.
@@ -171,6 +176,8 @@ pub struct Services {
     pub job_controller: Option<bosun_job_controller::Config>,
     /// `None` with `--no-cronjob-controller`.
     pub cronjob_controller: Option<bosun_cronjob_controller::Config>,
+    /// `None` with `--no-daemonset-controller`.
+    pub daemonset_controller: Option<bosun_daemonset_controller::Config>,
     pub nodes: Vec<bosun_node_agent::Config>,
 }
 
@@ -201,6 +208,8 @@ impl Services {
                 .then(|| bosun_job_controller::Config::for_server(&broker_url)),
             cronjob_controller: (!args.no_cronjob_controller)
                 .then(|| bosun_cronjob_controller::Config::for_server(&broker_url)),
+            daemonset_controller: (!args.no_daemonset_controller)
+                .then(|| bosun_daemonset_controller::Config::for_server(&broker_url)),
             nodes,
         }
     }
@@ -215,6 +224,9 @@ impl Services {
         }
         if let Some(cronjobs) = &mut self.cronjob_controller {
             url.clone_into(&mut cronjobs.server);
+        }
+        if let Some(daemonsets) = &mut self.daemonset_controller {
+            url.clone_into(&mut daemonsets.server);
         }
         for node in &mut self.nodes {
             url.clone_into(&mut node.server);
@@ -231,6 +243,9 @@ impl Services {
         }
         if let Some(cronjobs) = &self.cronjob_controller {
             cronjobs.validate()?;
+        }
+        if let Some(daemonsets) = &self.daemonset_controller {
+            daemonsets.validate()?;
         }
         self.nodes.iter().try_for_each(|n| n.validate())
     }
@@ -276,6 +291,8 @@ pub struct Endpoints {
     pub job_controller: bool,
     /// Whether the CronJob controller runs in this process.
     pub cronjob_controller: bool,
+    /// Whether the DaemonSet controller runs in this process.
+    pub daemonset_controller: bool,
 }
 
 /// The names of the `count` local nodes.
@@ -293,6 +310,7 @@ pub fn banner(e: &Endpoints) -> String {
          scheduler running (with the node lifecycle controller)\n\
          {jobs}\
          {cronjobs}\
+         {daemonsets}\
          {nodes}\
          \n\
          bosun is up. From another terminal:\n\
@@ -312,6 +330,11 @@ pub fn banner(e: &Endpoints) -> String {
             "cronjobs  the CronJob controller is running\n"
         } else {
             "cronjobs  no CronJob controller (--no-cronjob-controller): CronJobs start no Jobs\n"
+        },
+        daemonsets = if e.daemonset_controller {
+            "daemonsets the DaemonSet controller is running\n"
+        } else {
+            "daemonsets no DaemonSet controller (--no-daemonset-controller): DaemonSets create no pods\n"
         },
         nodes = if e.nodes.is_empty() {
             "nodes     none (--nodes 0); start bosun-node-agent to run pods\n".to_string()
@@ -463,6 +486,12 @@ async fn serve(
             bosun_cronjob_controller::run(config, shutdown.child_token()),
         );
     }
+    if let Some(config) = services.daemonset_controller {
+        spawn_service(
+            "the daemonset controller",
+            bosun_daemonset_controller::run(config, shutdown.child_token()),
+        );
+    }
     let nodes = node_names(args.nodes);
     for config in services.nodes {
         spawn_service(
@@ -506,6 +535,7 @@ async fn serve(
         node_runtime: format!("{:?}", args.node_runtime).to_lowercase(),
         job_controller: !args.no_job_controller,
         cronjob_controller: !args.no_cronjob_controller,
+        daemonset_controller: !args.no_daemonset_controller,
     };
     write!(ctx.out, "\n{}", banner(&endpoints))?;
     ctx.out.flush()?;
@@ -625,6 +655,7 @@ mod tests {
             node_runtime: "process".into(),
             job_controller: true,
             cronjob_controller: true,
+            daemonset_controller: true,
         });
         for want in [
             "etcd      http://127.0.0.1:2379",
@@ -637,6 +668,7 @@ mod tests {
             "scheduler",
             "jobs      the Job controller is running",
             "cronjobs  the CronJob controller is running",
+            "daemonsets the DaemonSet controller is running",
             "Ctrl-C",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
@@ -658,9 +690,14 @@ mod tests {
             node_runtime: "process".into(),
             job_controller: !a.no_job_controller,
             cronjob_controller: true,
+            daemonset_controller: false,
         });
         assert!(
             text.contains("no Job controller (--no-job-controller)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("no DaemonSet controller (--no-daemonset-controller)"),
             "{text}"
         );
     }
@@ -700,6 +737,15 @@ mod tests {
         assert!(
             Services::new(&args(dir, &["--no-cronjob-controller"]))
                 .cronjob_controller
+                .is_none()
+        );
+        assert_eq!(
+            s.daemonset_controller.as_ref().map(|c| c.server.as_str()),
+            Some(url.as_str())
+        );
+        assert!(
+            Services::new(&args(dir, &["--no-daemonset-controller"]))
+                .daemonset_controller
                 .is_none()
         );
         let defaults = bosun_node_agent::Config::default();

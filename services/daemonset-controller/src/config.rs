@@ -1,0 +1,82 @@
+//! The DaemonSet controller's command line and environment (`BOSUN_*`).
+
+use std::net::SocketAddr;
+
+use bosun_api::vocab::DEFAULT_SERVER;
+use bosun_runtime::config::{InvalidConfig, require_positive, require_server};
+
+/// Everything `bosun-daemonset-controller` can be told.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "bosun-daemonset-controller",
+    about = "bosun's DaemonSet controller: runs one pod of each DaemonSet on every eligible node"
+)]
+pub struct Config {
+    /// The broker's gRPC address.
+    #[arg(long, env = "BOSUN_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+
+    /// How many DaemonSets are reconciled in parallel (never the same DaemonSet twice;
+    /// Kubernetes' --concurrent-daemonset-syncs, default 2 there). A reconcile mostly waits
+    /// on the broker, so a few more than Kubernetes' cost little.
+    #[arg(long, env = "BOSUN_DAEMONSET_WORKERS", default_value_t = 8)]
+    pub workers: usize,
+
+    /// Where Prometheus metrics are served (`/metrics`); unset: not served.
+    #[arg(long, env = "BOSUN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl Default for Config {
+    /// Every setting at the default its flag declares (the environment is not read).
+    fn default() -> Config {
+        bosun_runtime::config::defaults()
+    }
+}
+
+impl Config {
+    /// A config for the broker at `server` with every other setting at its default.
+    pub fn for_server(server: &str) -> Config {
+        Config {
+            server: server.to_string(),
+            ..Config::default()
+        }
+    }
+
+    /// Refuses settings this service cannot run with; called before any port is bound.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        require_server(&self.server)?;
+        require_positive("--workers", self.workers as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_declared_ones() {
+        use clap::Parser;
+        let c = Config::try_parse_from(["bosun-daemonset-controller"])
+            .expect("the declared defaults parse");
+        assert_eq!(c.server, DEFAULT_SERVER);
+        assert_eq!(c.workers, 8);
+        assert_eq!(Config::default().workers, 8);
+        assert_eq!(Config::for_server("http://x:1").server, "http://x:1");
+    }
+
+    #[test]
+    fn validate_refuses_what_the_service_cannot_run_with() {
+        type Change = fn(&mut Config);
+        let table: [(&str, Change, Option<&str>); 3] = [
+            ("the defaults", |_| {}, None),
+            ("no workers", |c| c.workers = 0, Some("--workers")),
+            ("no broker", |c| c.server = String::new(), Some("--server")),
+        ];
+        for (name, change, want) in table {
+            let mut c = Config::default();
+            change(&mut c);
+            assert_eq!(c.validate().err().map(|e| e.flag), want, "{name}");
+        }
+    }
+}
