@@ -496,3 +496,45 @@ async fn a_daemonset_deleted_with_orphans_and_made_again_adopts_its_pods() {
     }
     plane.wait_status("default", "daemonset-example", 3).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_template_change_rolls_every_node_to_the_new_revision() {
+    let plane = Plane::start("rollout-smoke").await;
+    plane.apply_example("daemonset-nginx.yaml").await;
+    let before = plane
+        .wait_running_on("default", "name=daemonset-example", &NODES)
+        .await;
+    plane.wait_status("default", "daemonset-example", 3).await;
+    loop {
+        let mut ds = plane.daemon_set("default", "daemonset-example").await;
+        let template = ds.spec.as_mut().unwrap().template.as_mut().unwrap();
+        template.spec.as_mut().unwrap().containers[0].image = "hub.escapelife/nginx:v2".into();
+        match plane.client().update(ds.into()).await {
+            Ok(_) => break,
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => panic!("update ds: {e}"),
+        }
+    }
+    let after = wait_for("every pod replaced", WAIT, || async {
+        let pods = plane
+            .wait_running_on("default", "name=daemonset-example", &NODES)
+            .await;
+        NODES
+            .iter()
+            .all(|n| uid(&pods[*n]) != uid(&before[*n]))
+            .then_some(pods)
+    })
+    .await;
+    for pod in after.values() {
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.containers[0].image, "hub.escapelife/nginx:v2");
+    }
+    plane.wait_status("default", "daemonset-example", 3).await;
+    let revisions = plane
+        .client()
+        .list(Kind::ControllerRevision, &Selector::namespace("default"))
+        .await
+        .expect("list revisions")
+        .items;
+    assert_eq!(revisions.len(), 2, "the old revision is history");
+}

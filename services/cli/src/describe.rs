@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 
 use bosun_api::v1::{self, GetRequest, Kind, ListRequest, Object, object::Object as O};
+use bosun_api::vocab::daemonset::PAUSED_ANNOTATION;
+use bosun_api::vocab::phase;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use tonic::Code;
@@ -106,6 +108,29 @@ pub async fn describe(ctx: &mut Ctx<'_>, args: DescribeArgs) -> anyhow::Result<i
                     namespace: String::new(),
                     label_selector: String::new(),
                     field_selector: format!("spec.nodeName={}", obj.name()),
+                })
+                .await
+                .map(|r| r.into_inner().items)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(Object::into_pod)
+                .collect();
+        }
+        if let Some(O::DaemonSet(ds)) = &obj.object {
+            // kubectl counts the pods matching the selector whose controller is the
+            // DaemonSet.
+            let selector = ds
+                .spec
+                .as_ref()
+                .map(|s| format_selector(s.selector.as_ref()))
+                .filter(|s| s != "<none>")
+                .unwrap_or_default();
+            related.pods = client
+                .list(ListRequest {
+                    kind: Kind::Pod as i32,
+                    namespace: obj.namespace().to_string(),
+                    label_selector: selector,
+                    field_selector: String::new(),
                 })
                 .await
                 .map(|r| r.into_inner().items)
@@ -229,7 +254,8 @@ fn or_none(s: &str) -> String {
 #[derive(Debug, Default, Clone)]
 pub struct Related {
     pub lease: Option<v1::Lease>,
-    /// Every pod bound to the node (finished ones are left out when printing).
+    /// Every pod bound to the node (finished ones are left out when printing); for a
+    /// DaemonSet, the pods its selector matches (those it controls are counted).
     pub pods: Vec<v1::Pod>,
     /// A Job's `spec.dependsOn`, each with its state ([`dependency_state`]); a dependency
     /// missing here is printed by name alone.
@@ -269,6 +295,13 @@ pub fn render_with(
         Some(O::DaemonSet(ds)) => {
             let spec = ds.spec.clone().unwrap_or_default();
             d.field(0, "Selector", format_selector(spec.selector.as_ref()));
+            let node_selector = spec
+                .template
+                .as_ref()
+                .and_then(|t| t.spec.as_ref())
+                .map(|s| crate::format::format_labels(&s.node_selector))
+                .unwrap_or_else(|| "<none>".into());
+            d.field(0, "Node-Selector", node_selector);
         }
         _ => {}
     }
@@ -297,7 +330,7 @@ pub fn render_with(
     match &obj.object {
         Some(O::Job(j)) => job(&mut d, j, related, now),
         Some(O::CronJob(c)) => cronjob(&mut d, c, now),
-        Some(O::DaemonSet(ds)) => daemonset(&mut d, ds),
+        Some(O::DaemonSet(ds)) => daemonset(&mut d, ds, obj.uid(), &related.pods),
         Some(O::Pod(p)) => pod(&mut d, p),
         Some(O::Node(n)) => node(&mut d, n, related, now),
         Some(O::ControllerRevision(r)) => {
@@ -557,48 +590,79 @@ fn bool_ptr(b: Option<bool>) -> String {
     }
 }
 
-fn daemonset(d: &mut Doc, ds: &v1::DaemonSet) {
+/// kubectl's DaemonSet lines (the counts unaligned, as kubectl prints them), `Pods Status`
+/// counted from the DaemonSet's own pods (`pods` with it as controller), and bosun's paused
+/// state.
+fn daemonset(d: &mut Doc, ds: &v1::DaemonSet, uid: &str, pods: &[v1::Pod]) {
     let spec = ds.spec.clone().unwrap_or_default();
     let st = ds.status.clone().unwrap_or_default();
-    let node_selector = spec
-        .template
-        .as_ref()
-        .and_then(|t| t.spec.as_ref())
-        .map(|s| crate::format::format_labels(&s.node_selector))
-        .unwrap_or_else(|| "<none>".into());
-    d.field(0, "Node-Selector", node_selector);
-    d.field(
-        0,
-        "Desired Number of Nodes Scheduled",
-        st.desired_number_scheduled.to_string(),
-    );
-    d.field(
-        0,
-        "Current Number of Nodes Scheduled",
-        st.current_number_scheduled.to_string(),
-    );
-    d.field(
-        0,
-        "Number of Nodes Scheduled with Up-to-date Pods",
-        st.updated_number_scheduled.to_string(),
-    );
-    d.field(
-        0,
-        "Number of Nodes Scheduled with Available Pods",
-        st.number_available.to_string(),
-    );
-    d.field(
-        0,
-        "Number of Nodes Misscheduled",
-        st.number_misscheduled.to_string(),
-    );
-    d.field(0, "Pods Status", format!("{} Ready", st.number_ready));
+    for (what, n) in [
+        (
+            "Desired Number of Nodes Scheduled",
+            st.desired_number_scheduled,
+        ),
+        (
+            "Current Number of Nodes Scheduled",
+            st.current_number_scheduled,
+        ),
+        (
+            "Number of Nodes Scheduled with Up-to-date Pods",
+            st.updated_number_scheduled,
+        ),
+        (
+            "Number of Nodes Scheduled with Available Pods",
+            st.number_available,
+        ),
+        ("Number of Nodes Misscheduled", st.number_misscheduled),
+    ] {
+        d.text(0, format!("{what}: {n}"));
+    }
+    d.field(0, "Pods Status", pods_status(uid, pods));
+    if crate::rollout::is_paused(ds) {
+        d.field(
+            0,
+            "Rollout",
+            format!(
+                "Paused ({PAUSED_ANNOTATION}=true; bosun rollout resume ds/{} continues it)",
+                ds.metadata.as_ref().map_or("", |m| m.name.as_str())
+            ),
+        );
+    }
     if let Some(u) = &spec.update_strategy {
         d.field(0, "Update Strategy", or_none(&u.r#type));
     }
     if let Some(t) = &spec.template {
         pod_template(d, 0, "Pod Template", t);
     }
+}
+
+/// `N Running / N Waiting / N Succeeded / N Failed` over the pods whose controller has `uid`
+/// (kubectl's count: Pending is Waiting).
+pub fn pods_status(uid: &str, pods: &[v1::Pod]) -> String {
+    let mut counts = [0; 4];
+    for p in pods {
+        let owned = p
+            .metadata
+            .as_ref()
+            .into_iter()
+            .flat_map(|m| m.owner_references.iter())
+            .any(|r| r.controller == Some(true) && !uid.is_empty() && r.uid == uid);
+        if !owned {
+            continue;
+        }
+        let phase = p.status.as_ref().map_or("", |s| s.phase.as_str());
+        match phase {
+            phase::RUNNING => counts[0] += 1,
+            phase::PENDING => counts[1] += 1,
+            phase::SUCCEEDED => counts[2] += 1,
+            phase::FAILED => counts[3] += 1,
+            _ => {}
+        }
+    }
+    format!(
+        "{} Running / {} Waiting / {} Succeeded / {} Failed",
+        counts[0], counts[1], counts[2], counts[3]
+    )
 }
 
 fn pod(d: &mut Doc, p: &v1::Pod) {
@@ -860,6 +924,14 @@ fn node_pods(d: &mut Doc, st: &v1::NodeStatus, related: &Related, now: DateTime<
     for l in render_table(&rows).lines() {
         d.text(1, l);
     }
+}
+
+/// A pod template as `describe` prints it (`Pod Template:` and its lines), for `rollout
+/// history --revision`.
+pub fn pod_template_text(t: &v1::PodTemplateSpec) -> String {
+    let mut d = Doc::default();
+    pod_template(&mut d, 0, "Pod Template", t);
+    d.render()
 }
 
 fn pod_template(d: &mut Doc, level: usize, title: &str, t: &v1::PodTemplateSpec) {
@@ -1487,5 +1559,97 @@ mod tests {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
         assert!(!text.contains("done"), "{text}");
+    }
+
+    fn daemon_pod(name: &str, owner_uid: &str, phase: &str) -> v1::Pod {
+        v1::Pod {
+            metadata: Some(ObjectMeta {
+                name: name.into(),
+                owner_references: vec![v1::OwnerReference {
+                    kind: "DaemonSet".into(),
+                    name: "agent".into(),
+                    uid: owner_uid.into(),
+                    controller: Some(true),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: Some(v1::PodStatus {
+                phase: phase.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_daemonset_describes_with_kubectls_fields_its_pods_and_its_pause() {
+        let mut ds = v1::DaemonSet {
+            metadata: Some(ObjectMeta {
+                name: "agent".into(),
+                namespace: "default".into(),
+                uid: "ds-1".into(),
+                ..Default::default()
+            }),
+            spec: Some(v1::DaemonSetSpec {
+                selector: Some(v1::LabelSelector {
+                    match_labels: [("app".to_string(), "agent".to_string())].into(),
+                    ..Default::default()
+                }),
+                template: Some(v1::PodTemplateSpec {
+                    metadata: None,
+                    spec: Some(v1::PodSpec {
+                        node_selector: [("disk".to_string(), "ssd".to_string())].into(),
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            }),
+            status: Some(v1::DaemonSetStatus {
+                desired_number_scheduled: 3,
+                current_number_scheduled: 3,
+                updated_number_scheduled: 2,
+                number_available: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let related = Related {
+            pods: vec![
+                daemon_pod("a", "ds-1", "Running"),
+                daemon_pod("b", "ds-1", "Pending"),
+                daemon_pod("c", "ds-1", "Succeeded"),
+                daemon_pod("d", "ds-1", "Failed"),
+                daemon_pod("e", "ds-1", "Running"),
+                daemon_pod("other", "ds-2", "Running"),
+            ],
+            ..Default::default()
+        };
+        let text = render_with(&ds.clone().into(), &related, &[], now());
+        assert!(
+            text.starts_with(
+                "Name:           agent\nNamespace:      default\nSelector:       app=agent\nNode-Selector:  disk=ssd\nLabels:         <none>\n"
+            ),
+            "{text}"
+        );
+        for want in [
+            "\nDesired Number of Nodes Scheduled: 3\nCurrent Number of Nodes Scheduled: 3\nNumber of Nodes Scheduled with Up-to-date Pods: 2\nNumber of Nodes Scheduled with Available Pods: 1\nNumber of Nodes Misscheduled: 0\n",
+            "Pods Status:    2 Running / 1 Waiting / 1 Succeeded / 1 Failed\n",
+            "Pod Template:\n",
+            "Events:  <none>\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        assert!(!text.contains("Rollout:"), "{text}");
+        ds.metadata
+            .as_mut()
+            .unwrap()
+            .annotations
+            .insert(PAUSED_ANNOTATION.into(), "true".into());
+        let paused = render_with(&ds.into(), &related, &[], now());
+        assert!(
+            paused.contains("Rollout:        Paused (bosun.dev/rollout-paused=true; bosun rollout resume ds/agent continues it)\n"),
+            "{paused}"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! `bosun`, the kubectl-like command line: `apply`, `create`, `get`, `describe`, `delete`,
-//! `scale`, `label`, `patch` and the node verbs against the broker, and `up` to run the whole plane in one
+//! `scale`, `label`, `patch`, `rollout` and the node verbs against the broker, and `up` to run the whole plane in one
 //! process.
 //!
 //! The binary is a thin wrapper over [`run`], which takes the arguments and the two output
@@ -21,6 +21,7 @@ pub mod nodes;
 pub mod output;
 pub mod patch;
 pub mod printers;
+pub mod rollout;
 pub mod scale;
 pub mod sources;
 pub mod up;
@@ -94,6 +95,8 @@ pub enum Command {
     Scale(scale::ScaleArgs),
     /// Change an object with a JSON merge patch (`--type merge`) or a JSON patch (`--type json`).
     Patch(patch::PatchArgs),
+    /// Follow, list, undo, restart, pause or resume a DaemonSet's rollout.
+    Rollout(rollout::RolloutArgs),
 }
 
 /// What every command needs: flags, the output streams and a lazily connected broker client.
@@ -195,6 +198,7 @@ where
             Command::Wait(a) => wait::wait(&mut ctx, a).await,
             Command::Scale(a) => scale::scale(&mut ctx, a).await,
             Command::Patch(a) => patch::patch(&mut ctx, a).await,
+            Command::Rollout(a) => rollout::rollout(&mut ctx, a).await,
         }
     }
     .instrument(span)
@@ -244,6 +248,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Wait(_) => "wait",
         Command::Scale(_) => "scale",
         Command::Patch(_) => "patch",
+        Command::Rollout(_) => "rollout",
     }
 }
 

@@ -353,10 +353,16 @@ pub fn plan(inputs: &Inputs) -> Plan {
     let existing: HashSet<&str> = inputs.jobs.iter().map(|j| j.name.as_str()).collect();
     let (runs, mut ev) = catch_up(policy, &due.slots, now, spec.starting_deadline_seconds);
     events.append(&mut ev);
-    let runs: Vec<DateTime<Utc>> = runs
+    let (done, runs): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) = runs
         .into_iter()
-        .filter(|t| !existing.contains(job_name(&meta.name, *t).as_str()))
-        .collect();
+        .partition(|t| existing.contains(job_name(&meta.name, *t).as_str()));
+    // A slot whose Job exists was run (a status write lost after the create, a stale copy of
+    // the CronJob): `lastScheduleTime` catches up with it, so it is not looked at again.
+    if let Some(newest) = done.last()
+        && parse_time(&status.last_schedule_time).is_none_or(|last| last < *newest)
+    {
+        status.last_schedule_time = format_time(*newest);
+    }
 
     // 7: the concurrency policy.
     let (create, mut replaced, mut ev) =

@@ -14,6 +14,7 @@ fn ctx(writer: Arc<RecordingWriter>, clock: Clock) -> Arc<Ctx> {
         jobs: store::<Object>().0,
         clock,
         metrics: CronMetrics::new(&registry),
+        creations: burst::Creations::default(),
     })
 }
 
@@ -94,6 +95,66 @@ async fn a_due_slot_creates_its_job_records_it_as_active_and_requeues_for_the_ne
     );
     assert_eq!(ctx.metrics.skew.count(), 1);
     assert_eq!(ctx.metrics.jobs_created.get(), 1);
+}
+
+#[tokio::test]
+async fn a_slot_further_than_the_prepare_window_wakes_the_cronjob_ahead_of_it() {
+    let w = RecordingWriter::new();
+    let ctx = ctx(w.clone(), clock_at("2026-01-01T10:04:30Z"));
+    let obj = seeded(&w, plan::words::ALLOW, vec![]);
+    let action = reconcile(obj, ctx).await.expect("reconciled");
+    assert!(job_calls(&w, Verb::Create).is_empty());
+    let Action::Requeue(after) = action else {
+        panic!("{action:?}")
+    };
+    // 30 s to 10:05, plus the 1 ms pad, minus the 250 ms of preparation.
+    let want = Duration::from_secs(30) + plan::NEXT_SCHEDULE_DELTA - PREPARE_AHEAD;
+    assert!(
+        after <= want && after > want - Duration::from_millis(100),
+        "{after:?}, want about {want:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slot_within_the_prepare_window_is_planned_ahead_and_created_at_its_time() {
+    let w = RecordingWriter::new();
+    let ctx = ctx(w.clone(), clock_at("2026-01-01T10:04:59.850Z"));
+    let obj = seeded(&w, plan::words::ALLOW, vec![]);
+    let action = reconcile(obj, ctx.clone()).await.expect("reconciled");
+    assert!(
+        ctx.clock.now() >= t("2026-01-01T10:05:00Z"),
+        "returned before the slot: {}",
+        ctx.clock.now()
+    );
+    assert_eq!(job_calls(&w, Verb::Create), ["ns/hello-29454365"]);
+    let st = status(&w);
+    assert_eq!(st.last_schedule_time, "2026-01-01T10:05:00Z");
+    assert_eq!(st.next_schedule_time, "2026-01-01T10:06:00Z");
+    assert!(matches!(action, Action::Requeue(_)), "{action:?}");
+    assert_eq!(ctx.metrics.skew.count(), 1);
+}
+
+#[tokio::test]
+async fn the_status_waits_for_other_creations_in_flight() {
+    let w = RecordingWriter::new();
+    let ctx = ctx(w.clone(), clock_at("2026-01-01T10:05:00.100Z"));
+    let obj = seeded(&w, plan::words::ALLOW, vec![]);
+    // Another CronJob's creation is in flight.
+    let other = Arc::new(ctx.creations.start());
+    let task = tokio::spawn(reconcile(obj, ctx.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while job_calls(&w, Verb::Create).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no Job created");
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        w.calls_of(Verb::UpdateStatus).is_empty(),
+        "the status went out before the other creation returned"
+    );
+    assert_eq!(ctx.creations.in_flight(), 1);
+    drop(other);
+    task.await.expect("joined").expect("reconciled");
+    assert_eq!(w.calls_of(Verb::UpdateStatus).len(), 1);
 }
 
 #[tokio::test]

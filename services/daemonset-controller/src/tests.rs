@@ -12,13 +12,17 @@ fn ctx(writer: Arc<RecordingWriter>) -> Arc<Ctx> {
 }
 
 fn ctx_with_pods(writer: Arc<RecordingWriter>, pods: Store) -> Arc<Ctx> {
+    ctx_with(writer, pods, store::<Object>().0)
+}
+
+fn ctx_with(writer: Arc<RecordingWriter>, pods: Store, revisions: Store) -> Arc<Ctx> {
     let registry = Metrics::new();
     Arc::new(Ctx {
         recorder: EventRecorder::with_writer(writer.clone(), COMPONENT, "", 64),
         writer,
         pods,
         nodes: store::<Object>().0,
-        revisions: store::<Object>().0,
+        revisions,
         orphans: Arc::default(),
         expectations: Expectations::new(IN_FLIGHT_TTL),
         backoff: Mutex::default(),
@@ -426,4 +430,40 @@ async fn the_claim_adopts_matching_orphans_releases_strays_and_keeps_the_rest() 
     );
     assert_eq!(ctx.metrics.pods_adopted.get(), 1);
     assert_eq!(ctx.metrics.pods_orphaned.get(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_older_revision_matching_the_template_is_renumbered_after_the_newest() {
+    let w = RecordingWriter::new();
+    let (revisions, cache) = store::<Object>();
+    let ctx = ctx_with(w.clone(), store::<Object>().0, revisions);
+    let ds = ds();
+    let new = new_revision_of(&ds);
+    let stored = w.seed(
+        new_revision(
+            &ds,
+            &NewRevision {
+                revision: 1,
+                ..new.clone()
+            },
+        )
+        .into(),
+    );
+    cache.upsert(stored);
+    let current = Current::Existing {
+        name: new.name.clone(),
+        hash: new.hash.clone(),
+        renumber: Some(5),
+    };
+    assert_eq!(
+        ensure_revision(&ctx, &ds, &current)
+            .await
+            .expect("renumbered"),
+        RevisionOutcome::Ready
+    );
+    let after = w
+        .object(Kind::ControllerRevision, &format!("ns/{}", new.name))
+        .unwrap();
+    assert_eq!(after.as_controller_revision().unwrap().revision, 5);
+    assert_eq!(w.calls_of(Verb::Update).len(), 1);
 }

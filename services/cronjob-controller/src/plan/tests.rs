@@ -140,14 +140,14 @@ fn whole_plans() {
             last_schedule: Some(at(5)),
         },
         Row {
-            name: "a slot whose Job exists is done (status lost after a create)",
+            name: "a slot whose Job exists is done, and lastScheduleTime catches up (status lost after a create)",
             change: |_, st| last(st, 4),
             jobs: vec![job(at(5), Some(Finished::Complete))],
             now: at_s(5, 1),
             create: vec![],
             delete: vec![],
             events: vec![],
-            last_schedule: Some(at(4)),
+            last_schedule: Some(at(5)),
         },
         Row {
             name: "latest (the default) after downtime runs only the most recent slot",
