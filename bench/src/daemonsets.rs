@@ -10,7 +10,8 @@
 //!
 //! 1. the controller's RSS with its caches loaded and no node yet (started before the
 //!    agent);
-//! 2. the N sim nodes registered and Ready;
+//! 2. the N sim nodes registered and Ready, and their Leases created (the agent's first
+//!    Lease round is not in the measured window; later rounds, every 10 s, may be);
 //! 3. **create**: one DaemonSet (no node selector, one readiness-less container that "runs"
 //!    for a day, `maxUnavailable: 10%`); time from the create call to the moment a broker
 //!    watch shows a Running pod on every node; the run goes on until the DaemonSet's status
@@ -467,7 +468,18 @@ async fn start_plane(
             .iter()
             .filter(|n| support::node_ready(n))
             .count();
-        if ready >= args.nodes {
+        // The agent's first Lease round (a read and a create per node, all at once) over
+        // too: it would otherwise land inside the measured create.
+        let leases = if ready >= args.nodes {
+            broker_client
+                .list(Kind::Lease, &Selector::all())
+                .await?
+                .items
+                .len()
+        } else {
+            0
+        };
+        if ready >= args.nodes && leases >= args.nodes {
             break;
         }
         for (i, agent) in agent_children.iter_mut().enumerate() {
@@ -480,7 +492,7 @@ async fn start_plane(
         }
         if Instant::now() > until {
             bail!(
-                "{ready} of {} sim nodes Ready after {deadline:?}",
+                "{ready} of {} sim nodes Ready ({leases} Leases) after {deadline:?}",
                 args.nodes
             );
         }
