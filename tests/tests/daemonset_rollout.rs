@@ -719,4 +719,8 @@ async fn a_rollout_does_not_stall_behind_a_node_whose_agent_stopped() {
             Ok(())
         }
     });
+    // Back, node-3 gets the new revision too.
+    let _agent = plane.start_node("node-3").await;
+    plane.wait_rolled(&NODES, &new_hash).await;
+    plane.wait_settled(3).await;
 }
