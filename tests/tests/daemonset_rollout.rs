@@ -244,7 +244,7 @@ impl Plane {
     /// Waits until `nodes` each run exactly one pod (none being deleted, none elsewhere),
     /// Running and Ready, of revision `want`; returns the pods by node.
     async fn wait_rolled(&self, nodes: &[&str], want: &str) -> BTreeMap<String, v1::Pod> {
-        let pods = wait_for(&format!("{nodes:?} all on {want}"), WAIT, || async {
+        wait_for(&format!("{nodes:?} all on {want}"), WAIT, || async {
             let all: BTreeMap<String, v1::Pod> = self
                 .client()
                 .list(Kind::Pod, &Selector::namespace(NS).labels(SELECTOR))
@@ -275,8 +275,7 @@ impl Plane {
                 ))
             }
         })
-        .await;
-        pods
+        .await
     }
 
     /// Waits until the status, for the current generation, says `updated` of 3 nodes run the
