@@ -42,7 +42,9 @@
 //! nodes that are available are only ever taken down within maxUnavailable (with maxSurge,
 //! a new pod is created on the NotReady node at once, as for any unavailable old pod). When
 //! the agent comes back, its node's pods are already of the new revision. Status counts
-//! (numberReady, numberAvailable) read the pods' own conditions, as Kubernetes does.
+//! (numberReady, numberAvailable) read the pods' own conditions, as Kubernetes does: the
+//! node lifecycle controller turns Ready False on the pods of a node gone Unknown, so such a
+//! pod counts as unavailable there too.
 
 mod history;
 mod manage;
