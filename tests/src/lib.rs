@@ -22,6 +22,7 @@ pub use bosun_api::v1;
 pub use plane::{Agent, Plane, PlaneBuilder, node_ready};
 pub use watch::Recording;
 
+pub mod daemonset;
 mod plane;
 mod watch;
 

@@ -5,12 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bosun_api::v1::Kind;
+use bosun_api::v1::{Kind, Object};
 use bosun_runtime::client::{Broker as Client, Selector, WatchEvent};
 
 /// The watch events (bookmarks left out) of one kind and selector, from the revision the
 /// recording started at, each with the instant it arrived. Stops when dropped.
 pub struct Recording {
+    initial: Vec<Object>,
     seen: Arc<Mutex<Vec<(Instant, WatchEvent)>>>,
     ended: Arc<Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
@@ -25,11 +26,11 @@ impl Drop for Recording {
 impl Recording {
     /// Lists `kind` by `selector` for the current revision and records every change after it.
     pub async fn start(client: &Client, kind: Kind, selector: &Selector) -> Recording {
-        let revision = client
+        let list = client
             .list(kind, selector)
             .await
-            .unwrap_or_else(|e| panic!("list {kind:?}: {e}"))
-            .revision;
+            .unwrap_or_else(|e| panic!("list {kind:?}: {e}"));
+        let (initial, revision) = (list.items, list.revision);
         let mut stream = client
             .watch(kind, selector, revision)
             .await
@@ -50,7 +51,18 @@ impl Recording {
                 *ended.lock().unwrap() = Some(why);
             }
         });
-        Recording { seen, ended, task }
+        Recording {
+            initial,
+            seen,
+            ended,
+            task,
+        }
+    }
+
+    /// The objects as they were at the revision the recording starts from (the state its
+    /// first event changes).
+    pub fn initial(&self) -> &[Object] {
+        &self.initial
     }
 
     /// Every event so far with the instant it arrived; panics if the watch ended (the

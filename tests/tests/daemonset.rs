@@ -6,12 +6,12 @@
 //! Every check waits for a condition with a deadline: which nodes run a live daemon pod,
 //! and the DaemonSet's status counters.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bosun_api::v1::{self, Kind};
 use bosun_runtime::client::{DeleteOptions, Selector};
-use bosun_tests::{manifests_dir, phase, wait_for};
+use bosun_tests::daemonset::uid;
+use bosun_tests::{manifests_dir, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -39,109 +39,6 @@ impl Plane {
         let yaml = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         self.apply(&yaml).await;
-    }
-
-    /// The pods in `namespace` labelled `selector` that are not being deleted.
-    async fn live_pods(&self, namespace: &str, selector: &str) -> Vec<v1::Pod> {
-        self.client()
-            .list(Kind::Pod, &Selector::namespace(namespace).labels(selector))
-            .await
-            .unwrap_or_else(|e| panic!("list pods {selector}: {e}"))
-            .items
-            .into_iter()
-            .filter_map(v1::Object::into_pod)
-            .filter(|p| {
-                p.metadata
-                    .as_ref()
-                    .is_some_and(|m| m.deletion_timestamp.is_empty())
-            })
-            .collect()
-    }
-
-    /// Waits until exactly the nodes `want` each run one Running pod labelled `selector` (and
-    /// no other node has a live one); returns the pods by node.
-    async fn wait_running_on(
-        &self,
-        namespace: &str,
-        selector: &str,
-        want: &[&str],
-    ) -> BTreeMap<String, v1::Pod> {
-        let what = format!("pods {selector} running on exactly {want:?}");
-        wait_for(&what, WAIT, || async {
-            let pods = self.live_pods(namespace, selector).await;
-            let mut by_node: BTreeMap<String, Vec<v1::Pod>> = BTreeMap::new();
-            for p in pods {
-                let node = p
-                    .spec
-                    .as_ref()
-                    .map(|s| s.node_name.clone())
-                    .unwrap_or_default();
-                by_node.entry(node).or_default().push(p);
-            }
-            let seen: Vec<(String, usize, Vec<String>)> = by_node
-                .iter()
-                .map(|(n, ps)| {
-                    (
-                        n.clone(),
-                        ps.len(),
-                        ps.iter().map(|p| phase(p).to_string()).collect(),
-                    )
-                })
-                .collect();
-            let nodes: Vec<&str> = by_node.keys().map(String::as_str).collect();
-            let all_running_alone = by_node
-                .values()
-                .all(|ps| ps.len() == 1 && phase(&ps[0]) == "Running");
-            if nodes == want && all_running_alone {
-                Ok(by_node
-                    .into_iter()
-                    .map(|(n, mut ps)| (n, ps.remove(0)))
-                    .collect())
-            } else {
-                Err(format!("{seen:?}"))
-            }
-        })
-        .await
-    }
-
-    /// The DaemonSet `name` in `namespace`.
-    async fn daemon_set(&self, namespace: &str, name: &str) -> v1::DaemonSet {
-        self.client()
-            .get(Kind::DaemonSet, namespace, name)
-            .await
-            .unwrap_or_else(|e| panic!("get ds {name}: {e}"))
-            .into_daemon_set()
-            .expect("a DaemonSet")
-    }
-
-    /// Waits until the DaemonSet's status says `desired` nodes should run it and all of
-    /// them run a ready, available, up-to-date pod.
-    async fn wait_status(&self, namespace: &str, name: &str, desired: i32) {
-        wait_for(
-            &format!("ds {name}: {desired} desired, all ready"),
-            WAIT,
-            || async {
-                let ds = self.daemon_set(namespace, name).await;
-                let s = ds.status.clone().unwrap_or_default();
-                let generation = ds.metadata.as_ref().map_or(0, |m| m.generation);
-                let want = (desired, desired, desired, desired, desired, 0, 0);
-                let have = (
-                    s.desired_number_scheduled,
-                    s.current_number_scheduled,
-                    s.number_ready,
-                    s.number_available,
-                    s.updated_number_scheduled,
-                    s.number_misscheduled,
-                    s.number_unavailable,
-                );
-                if have == want && s.observed_generation == generation {
-                    Ok(())
-                } else {
-                    Err(format!("{s:?} (generation {generation})"))
-                }
-            },
-        )
-        .await
     }
 
     /// Changes Node `name` (re-read and retried when its agent wrote in between).
@@ -180,13 +77,6 @@ impl Plane {
             .map(|e| e.reason)
             .collect()
     }
-}
-
-fn uid(pod: &v1::Pod) -> String {
-    pod.metadata
-        .as_ref()
-        .map(|m| m.uid.clone())
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -505,16 +395,12 @@ async fn a_template_change_rolls_every_node_to_the_new_revision() {
         .wait_running_on("default", "name=daemonset-example", &NODES)
         .await;
     plane.wait_status("default", "daemonset-example", 3).await;
-    loop {
-        let mut ds = plane.daemon_set("default", "daemonset-example").await;
-        let template = ds.spec.as_mut().unwrap().template.as_mut().unwrap();
-        template.spec.as_mut().unwrap().containers[0].image = "hub.escapelife/nginx:v2".into();
-        match plane.client().update(ds.into()).await {
-            Ok(_) => break,
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => panic!("update ds: {e}"),
-        }
-    }
+    plane
+        .update_daemon_set("default", "daemonset-example", |ds| {
+            let template = ds.spec.as_mut().unwrap().template.as_mut().unwrap();
+            template.spec.as_mut().unwrap().containers[0].image = "hub.escapelife/nginx:v2".into();
+        })
+        .await;
     let after = wait_for("every pod replaced", WAIT, || async {
         let pods = plane
             .wait_running_on("default", "name=daemonset-example", &NODES)

@@ -407,21 +407,57 @@ async fn signal(agent: &tokio::process::Child, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid}");
 }
 
+/// The pod's Ready condition status ("" when it has none).
+fn pod_ready(pod: &v1::Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.r#type == "Ready"))
+        .map_or(String::new(), |c| c.status.clone())
+}
+
 #[tokio::test]
 async fn a_paused_agent_re_posts_ready_when_it_resumes_and_its_node_loses_the_taint() {
     let plane = Plane::start("pause", &[]).await;
     let agent = plane.agent_process("node-p");
     plane.wait_ready_is("node-p", "True").await;
+    // A pod that stays on an unreachable node (a daemon pod would).
+    let mut stays = pod("stays", &until_term(None));
+    stays.spec.as_mut().unwrap().tolerations = vec![v1::Toleration {
+        key: TAINT_UNREACHABLE.into(),
+        operator: "Exists".into(),
+        effect: "NoExecute".into(),
+        ..Default::default()
+    }];
+    plane.create(stays).await;
+    let ready_is = |want: &'static str| {
+        let plane = &plane;
+        async move {
+            wait_for(&format!("pod stays Ready={want}"), WAIT, || async {
+                match plane.pod("stays").await {
+                    Some(p) if pod_ready(&p) == want => Ok(()),
+                    other => Err(format!("{other:#?}")),
+                }
+            })
+            .await
+        }
+    };
+    ready_is("True").await;
 
     signal(&agent, "STOP").await;
     plane.wait_ready_is("node-p", "Unknown").await;
     plane.wait_unreachable("node-p", true).await;
+    // Nobody vouches for the pod: the lifecycle controller marks it not ready.
+    ready_is("False").await;
 
     // The same process resumes: it does not register again, its heartbeat sees the stored
-    // Ready=Unknown and posts Ready=True.
+    // Ready=Unknown and posts Ready=True; its pod's worker sees the stored Ready=False and
+    // writes its own view again.
     signal(&agent, "CONT").await;
     plane.wait_ready_is("node-p", "True").await;
     plane.wait_unreachable("node-p", false).await;
+    ready_is("True").await;
+    assert_eq!(node_of(&plane.pod("stays").await.unwrap()), "node-p");
+    plane.delete_all_pods().await;
 }
 
 #[tokio::test]

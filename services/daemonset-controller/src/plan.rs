@@ -28,7 +28,8 @@
 //! 5. **history cleanup** (`history::cleanup`): old revisions beyond
 //!    `revisionHistoryLimit`, oldest first, never one a live pod still carries.
 //! 6. **status** (`status`, C.1), and the requeue: the end of a failure back-off, the moment
-//!    a Ready pod becomes available (minReadySeconds).
+//!    a Ready pod becomes available (minReadySeconds), a surged new pod too (its old pod
+//!    goes then).
 //!
 //! ## NotReady nodes during a rollout (kubernetes#117204)
 //!
@@ -41,7 +42,9 @@
 //! nodes that are available are only ever taken down within maxUnavailable (with maxSurge,
 //! a new pod is created on the NotReady node at once, as for any unavailable old pod). When
 //! the agent comes back, its node's pods are already of the new revision. Status counts
-//! (numberReady, numberAvailable) read the pods' own conditions, as Kubernetes does.
+//! (numberReady, numberAvailable) read the pods' own conditions, as Kubernetes does: the
+//! node lifecycle controller turns Ready False on the pods of a node gone Unknown, so such a
+//! pod counts as unavailable there too.
 
 mod history;
 mod manage;
@@ -298,6 +301,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     let mut out = manage::Manage::default();
     let mut delete = Vec::new();
     let mut create = Vec::new();
+    let mut rolling_requeue = None;
     if inputs.expectations_satisfied {
         out = manage::manage(&manage::ManageInputs {
             nodes: inputs.nodes,
@@ -324,6 +328,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             });
             create = r.create;
             delete = r.delete;
+            rolling_requeue = r.requeue_after;
         }
     }
     create.truncate(BURST);
@@ -348,7 +353,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     } else {
         old_status.observed_generation
     };
-    let requeue_after = [out.requeue_after, available_in]
+    let requeue_after = [out.requeue_after, available_in, rolling_requeue]
         .into_iter()
         .flatten()
         .min();

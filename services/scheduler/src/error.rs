@@ -27,6 +27,9 @@ pub enum Error {
     /// Evicting a pod failed.
     #[error("evicting {pod}: {source}")]
     Evict { pod: String, source: ClientError },
+    /// Marking a pod on an unreachable node not ready failed.
+    #[error("marking {pod} not ready (its node is unreachable): {source}")]
+    MarkNotReady { pod: String, source: ClientError },
 }
 
 /// The crate's result type.

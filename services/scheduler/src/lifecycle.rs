@@ -3,7 +3,8 @@
 //! and is tainted `node.kubernetes.io/unreachable:NoExecute`; a node reporting Ready=False
 //! gets `node.kubernetes.io/not-ready:NoExecute`; a cordoned one
 //! `node.kubernetes.io/unschedulable:NoSchedule`; a node that recovers loses them. Pods that do
-//! not tolerate a NoExecute taint are evicted (decisions in `lifecycle_plan.rs`).
+//! not tolerate a NoExecute taint are evicted, and the pods of a node gone Unknown lose their
+//! Ready condition (Kubernetes' MarkPodsNotReady) (decisions in `lifecycle_plan.rs`).
 //!
 //! Lease age is measured on this controller's own clock, from when it last saw the lease's
 //! renewTime change (as Kubernetes does), so clock skew between hosts does not matter; after
@@ -26,7 +27,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::lifecycle_plan::{Eviction, evictable, eviction, plan_node};
+use crate::lifecycle_plan::{Eviction, evictable, eviction, not_ready_conditions, plan_node};
 
 /// Where node heartbeats live.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -208,11 +209,14 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Context>) -> Result<Action> {
         // Look again just after the lease would go stale.
         soonest(ctx.grace - age + Duration::from_millis(50));
     }
-    // Only a NoExecute taint evicts: without one, the node's pods need no look.
-    let pods = match taints.iter().any(|t| t.effect == effect::NO_EXECUTE) {
+    // Only a NoExecute taint evicts, and only an unreachable node's pods lose Ready: else
+    // the node's pods need no look.
+    let unknown = ready_unknown(&current);
+    let pods = match unknown || taints.iter().any(|t| t.effect == effect::NO_EXECUTE) {
         true => ctx.pods.by_node(&name),
         false => Vec::new(),
     };
+    let stamp = rfc3339(now);
     for pod_obj in pods {
         let Some(pod) = pod_obj.as_pod() else {
             continue;
@@ -226,10 +230,48 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Context>) -> Result<Action> {
             Eviction::At(at) => {
                 soonest((at - now).to_std().unwrap_or_default() + Duration::from_millis(50))
             }
-            Eviction::Now => evict(&ctx, &pod_obj, pod, unreachable).await?,
+            Eviction::Now => {
+                evict(&ctx, &pod_obj, pod, unreachable).await?;
+                continue;
+            }
+        }
+        if let Some(conditions) = not_ready_conditions(&current, pod, &stamp) {
+            mark_not_ready(&ctx, &pod_obj, pod, conditions).await?;
         }
     }
     Ok(next.map_or(Action::AwaitChange, Action::Requeue))
+}
+
+/// Whether the node's Ready condition is Unknown (its agent stopped reporting).
+fn ready_unknown(node: &v1::Node) -> bool {
+    node.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.r#type == condition::READY && c.status == status::UNKNOWN)
+    })
+}
+
+/// Writes the pod's `conditions` (Ready turned False: its node is unreachable).
+async fn mark_not_ready(
+    ctx: &Context,
+    obj: &Object,
+    pod: &v1::Pod,
+    conditions: Vec<v1::Condition>,
+) -> Result<()> {
+    tracing::info!(pod = %obj.key(), "marking not ready: its node is unreachable");
+    let mut marked = pod.clone();
+    marked
+        .status
+        .get_or_insert_with(Default::default)
+        .conditions = conditions;
+    match ctx.broker.update_status(marked.into()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(source) => Err(Error::MarkNotReady {
+            pod: obj.key(),
+            source,
+        }),
+    }
 }
 
 /// Marks the pod DisruptionTarget=True and deletes it (at once when its node is unreachable:

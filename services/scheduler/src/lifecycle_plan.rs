@@ -150,6 +150,29 @@ pub fn eviction(
     }
 }
 
+/// Kubernetes' `MarkPodsNotReady`: a pod on a node whose agent stopped reporting (Ready
+/// `Unknown`) has nobody vouching for its readiness, so its Ready condition turns False
+/// (stamped `now`); the agent reports it again once it is back. Returns the pod's conditions
+/// to write, when they must change. Departure from Kubernetes: a node whose agent reports
+/// Ready=False is left to its agent, which still reports its pods.
+pub fn not_ready_conditions(
+    node: &v1::Node,
+    pod: &v1::Pod,
+    now: &str,
+) -> Option<Vec<v1::Condition>> {
+    if ready_condition(node).is_none_or(|c| c.status != status::UNKNOWN) {
+        return None;
+    }
+    let conditions = &pod.status.as_ref()?.conditions;
+    let ready = conditions
+        .iter()
+        .position(|c| c.r#type == condition::READY && c.status == status::TRUE)?;
+    let mut out = conditions.clone();
+    out[ready].status = status::FALSE.into();
+    out[ready].last_transition_time = now.into();
+    Some(out)
+}
+
 /// Whether a pod takes part in eviction: not finished, not already being deleted.
 pub fn evictable(pod: &v1::Pod) -> bool {
     let deleting = pod

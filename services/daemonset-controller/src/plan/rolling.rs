@@ -5,6 +5,7 @@
 //! docs on NotReady nodes).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use bosun_api::daemonset::resolve_rolling;
 use bosun_api::v1;
@@ -31,6 +32,10 @@ pub struct Rolling {
     pub create: Vec<String>,
     /// Old pods replaced.
     pub delete: Vec<Deletion>,
+    /// When a new pod surged beside an old one becomes available (minReadySeconds): its old
+    /// pod goes then. The status's requeue does not cover it, as it counts each node by its
+    /// oldest pod, the old one.
+    pub requeue_after: Option<Duration>,
 }
 
 /// One node's pods as the rollout sees them (Kubernetes' `findUpdatedPodsOnNode`): at most
@@ -144,12 +149,13 @@ fn delete_first(i: &RollingInputs<'_>, max_unavailable: i32) -> Rolling {
     Rolling {
         create: Vec::new(),
         delete: allowed,
+        requeue_after: None,
     }
 }
 
 /// maxSurge > 0: a node whose old pod is unavailable gets a new pod at once; nodes with an
 /// available old pod get one up to maxSurge minus the nodes already surging; an old pod goes
-/// once the new one beside it is available. An available old pod on a node that should no
+/// once the new one beside it is available (look again when it will be). An available old pod on a node that should no
 /// longer run it (but may keep it) goes only while more pods are available than desired.
 fn create_first(i: &RollingInputs<'_>, max_surge: i32) -> Rolling {
     let mut delete = Vec::new();
@@ -158,6 +164,7 @@ fn create_first(i: &RollingInputs<'_>, max_surge: i32) -> Rolling {
     let mut allowed = Vec::new();
     let mut num_surge = 0;
     let mut num_available = 0;
+    let mut requeue_after: Option<Duration> = None;
     for slot in slots(i) {
         let Some((new, old)) = new_and_old(&slot.pods, i.hash) else {
             // Too many pods: the manage step cleans up; a surge slot meanwhile.
@@ -191,6 +198,9 @@ fn create_first(i: &RollingInputs<'_>, max_surge: i32) -> Rolling {
                     delete.push(replace(old));
                 } else if slot.node.is_some_and(|n| n.ready) {
                     num_surge += 1;
+                    if let Some(wait) = new.available_in(i.min_ready_seconds, i.now) {
+                        requeue_after = Some(requeue_after.map_or(wait, |r| r.min(wait)));
+                    }
                 }
             }
         }
@@ -203,5 +213,6 @@ fn create_first(i: &RollingInputs<'_>, max_surge: i32) -> Rolling {
     Rolling {
         create: allowed,
         delete,
+        requeue_after,
     }
 }

@@ -629,6 +629,44 @@ fn create_first_surges_within_max_surge() {
     }
 }
 
+#[test]
+fn create_first_looks_again_when_a_surged_pod_becomes_available() {
+    // (name, pods, when to look again) at minReadySeconds 10, maxSurge 1, now = t(1000)
+    let table: Vec<(&str, Vec<PodFacts>, Option<Duration>)> = vec![
+        (
+            "a surged pod Ready 4 s ago: in 6 s",
+            vec![pod("a", "n1", "old", 0), pod("a2", "n1", "new", 995)],
+            Some(Duration::from_secs(6)),
+        ),
+        (
+            "a surged pod not Ready: its Ready change wakes us",
+            vec![
+                pod("a", "n1", "old", 0),
+                unready(pod("a2", "n1", "new", 995)),
+            ],
+            None,
+        ),
+        (
+            "a surged pod available: its old pod goes now",
+            vec![pod("a", "n1", "old", 0), pod("a2", "n1", "new", 900)],
+            None,
+        ),
+        ("no surge under way", vec![pod("a", "n1", "old", 0)], None),
+    ];
+    for (name, pods, want) in table {
+        let s = strategy(1, 0);
+        let r = rolling::rolling(&rolling::RollingInputs {
+            strategy: Some(&s),
+            min_ready_seconds: 10,
+            nodes: &[node("n1", RUN)],
+            pods: &pods,
+            hash: "new",
+            now: now(),
+        });
+        assert_eq!(r.requeue_after, want, "{name}");
+    }
+}
+
 // ---- the whole plan ----
 
 fn ds(change: impl FnOnce(&mut v1::DaemonSet)) -> v1::DaemonSet {
@@ -1029,4 +1067,16 @@ fn the_plan_requeues_when_a_pod_becomes_available() {
     assert_eq!(p.requeue_after, Some(Duration::from_secs(6)));
     assert_eq!(p.status.number_ready, 1);
     assert_eq!(p.status.number_available, 0);
+
+    // With surge, a new pod beside the (available) old one: the old goes when it is
+    // available, and the status, counting the old pod, does not say when.
+    let d = ds(|d| {
+        let spec = d.spec.as_mut().unwrap();
+        spec.min_ready_seconds = 10;
+        spec.update_strategy = Some(strategy(1, 0));
+    });
+    let pods = vec![pod("a", "n1", "old", 0), pod("a2", "n1", "new", 995)];
+    let p = plan_of(&d, &[node("n1", RUN)], &pods, &revisions(), true);
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(6)));
+    assert_eq!(p.status.number_available, 1);
 }

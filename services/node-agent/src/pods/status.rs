@@ -90,6 +90,19 @@ pub(super) fn unchanged(last: Option<&v1::PodStatus>, status: &v1::PodStatus) ->
     })
 }
 
+/// Whether the stored status still says what `status` says of each condition the agent
+/// reports (type and status). Not so when someone else changed one — the node lifecycle
+/// controller marks the pods of a node that went silent not ready — and the agent, back,
+/// writes its own view again (Kubernetes' status manager, `needsReconcile`).
+pub(super) fn stored_agrees(stored: &v1::PodStatus, status: &v1::PodStatus) -> bool {
+    status.conditions.iter().all(|c| {
+        stored
+            .conditions
+            .iter()
+            .any(|s| s.r#type == c.r#type && s.status == c.status)
+    })
+}
+
 /// `status` as written over `stored`: the stored conditions of others (PodScheduled) and
 /// unchanged transition times kept, the scheduler's nominatedNodeName and the qosClass kept.
 pub(super) fn merged(stored: &v1::PodStatus, status: &v1::PodStatus) -> v1::PodStatus {
@@ -98,6 +111,10 @@ pub(super) fn merged(stored: &v1::PodStatus, status: &v1::PodStatus) -> v1::PodS
     s.nominated_node_name = stored.nominated_node_name.clone();
     s.qos_class = stored.qos_class.clone();
     s
+}
+
+fn version(p: &v1::Pod) -> i64 {
+    meta(p).resource_version.parse::<i64>().unwrap_or(0)
 }
 
 /// Why a status write was given up.
@@ -162,9 +179,11 @@ impl StatusWriter {
         self.written_pod = None;
     }
 
-    /// Writes `status` over `watched` (the pod as last watched) unless nothing changed.
+    /// Writes `status` over `watched` (the pod as last watched) unless nothing changed,
+    /// neither since the last write nor in the stored pod's conditions.
     pub async fn write(&mut self, ctx: &Ctx, watched: &v1::Pod, status: v1::PodStatus) -> Written {
-        if unchanged(self.last.as_ref(), &status) {
+        let stored = self.newest(watched).status.clone().unwrap_or_default();
+        if unchanged(self.last.as_ref(), &status) && stored_agrees(&stored, &status) {
             self.retry_at = None;
             return Written::Done;
         }
@@ -201,6 +220,14 @@ impl StatusWriter {
         }
     }
 
+    /// The newer of `watched` and the pod as the last write left it.
+    fn newest<'a>(&'a self, watched: &'a v1::Pod) -> &'a v1::Pod {
+        match &self.written_pod {
+            Some(w) if meta(w).uid == self.uid && version(w) > version(watched) => w,
+            _ => watched,
+        }
+    }
+
     /// Up to [`ATTEMPTS`] quick tries, re-reading the pod on a conflict or a transient
     /// failure. `Ok(Some(pod))` as written, `Ok(None)` when the pod is gone.
     async fn attempt(
@@ -209,7 +236,6 @@ impl StatusWriter {
         watched: &v1::Pod,
         status: &v1::PodStatus,
     ) -> Result<Option<Object>, WriteError> {
-        let version = |p: &v1::Pod| meta(p).resource_version.parse::<i64>().unwrap_or(0);
         let mut pod = match self.written_pod.take() {
             Some(w) if meta(&w).uid == self.uid && version(&w) > version(watched) => w,
             _ => watched.clone(),
@@ -458,6 +484,42 @@ mod tests {
             ("the phase changed", Some(&base), &finished, false),
         ] {
             assert_eq!(unchanged(last, status), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_condition_someone_else_changed_is_written_again() {
+        let ours = v1::PodStatus {
+            phase: "Running".into(),
+            conditions: plan::conditions(true, true, "Running", "t1"),
+            ..Default::default()
+        };
+        let mut marked = ours.clone();
+        for c in &mut marked.conditions {
+            if c.r#type == "Ready" {
+                c.status = "False".into();
+            }
+        }
+        let mut with_others = ours.clone();
+        with_others.conditions.push(v1::Condition {
+            r#type: "PodScheduled".into(),
+            status: "True".into(),
+            ..Default::default()
+        });
+        let mut later = ours.clone();
+        later.conditions = plan::conditions(true, true, "Running", "t2");
+        for (name, stored, want) in [
+            ("as written", &ours, true),
+            ("others' conditions beside ours", &with_others, true),
+            ("only times differ", &later, true),
+            (
+                "Ready marked False by the lifecycle controller",
+                &marked,
+                false,
+            ),
+            ("nothing stored yet", &v1::PodStatus::default(), false),
+        ] {
+            assert_eq!(stored_agrees(stored, &ours), want, "{name}");
         }
     }
 

@@ -273,3 +273,62 @@ fn finished_and_deleting_pods_are_not_evicted() {
         assert_eq!(evictable(&p), want, "{p:?}");
     }
 }
+
+#[test]
+fn the_pods_of_an_unknown_node_lose_ready() {
+    let cond = |ty: &str, status: &str, at: &str| v1::Condition {
+        r#type: ty.into(),
+        status: status.into(),
+        last_transition_time: at.into(),
+        ..Default::default()
+    };
+    let earlier = "2026-03-01T11:00:00Z";
+    let pod = |ready: Option<&str>| v1::Pod {
+        status: Some(v1::PodStatus {
+            phase: "Running".into(),
+            conditions: [cond("Initialized", "True", earlier)]
+                .into_iter()
+                .chain(ready.map(|s| cond("Ready", s, earlier)))
+                .collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let marked = Some(vec![
+        cond("Initialized", "True", earlier),
+        cond("Ready", "False", NOW),
+    ]);
+    // (what, node's Ready, pod's Ready, conditions written)
+    let table = [
+        (
+            "unknown node, ready pod: marked",
+            Some("Unknown"),
+            Some("True"),
+            marked,
+        ),
+        (
+            "unknown node, pod not ready: left",
+            Some("Unknown"),
+            Some("False"),
+            None,
+        ),
+        (
+            "unknown node, no Ready yet: left",
+            Some("Unknown"),
+            None,
+            None,
+        ),
+        ("ready node: left", Some("True"), Some("True"), None),
+        (
+            "not ready node: left to its agent",
+            Some("False"),
+            Some("True"),
+            None,
+        ),
+        ("node without a condition: left", None, Some("True"), None),
+    ];
+    for (what, node_ready, pod_ready, want) in table {
+        let got = not_ready_conditions(&node(node_ready, vec![], false), &pod(pod_ready), NOW);
+        assert_eq!(got, want, "{what}");
+    }
+}
