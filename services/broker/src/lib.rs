@@ -62,10 +62,10 @@ pub async fn run_with_listener(
 
     // Bound before anything else starts so a taken port fails fast.
     let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown)
+        bosun_runtime::metrics::serve_on(config.metrics.metrics_listen, &registry, &shutdown)
             .await
             .map_err(|source| Error::Listen {
-                addr: config.metrics_listen.unwrap_or(config.listen),
+                addr: config.metrics.metrics_listen.unwrap_or(config.listen),
                 source,
             })?;
 

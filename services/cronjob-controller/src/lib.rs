@@ -102,10 +102,11 @@ struct Ctx {
 
 /// Runs the CronJob controller against the broker in `config` until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let broker = Broker::connect_lazy(&config.server)?;
+    let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
     let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown).await?;
+        bosun_runtime::metrics::serve_on(config.metrics.metrics_listen, &registry, &shutdown)
+            .await?;
     let cronjobs = Informer::for_broker(&broker, Kind::CronJob, Selector::all());
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
     let job_store = jobs.store();

@@ -126,10 +126,11 @@ struct Ctx {
 
 /// Runs the Job controller against the broker in `config` until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let broker = Broker::connect_lazy(&config.server)?;
+    let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
     let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown).await?;
+        bosun_runtime::metrics::serve_on(config.metrics.metrics_listen, &registry, &shutdown)
+            .await?;
 
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
     // The pod cache keeps a compact `CachedPod` per pod, its repeated strings shared: never
