@@ -42,7 +42,6 @@ use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::expectations::{Expectations, Seen};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Metrics};
-use bosun_runtime::queue::WorkQueue;
 use bosun_runtime::writer::Writer;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -140,7 +139,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         let (orphans, daemonsets, queue) = (orphans.clone(), ds_store.clone(), controller.queue());
         move |change: &Change| {
             orphans.observe(change);
-            wake_adopters(&daemonsets, &queue, change);
+            claim::wake_adopters(
+                &daemonsets,
+                &queue,
+                change,
+                |ds| ds_selector(ds).filter(|s| !s.is_empty()),
+                |p, s| p.meta().is_some_and(|m| s.matches(&m.labels)),
+            );
         }
     });
     let controller = controller
@@ -194,30 +199,6 @@ fn node_change_matters(change: &Change) -> bool {
         })
     };
     facts(&change.old) != facts(&change.new)
-}
-
-/// Enqueues the DaemonSets an orphan pod (before or after `change`) may be adopted by: same
-/// namespace, selector matching its labels. Pods with a controller wake it through `owns`.
-fn wake_adopters(daemonsets: &Store, queue: &WorkQueue<String>, change: &Change) {
-    let orphans: Vec<&Arc<Object>> = [&change.old, &change.new]
-        .into_iter()
-        .flatten()
-        .filter(|p| p.controller_ref().is_none())
-        .collect();
-    let Some(first) = orphans.first() else {
-        return;
-    };
-    for ds in daemonsets.list_namespace(first.namespace()) {
-        let Some(selector) = ds_selector(&ds).filter(|s| !s.is_empty()) else {
-            continue;
-        };
-        if orphans
-            .iter()
-            .any(|p| p.meta().is_some_and(|m| selector.matches(&m.labels)))
-        {
-            queue.add(ds.key());
-        }
-    }
 }
 
 /// A DaemonSet's `spec.selector`, parsed; `None` when absent or invalid.

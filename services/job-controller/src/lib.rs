@@ -36,7 +36,7 @@ use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::expectations::{Expectations, Seen};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Metrics};
-use bosun_runtime::queue::{Backoff, WorkQueue};
+use bosun_runtime::queue::Backoff;
 use bosun_runtime::writer::Writer;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -165,7 +165,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         let (orphans, jobs, queue) = (orphans.clone(), job_store.clone(), controller.queue());
         move |change: &Change<CachedPod>| {
             orphans.observe(change);
-            wake_adopters(&jobs, &queue, change);
+            claim::wake_adopters(&jobs, &queue, change, job_selector, |p, s| {
+                p.with_labels(s, |l| s.matches(l))
+            });
         }
     });
     let controller = controller
@@ -212,30 +214,6 @@ fn dependents_of(jobs: &Store, change: &Change) -> Vec<String> {
         })
         .map(|o| o.key())
         .collect()
-}
-
-/// Enqueues the Jobs an orphan pod (before or after `change`) may be adopted by: same
-/// namespace, selector matching its labels. Pods with a controller wake it through `owns`.
-fn wake_adopters(jobs: &Store, queue: &WorkQueue<String>, change: &Change<CachedPod>) {
-    let orphans: Vec<&Arc<CachedPod>> = [&change.old, &change.new]
-        .into_iter()
-        .flatten()
-        .filter(|p| p.controller.is_none())
-        .collect();
-    let Some(first) = orphans.first() else {
-        return;
-    };
-    for job in jobs.list_namespace(first.namespace()) {
-        let Some(selector) = job_selector(&job) else {
-            continue;
-        };
-        if orphans
-            .iter()
-            .any(|p| p.with_labels(&selector, |l| selector.matches(l)))
-        {
-            queue.add(job.key());
-        }
-    }
 }
 
 /// A Job's `spec.selector`, parsed; `None` when absent or invalid (it then claims nothing
