@@ -32,7 +32,7 @@ use std::time::Duration;
 use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::Store;
 use bosun_runtime::client::{Broker, DeleteOptions, Selector};
-use bosun_runtime::controller::{Action, Controller};
+use bosun_runtime::controller::{Action, Controller, backoff_on_error};
 use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Histogram, Metrics};
@@ -143,17 +143,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         metrics: CronMetrics::new(&registry),
         creations: burst::Creations::default(),
     });
-    controller.run(reconcile, error_policy, ctx, shutdown).await;
+    controller
+        .run(reconcile, backoff_on_error, ctx, shutdown)
+        .await;
     requeue_all.abort();
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
     Ok(())
-}
-
-fn error_policy(_obj: Arc<Object>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(%err, "reconcile failed; retrying with backoff");
-    Action::Backoff
 }
 
 async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {

@@ -37,7 +37,7 @@ use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::{Change, ChangeKind, Store};
 use bosun_runtime::claim::{self, Claim, OrphanIndex, Outcome, Owner};
 use bosun_runtime::client::{Broker, DeleteOptions, Selector};
-use bosun_runtime::controller::{Action, Controller};
+use bosun_runtime::controller::{Action, Controller, backoff_on_error};
 use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::expectations::{Expectations, Seen};
 use bosun_runtime::informer::Informer;
@@ -175,7 +175,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         backoff: Mutex::default(),
         metrics: DsMetrics::new(&registry),
     });
-    controller.run(reconcile, error_policy, ctx, shutdown).await;
+    controller
+        .run(reconcile, backoff_on_error, ctx, shutdown)
+        .await;
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
@@ -205,11 +207,6 @@ fn node_change_matters(change: &Change) -> bool {
 fn ds_selector(obj: &Object) -> Option<LabelSelector> {
     let sel = obj.as_daemon_set()?.spec.as_ref()?.selector.as_ref()?;
     LabelSelector::from_proto(sel).ok()
-}
-
-fn error_policy(_obj: Arc<Object>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(%err, "reconcile failed; retrying with backoff");
-    Action::Backoff
 }
 
 async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {

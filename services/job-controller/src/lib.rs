@@ -31,7 +31,7 @@ use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::{Cached, Change, Store};
 use bosun_runtime::claim::{self, Claim, OrphanIndex, Outcome, Owner};
 use bosun_runtime::client::{Broker, ClientError, DeleteOptions, Selector};
-use bosun_runtime::controller::{Action, Controller};
+use bosun_runtime::controller::{Action, Controller, backoff_on_error};
 use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::expectations::{Expectations, Seen};
 use bosun_runtime::informer::Informer;
@@ -192,7 +192,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         metrics: JobMetrics::new(&registry),
     });
     let sweeper = tokio::spawn(sweep_orphans(ctx.clone(), orphans_rx, shutdown.clone()));
-    controller.run(reconcile, error_policy, ctx, shutdown).await;
+    controller
+        .run(reconcile, backoff_on_error, ctx, shutdown)
+        .await;
     sweeper.abort();
     if let Some(task) = metrics_task {
         let _ = task.await;
@@ -221,11 +223,6 @@ fn dependents_of(jobs: &Store, change: &Change) -> Vec<String> {
 fn job_selector(obj: &Object) -> Option<LabelSelector> {
     let sel = obj.as_job()?.spec.as_ref()?.selector.as_ref()?;
     LabelSelector::from_proto(sel).ok()
-}
-
-fn error_policy(_obj: Arc<Object>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(%err, "reconcile failed; retrying with backoff");
-    Action::Backoff
 }
 
 /// The state of the Job `name` in `namespace`, for a Job that depends on it.
