@@ -121,9 +121,7 @@ struct Ctx {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
-    let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics.metrics_listen, &registry, &shutdown)
-            .await?;
+    let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
     let daemonsets = Informer::for_broker(&broker, Kind::DaemonSet, Selector::all());
     let mut pods =
         Informer::for_broker(&broker, Kind::Pod, Selector::all()).with_metrics(&registry);

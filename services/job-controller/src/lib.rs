@@ -128,9 +128,7 @@ struct Ctx {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
-    let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics.metrics_listen, &registry, &shutdown)
-            .await?;
+    let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
 
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
     // The pod cache keeps a compact `CachedPod` per pod, its repeated strings shared: never

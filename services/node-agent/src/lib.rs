@@ -58,13 +58,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         })?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let registry = bosun_runtime::metrics::Metrics::new();
-    let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics.metrics_listen, &registry, &shutdown)
-            .await
-            .map_err(|source| Error::Listen {
-                addr: config.metrics.metrics_listen.unwrap_or(config.listen),
-                source,
-            })?;
+    let metrics_task = config
+        .metrics
+        .serve(&registry, &shutdown)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: config.metrics.metrics_listen.unwrap_or(config.listen),
+            source,
+        })?;
     let broker = Broker::connect_lazy(&config.broker.server)?;
 
     // Register every node (sim: many at once).

@@ -49,6 +49,17 @@ pub struct MetricsArgs {
 }
 
 impl MetricsArgs {
+    /// Serves `metrics` at `--metrics-listen` until `shutdown`, when set
+    /// ([`crate::metrics::serve_on`]: bound at once, so a taken port fails at startup); the
+    /// task to await on the way out.
+    pub async fn serve(
+        &self,
+        metrics: &crate::metrics::Metrics,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> std::io::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
+        crate::metrics::serve_on(self.metrics_listen, metrics, shutdown).await
+    }
+
     /// Fails when metrics would be served on the service's own `--listen` address (`what`:
     /// what listens there, `"gRPC address"`), unless both ask for any free port (0).
     pub fn require_apart_from(&self, listen: SocketAddr, what: &str) -> Result<(), InvalidConfig> {
@@ -303,6 +314,20 @@ mod tests {
             err.to_string(),
             "--metrics-listen 127.0.0.1:7000: is also the logs server's address (--listen); choose another port"
         );
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_only_where_metrics_listen_says() {
+        let (registry, shutdown) = (crate::metrics::Metrics::new(), Default::default());
+        let unset = MetricsArgs::default().serve(&registry, &shutdown).await;
+        assert!(unset.expect("nothing to bind").is_none());
+        let any = MetricsArgs {
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        };
+        let task = any.serve(&registry, &shutdown).await.expect("binds");
+        let task = task.expect("served when set");
+        shutdown.cancel();
+        task.await.expect("the task ends").expect("cleanly");
     }
 
     #[test]

@@ -33,10 +33,11 @@ pub use error::{Error, Result};
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.broker.server).map_err(Error::Connect)?;
     let metrics = Metrics::new();
-    let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics.metrics_listen, &metrics, &shutdown)
-            .await
-            .map_err(Error::Metrics)?;
+    let metrics_task = config
+        .metrics
+        .serve(&metrics, &shutdown)
+        .await
+        .map_err(Error::Metrics)?;
     tracing::info!(
         server = %config.broker.server,
         workers = config.workers,
