@@ -186,11 +186,11 @@ impl PlaneBuilder {
             (Broker::spawn_process(&etcd).await, None)
         } else {
             let mut config = Broker::config(&etcd);
-            config.metrics_listen = Some(free_addr());
+            config.metrics.metrics_listen = Some(free_addr());
             if let Some(tweak) = self.broker_config {
                 tweak(&mut config);
             }
-            let metrics = config.metrics_listen;
+            let metrics = config.metrics.metrics_listen;
             (Broker::start_with(config).await, metrics)
         };
         let url = broker.url();
@@ -221,16 +221,16 @@ impl PlaneBuilder {
         }
         if let Some(tweak) = self.gc {
             let mut c = bosun_gc::Config::for_server(&plane.url);
-            c.metrics_listen = Some(free_addr());
+            c.metrics.metrics_listen = Some(free_addr());
             tweak(&mut c);
-            plane.gc_metrics = c.metrics_listen;
+            plane.gc_metrics = c.metrics.metrics_listen;
             plane.spawn("gc", bosun_gc::run(c, plane.shutdown.clone()));
         }
         if let Some(tweak) = self.job_controller {
             let mut c = bosun_job_controller::Config::for_server(&plane.url);
-            c.metrics_listen = Some(free_addr());
+            c.metrics.metrics_listen = Some(free_addr());
             tweak(&mut c);
-            plane.job_controller_metrics = c.metrics_listen;
+            plane.job_controller_metrics = c.metrics.metrics_listen;
             plane.spawn(
                 "job controller",
                 bosun_job_controller::run(c, plane.shutdown.clone()),
@@ -401,7 +401,7 @@ impl Plane {
     pub fn agent_config(&self, name: &str) -> bosun_node_agent::Config {
         let mut c = bosun_node_agent::Config::new(&self.url, name);
         c.data_dir = Some(self.node_dir(name));
-        c.metrics_listen = Some(free_addr());
+        c.metrics.metrics_listen = Some(free_addr());
         c.heartbeat_interval = Duration::from_millis(200);
         c.backoff_base = Duration::from_millis(200);
         c.backoff_cap = Duration::from_secs(2);
@@ -416,7 +416,7 @@ impl Plane {
     pub async fn add_nodes(&mut self, names: &[&str]) {
         for name in names {
             let config = self.agent_config(name);
-            if let Some(metrics) = config.metrics_listen {
+            if let Some(metrics) = config.metrics.metrics_listen {
                 self.node_metrics.insert(name.to_string(), metrics);
             }
             self.spawn(
@@ -474,9 +474,9 @@ impl Plane {
 
     fn add_scheduler_with(&mut self, tweak: impl FnOnce(&mut bosun_scheduler::Config)) {
         let mut c = bosun_scheduler::Config::for_server(&self.url);
-        c.metrics_listen = Some(free_addr());
+        c.metrics.metrics_listen = Some(free_addr());
         tweak(&mut c);
-        self.scheduler_metrics = c.metrics_listen;
+        self.scheduler_metrics = c.metrics.metrics_listen;
         self.spawn("scheduler", bosun_scheduler::run(c, self.shutdown.clone()));
     }
 

@@ -39,7 +39,7 @@ impl Plane {
         let mut config = bosun_cronjob_controller::Config::for_server(self.url());
         config.clock = clock.clone();
         let metrics = free_addr();
-        config.metrics_listen = Some(metrics);
+        config.metrics.metrics_listen = Some(metrics);
         let task = tokio::spawn(bosun_cronjob_controller::run(config, stop.clone()));
         Running {
             stop,

@@ -447,7 +447,7 @@ async fn a_pod_that_finishes_at_once_costs_one_status_write() {
     c.runtime = RuntimeKind::Sim;
     c.sim_nodes = Some(1);
     let metrics = free_addr();
-    c.metrics_listen = Some(metrics);
+    c.metrics.metrics_listen = Some(metrics);
     let agent = plane.start_agent(c);
     let writes = || metric(metrics, "bosun_node_agent_status_writes_total");
     wait_for("the agent's metrics served", WAIT, writes).await;

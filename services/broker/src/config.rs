@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bosun_api::vocab::DEFAULT_BROKER_LISTEN;
-use bosun_runtime::config::{InvalidConfig, parse_duration, parse_positive, require};
+use bosun_runtime::config::{InvalidConfig, MetricsArgs, parse_duration, parse_positive, require};
 
 /// Everything `bosun-broker` can be told.
 #[derive(Debug, Clone, clap::Parser)]
@@ -49,9 +49,8 @@ pub struct Config {
     #[arg(long, env = "BOSUN_WRITE_CACHE_BYTES", default_value_t = 64 << 20)]
     pub write_cache_bytes: usize,
 
-    /// Where Prometheus metrics are served (`/metrics`); unset: not served.
-    #[arg(long, env = "BOSUN_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 impl Default for Config {
@@ -97,15 +96,7 @@ impl Config {
             format!("{:?}", self.bookmark_interval),
             "must be longer than zero (e.g. 5s)",
         )?;
-        if let Some(metrics) = self.metrics_listen {
-            require(
-                metrics != self.listen || metrics.port() == 0,
-                "--metrics-listen",
-                metrics,
-                "is also the gRPC address (--listen); choose another port",
-            )?;
-        }
-        Ok(())
+        self.metrics.require_apart_from(self.listen, "gRPC address")
     }
 }
 
@@ -160,7 +151,7 @@ mod tests {
             ),
             (
                 "metrics on the gRPC port",
-                |c| c.metrics_listen = Some(c.listen),
+                |c| c.metrics.metrics_listen = Some(c.listen),
                 Some("--metrics-listen"),
             ),
         ];

@@ -61,13 +61,14 @@ pub async fn run_with_listener(
     let metrics = metrics::BrokerMetrics::new(registry.clone());
 
     // Bound before anything else starts so a taken port fails fast.
-    let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown)
-            .await
-            .map_err(|source| Error::Listen {
-                addr: config.metrics_listen.unwrap_or(config.listen),
-                source,
-            })?;
+    let metrics_task = config
+        .metrics
+        .serve(&registry, &shutdown)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: config.metrics.metrics_listen.unwrap_or(config.listen),
+            source,
+        })?;
 
     let settings = watch::WatchSettings {
         window_events: config.window_events,

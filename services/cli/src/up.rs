@@ -188,7 +188,7 @@ impl Services {
         let broker_url = format!("http://{}", args.listen);
         let mut broker = bosun_broker::Config::for_etcd(&format!("http://{}", args.etcd_client));
         broker.listen = args.listen;
-        broker.metrics_listen = Some(args.metrics_listen);
+        broker.metrics.metrics_listen = Some(args.metrics_listen);
         let nodes = node_names(args.nodes)
             .iter()
             .map(|name| {
@@ -217,19 +217,19 @@ impl Services {
     /// Points every service at the broker at `url` (once it listens: `--listen` may name
     /// port 0).
     fn point_at(&mut self, url: &str) {
-        url.clone_into(&mut self.gc.server);
-        url.clone_into(&mut self.scheduler.server);
+        url.clone_into(&mut self.gc.broker.server);
+        url.clone_into(&mut self.scheduler.broker.server);
         if let Some(jobs) = &mut self.job_controller {
-            url.clone_into(&mut jobs.server);
+            url.clone_into(&mut jobs.broker.server);
         }
         if let Some(cronjobs) = &mut self.cronjob_controller {
-            url.clone_into(&mut cronjobs.server);
+            url.clone_into(&mut cronjobs.broker.server);
         }
         if let Some(daemonsets) = &mut self.daemonset_controller {
-            url.clone_into(&mut daemonsets.server);
+            url.clone_into(&mut daemonsets.broker.server);
         }
         for node in &mut self.nodes {
-            url.clone_into(&mut node.server);
+            url.clone_into(&mut node.broker.server);
         }
     }
 
@@ -718,20 +718,22 @@ mod tests {
             bosun_broker::Config::default().window_events
         );
         assert_eq!(
-            (s.broker.listen, s.broker.metrics_listen),
+            (s.broker.listen, s.broker.metrics.metrics_listen),
             (a.listen, Some(a.metrics_listen))
         );
         assert_eq!(
             s.broker.etcd_endpoints,
             vec![format!("http://{}", a.etcd_client)]
         );
-        assert_eq!(s.scheduler.server, url);
+        assert_eq!(s.scheduler.broker.server, url);
         assert_eq!(
-            s.job_controller.as_ref().map(|j| j.server.as_str()),
+            s.job_controller.as_ref().map(|j| j.broker.server.as_str()),
             Some(url.as_str())
         );
         assert_eq!(
-            s.cronjob_controller.as_ref().map(|c| c.server.as_str()),
+            s.cronjob_controller
+                .as_ref()
+                .map(|c| c.broker.server.as_str()),
             Some(url.as_str())
         );
         assert!(
@@ -740,7 +742,9 @@ mod tests {
                 .is_none()
         );
         assert_eq!(
-            s.daemonset_controller.as_ref().map(|c| c.server.as_str()),
+            s.daemonset_controller
+                .as_ref()
+                .map(|c| c.broker.server.as_str()),
             Some(url.as_str())
         );
         assert!(

@@ -1,9 +1,6 @@
 //! The CronJob controller's command line and environment (`BOSUN_*`).
 
-use std::net::SocketAddr;
-
-use bosun_api::vocab::DEFAULT_SERVER;
-use bosun_runtime::config::{InvalidConfig, require_positive, require_server};
+use bosun_runtime::config::{BrokerArgs, InvalidConfig, MetricsArgs, require_positive};
 
 use crate::clock::Clock;
 
@@ -14,9 +11,8 @@ use crate::clock::Clock;
     about = "bosun's CronJob controller: starts each CronJob's Job at its scheduled times"
 )]
 pub struct Config {
-    /// The broker's gRPC address.
-    #[arg(long, env = "BOSUN_SERVER", default_value = DEFAULT_SERVER)]
-    pub server: String,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
 
     /// How many CronJobs are reconciled in parallel (never the same CronJob twice;
     /// Kubernetes' --concurrent-cron-job-syncs, default 5 there). A reconcile mostly waits:
@@ -27,9 +23,8 @@ pub struct Config {
     #[arg(long, env = "BOSUN_CRONJOB_WORKERS", default_value_t = 1000)]
     pub workers: usize,
 
-    /// Where Prometheus metrics are served (`/metrics`); unset: not served.
-    #[arg(long, env = "BOSUN_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 
     /// Test hook: the clock the controller reads (the wall clock unless a test moves it).
     #[arg(skip)]
@@ -47,20 +42,22 @@ impl Config {
     /// A config for the broker at `server` with every other setting at its default.
     pub fn for_server(server: &str) -> Config {
         Config {
-            server: server.to_string(),
+            broker: BrokerArgs::new(server),
             ..Config::default()
         }
     }
 
     /// Refuses settings this service cannot run with; called before any port is bound.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        require_server(&self.server)?;
+        self.broker.validate()?;
         require_positive("--workers", self.workers as u64)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use bosun_api::vocab::DEFAULT_SERVER;
+
     use super::*;
 
     #[test]
@@ -68,10 +65,10 @@ mod tests {
         use clap::Parser;
         let c = Config::try_parse_from(["bosun-cronjob-controller"])
             .expect("the declared defaults parse");
-        assert_eq!(c.server, DEFAULT_SERVER);
+        assert_eq!(c.broker.server, DEFAULT_SERVER);
         assert_eq!(c.workers, 1000);
         assert_eq!(Config::default().workers, 1000);
-        assert_eq!(Config::for_server("http://x:1").server, "http://x:1");
+        assert_eq!(Config::for_server("http://x:1").broker.server, "http://x:1");
     }
 
     #[test]
@@ -80,7 +77,11 @@ mod tests {
         let table: [(&str, Change, Option<&str>); 3] = [
             ("the defaults", |_| {}, None),
             ("no workers", |c| c.workers = 0, Some("--workers")),
-            ("no broker", |c| c.server = String::new(), Some("--server")),
+            (
+                "no broker",
+                |c| c.broker.server = String::new(),
+                Some("--server"),
+            ),
         ];
         for (name, change, want) in table {
             let mut c = Config::default();

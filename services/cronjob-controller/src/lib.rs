@@ -32,7 +32,7 @@ use std::time::Duration;
 use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::Store;
 use bosun_runtime::client::{Broker, DeleteOptions, Selector};
-use bosun_runtime::controller::{Action, Controller};
+use bosun_runtime::controller::{Action, Controller, backoff_on_error};
 use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Histogram, Metrics};
@@ -102,10 +102,9 @@ struct Ctx {
 
 /// Runs the CronJob controller against the broker in `config` until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let broker = Broker::connect_lazy(&config.server)?;
+    let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
-    let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown).await?;
+    let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
     let cronjobs = Informer::for_broker(&broker, Kind::CronJob, Selector::all());
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
     let job_store = jobs.store();
@@ -142,17 +141,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         metrics: CronMetrics::new(&registry),
         creations: burst::Creations::default(),
     });
-    controller.run(reconcile, error_policy, ctx, shutdown).await;
+    controller
+        .run(reconcile, backoff_on_error, ctx, shutdown)
+        .await;
     requeue_all.abort();
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
     Ok(())
-}
-
-fn error_policy(_obj: Arc<Object>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(%err, "reconcile failed; retrying with backoff");
-    Action::Backoff
 }
 
 async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {

@@ -37,12 +37,11 @@ use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::{Change, ChangeKind, Store};
 use bosun_runtime::claim::{self, Claim, OrphanIndex, Outcome, Owner};
 use bosun_runtime::client::{Broker, DeleteOptions, Selector};
-use bosun_runtime::controller::{Action, Controller};
+use bosun_runtime::controller::{Action, Controller, backoff_on_error};
 use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::expectations::{Expectations, Seen};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Metrics};
-use bosun_runtime::queue::WorkQueue;
 use bosun_runtime::writer::Writer;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -120,10 +119,9 @@ struct Ctx {
 
 /// Runs the DaemonSet controller against the broker in `config` until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let broker = Broker::connect_lazy(&config.server)?;
+    let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
-    let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown).await?;
+    let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
     let daemonsets = Informer::for_broker(&broker, Kind::DaemonSet, Selector::all());
     let mut pods =
         Informer::for_broker(&broker, Kind::Pod, Selector::all()).with_metrics(&registry);
@@ -139,7 +137,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         let (orphans, daemonsets, queue) = (orphans.clone(), ds_store.clone(), controller.queue());
         move |change: &Change| {
             orphans.observe(change);
-            wake_adopters(&daemonsets, &queue, change);
+            claim::wake_adopters(
+                &daemonsets,
+                &queue,
+                change,
+                |ds| ds_selector(ds).filter(|s| !s.is_empty()),
+                |p, s| p.meta().is_some_and(|m| s.matches(&m.labels)),
+            );
         }
     });
     let controller = controller
@@ -169,7 +173,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         backoff: Mutex::default(),
         metrics: DsMetrics::new(&registry),
     });
-    controller.run(reconcile, error_policy, ctx, shutdown).await;
+    controller
+        .run(reconcile, backoff_on_error, ctx, shutdown)
+        .await;
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
@@ -195,39 +201,10 @@ fn node_change_matters(change: &Change) -> bool {
     facts(&change.old) != facts(&change.new)
 }
 
-/// Enqueues the DaemonSets an orphan pod (before or after `change`) may be adopted by: same
-/// namespace, selector matching its labels. Pods with a controller wake it through `owns`.
-fn wake_adopters(daemonsets: &Store, queue: &WorkQueue<String>, change: &Change) {
-    let orphans: Vec<&Arc<Object>> = [&change.old, &change.new]
-        .into_iter()
-        .flatten()
-        .filter(|p| p.controller_ref().is_none())
-        .collect();
-    let Some(first) = orphans.first() else {
-        return;
-    };
-    for ds in daemonsets.list_namespace(first.namespace()) {
-        let Some(selector) = ds_selector(&ds).filter(|s| !s.is_empty()) else {
-            continue;
-        };
-        if orphans
-            .iter()
-            .any(|p| p.meta().is_some_and(|m| selector.matches(&m.labels)))
-        {
-            queue.add(ds.key());
-        }
-    }
-}
-
 /// A DaemonSet's `spec.selector`, parsed; `None` when absent or invalid.
 fn ds_selector(obj: &Object) -> Option<LabelSelector> {
     let sel = obj.as_daemon_set()?.spec.as_ref()?.selector.as_ref()?;
     LabelSelector::from_proto(sel).ok()
-}
-
-fn error_policy(_obj: Arc<Object>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(%err, "reconcile failed; retrying with backoff");
-    Action::Backoff
 }
 
 async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {

@@ -141,12 +141,11 @@ struct Gc {
     metrics: GcMetrics,
 }
 
-/// Runs the garbage collector against `config.server` until `shutdown` is cancelled.
+/// Runs the garbage collector against `config.broker.server` until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let broker = Broker::connect_lazy(&config.server)?;
+    let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
-    let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown).await?;
+    let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
     let queue: WorkQueue<String> = WorkQueue::with_metrics(Backoff::default(), &registry, "gc");
     let uids: Arc<RwLock<HashMap<String, String>>> = Arc::default();
 

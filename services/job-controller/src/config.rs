@@ -1,9 +1,6 @@
 //! The Job controller's command line and environment (`BOSUN_*`).
 
-use std::net::SocketAddr;
-
-use bosun_api::vocab::DEFAULT_SERVER;
-use bosun_runtime::config::{InvalidConfig, require_positive, require_server};
+use bosun_runtime::config::{BrokerArgs, InvalidConfig, MetricsArgs, require_positive};
 
 /// Everything `bosun-job-controller` can be told.
 #[derive(Debug, Clone, clap::Parser)]
@@ -12,17 +9,15 @@ use bosun_runtime::config::{InvalidConfig, require_positive, require_server};
     about = "bosun's Job controller: runs each Job's pods to completion and counts them exactly once"
 )]
 pub struct Config {
-    /// The broker's gRPC address.
-    #[arg(long, env = "BOSUN_SERVER", default_value = DEFAULT_SERVER)]
-    pub server: String,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
 
     /// How many Jobs are reconciled in parallel (never the same Job twice).
     #[arg(long, env = "BOSUN_JOB_WORKERS", default_value_t = 8)]
     pub workers: usize,
 
-    /// Where Prometheus metrics are served (`/metrics`); unset: not served.
-    #[arg(long, env = "BOSUN_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 impl Default for Config {
@@ -36,20 +31,22 @@ impl Config {
     /// A config for the broker at `server` with every other setting at its default.
     pub fn for_server(server: &str) -> Config {
         Config {
-            server: server.to_string(),
+            broker: BrokerArgs::new(server),
             ..Config::default()
         }
     }
 
     /// Refuses settings this service cannot run with; called before any port is bound.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        require_server(&self.server)?;
+        self.broker.validate()?;
         require_positive("--workers", self.workers as u64)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use bosun_api::vocab::DEFAULT_SERVER;
+
     use super::*;
 
     #[test]
@@ -57,10 +54,10 @@ mod tests {
         use clap::Parser;
         let c =
             Config::try_parse_from(["bosun-job-controller"]).expect("the declared defaults parse");
-        assert_eq!(c.server, DEFAULT_SERVER);
+        assert_eq!(c.broker.server, DEFAULT_SERVER);
         assert_eq!(c.workers, 8);
         assert_eq!(Config::default().workers, 8);
-        assert_eq!(Config::for_server("http://x:1").server, "http://x:1");
+        assert_eq!(Config::for_server("http://x:1").broker.server, "http://x:1");
     }
 
     #[test]
@@ -69,7 +66,11 @@ mod tests {
         let table: [(&str, Change, Option<&str>); 3] = [
             ("the defaults", |_| {}, None),
             ("no workers", |c| c.workers = 0, Some("--workers")),
-            ("no broker", |c| c.server = String::new(), Some("--server")),
+            (
+                "no broker",
+                |c| c.broker.server = String::new(),
+                Some("--server"),
+            ),
         ];
         for (name, change, want) in table {
             let mut c = Config::default();

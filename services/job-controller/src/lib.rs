@@ -31,12 +31,12 @@ use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::{Cached, Change, Store};
 use bosun_runtime::claim::{self, Claim, OrphanIndex, Outcome, Owner};
 use bosun_runtime::client::{Broker, ClientError, DeleteOptions, Selector};
-use bosun_runtime::controller::{Action, Controller};
+use bosun_runtime::controller::{Action, Controller, backoff_on_error};
 use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::expectations::{Expectations, Seen};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Metrics};
-use bosun_runtime::queue::{Backoff, WorkQueue};
+use bosun_runtime::queue::Backoff;
 use bosun_runtime::writer::Writer;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -126,10 +126,9 @@ struct Ctx {
 
 /// Runs the Job controller against the broker in `config` until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let broker = Broker::connect_lazy(&config.server)?;
+    let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
-    let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown).await?;
+    let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
 
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
     // The pod cache keeps a compact `CachedPod` per pod, its repeated strings shared: never
@@ -164,7 +163,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         let (orphans, jobs, queue) = (orphans.clone(), job_store.clone(), controller.queue());
         move |change: &Change<CachedPod>| {
             orphans.observe(change);
-            wake_adopters(&jobs, &queue, change);
+            claim::wake_adopters(&jobs, &queue, change, job_selector, |p, s| {
+                p.with_labels(s, |l| s.matches(l))
+            });
         }
     });
     let controller = controller
@@ -189,7 +190,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         metrics: JobMetrics::new(&registry),
     });
     let sweeper = tokio::spawn(sweep_orphans(ctx.clone(), orphans_rx, shutdown.clone()));
-    controller.run(reconcile, error_policy, ctx, shutdown).await;
+    controller
+        .run(reconcile, backoff_on_error, ctx, shutdown)
+        .await;
     sweeper.abort();
     if let Some(task) = metrics_task {
         let _ = task.await;
@@ -213,40 +216,11 @@ fn dependents_of(jobs: &Store, change: &Change) -> Vec<String> {
         .collect()
 }
 
-/// Enqueues the Jobs an orphan pod (before or after `change`) may be adopted by: same
-/// namespace, selector matching its labels. Pods with a controller wake it through `owns`.
-fn wake_adopters(jobs: &Store, queue: &WorkQueue<String>, change: &Change<CachedPod>) {
-    let orphans: Vec<&Arc<CachedPod>> = [&change.old, &change.new]
-        .into_iter()
-        .flatten()
-        .filter(|p| p.controller.is_none())
-        .collect();
-    let Some(first) = orphans.first() else {
-        return;
-    };
-    for job in jobs.list_namespace(first.namespace()) {
-        let Some(selector) = job_selector(&job) else {
-            continue;
-        };
-        if orphans
-            .iter()
-            .any(|p| p.with_labels(&selector, |l| selector.matches(l)))
-        {
-            queue.add(job.key());
-        }
-    }
-}
-
 /// A Job's `spec.selector`, parsed; `None` when absent or invalid (it then claims nothing
 /// beyond the pods it controls, and releases none).
 fn job_selector(obj: &Object) -> Option<LabelSelector> {
     let sel = obj.as_job()?.spec.as_ref()?.selector.as_ref()?;
     LabelSelector::from_proto(sel).ok()
-}
-
-fn error_policy(_obj: Arc<Object>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(%err, "reconcile failed; retrying with backoff");
-    Action::Backoff
 }
 
 /// The state of the Job `name` in `namespace`, for a Job that depends on it.

@@ -4,9 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bosun_api::vocab::DEFAULT_SERVER;
 use bosun_runtime::config::{
-    InvalidConfig, require, require_nonzero, require_positive, require_server,
+    BrokerArgs, InvalidConfig, MetricsArgs, require, require_nonzero, require_positive,
 };
 
 /// Which container runtime runs the pods.
@@ -27,9 +26,8 @@ pub enum RuntimeKind {
     about = "bosun's node agent: registers a Node, heartbeats it, runs its pods, serves their logs"
 )]
 pub struct Config {
-    /// The broker's address.
-    #[arg(long, env = "BOSUN_SERVER", default_value = DEFAULT_SERVER)]
-    pub server: String,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
 
     /// The node's name (default: the hostname).
     #[arg(long, env = "BOSUN_NODE_NAME")]
@@ -103,9 +101,8 @@ pub struct Config {
     #[arg(long, env = "BOSUN_LOG_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub log_max_bytes: u64,
 
-    /// Where Prometheus metrics are served (`/metrics`); unset: not served.
-    #[arg(long, env = "BOSUN_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 
     /// Stop every pod process when this agent ends, however it ends (even `kill -9`): what
     /// `bosun up` sets for its local nodes. By default pods outlive the agent and a
@@ -125,7 +122,7 @@ impl Config {
     /// A config for a node `name` talking to `server`, every other setting at its default.
     pub fn new(server: &str, name: &str) -> Config {
         Config {
-            server: server.to_string(),
+            broker: BrokerArgs::new(server),
             name: Some(name.to_string()),
             ..Config::default()
         }
@@ -133,7 +130,7 @@ impl Config {
 
     /// Refuses settings the agent cannot run with; called before any port is bound.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        require_server(&self.server)?;
+        self.broker.validate()?;
         if let Some(n) = self.sim_nodes {
             require(
                 n > 0,
@@ -178,15 +175,8 @@ impl Config {
                 return Err(InvalidConfig::new("--taints", taint, problem));
             }
         }
-        if let Some(metrics) = self.metrics_listen {
-            require(
-                metrics != self.listen || metrics.port() == 0,
-                "--metrics-listen",
-                metrics,
-                "is also the logs server's address (--listen); choose another port",
-            )?;
-        }
-        Ok(())
+        self.metrics
+            .require_apart_from(self.listen, "logs server's address")
     }
 
     /// The node name: `--name`, else the hostname.
@@ -227,6 +217,8 @@ pub use bosun_runtime::config::parse_duration_allowing_zero as parse_duration;
 
 #[cfg(test)]
 mod tests {
+    use bosun_api::vocab::DEFAULT_SERVER;
+
     use super::*;
 
     #[test]
@@ -234,7 +226,7 @@ mod tests {
         use clap::Parser;
         let c = Config::try_parse_from(["bosun-node-agent"]).expect("the declared defaults parse");
         let d = Config::default();
-        assert_eq!(c.server, DEFAULT_SERVER);
+        assert_eq!(c.broker.server, DEFAULT_SERVER);
         assert_eq!((d.max_pods, d.lease_duration), (110, 40));
         assert_eq!(d.heartbeat_interval, Duration::from_secs(10));
         assert_eq!(d.listen.to_string(), "127.0.0.1:0");
@@ -252,7 +244,11 @@ mod tests {
                 |c| c.sim_nodes = Some(0),
                 Some("--sim-nodes"),
             ),
-            ("no broker", |c| c.server = String::new(), Some("--server")),
+            (
+                "no broker",
+                |c| c.broker.server = String::new(),
+                Some("--server"),
+            ),
             ("no pods", |c| c.max_pods = 0, Some("--max-pods")),
             (
                 "no heartbeat pause",
@@ -289,7 +285,7 @@ mod tests {
                 "metrics on the logs port",
                 |c| {
                     c.listen = "127.0.0.1:7000".parse().unwrap();
-                    c.metrics_listen = Some(c.listen);
+                    c.metrics.metrics_listen = Some(c.listen);
                 },
                 Some("--metrics-listen"),
             ),

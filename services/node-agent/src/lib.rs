@@ -58,14 +58,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         })?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let registry = bosun_runtime::metrics::Metrics::new();
-    let metrics_task =
-        bosun_runtime::metrics::serve_on(config.metrics_listen, &registry, &shutdown)
-            .await
-            .map_err(|source| Error::Listen {
-                addr: config.metrics_listen.unwrap_or(config.listen),
-                source,
-            })?;
-    let broker = Broker::connect_lazy(&config.server)?;
+    let metrics_task = config
+        .metrics
+        .serve(&registry, &shutdown)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: config.metrics.metrics_listen.unwrap_or(config.listen),
+            source,
+        })?;
+    let broker = Broker::connect_lazy(&config.broker.server)?;
 
     // Register every node (sim: many at once).
     let registrations = nodes.iter().map(|name| {
@@ -95,7 +96,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             })
         }
     };
-    let (service_host, service_port) = host_port(&config.server);
+    let (service_host, service_port) = host_port(&config.broker.server);
     let host_ip = config.advertise_address.to_string();
     let queue: WorkQueue<String> =
         WorkQueue::with_metrics(Backoff::default(), &registry, DISPATCHER);

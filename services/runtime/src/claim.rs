@@ -14,7 +14,8 @@
 //! itself (uid unchanged, not being deleted), as Kubernetes' `canAdopt` does.
 //!
 //! [`OrphanIndex`] keeps, per namespace, the keys of cached objects with no controller, so a
-//! controller finds adoption candidates without scanning every object of a namespace.
+//! controller finds adoption candidates without scanning every object of a namespace; and
+//! [`wake_adopters`] wakes the owners an orphan may be adopted by when it changes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -22,8 +23,9 @@ use std::sync::Mutex;
 use bosun_api::selector::LabelSelector;
 use bosun_api::{Kind, Object, v1};
 
-use crate::cache::{Cached, Change};
+use crate::cache::{Cached, Change, Store};
 use crate::client::ClientError;
+use crate::queue::WorkQueue;
 use crate::writer::Writer;
 
 /// A fresh read and a write are tried this many times when the write loses a race.
@@ -313,6 +315,48 @@ impl OrphanIndex {
         all.get(namespace)
             .map(|k| k.iter().cloned().collect())
             .unwrap_or_default()
+    }
+}
+
+/// The keys of the owners (in `owners`) an orphan, before or after `change`, may be adopted
+/// by: same namespace, and a selector (`selector_of`; `None`: the owner adopts nothing) that
+/// matches it (`matches`: the object's labels against a selector). Kubernetes'
+/// `getPodJobs`/`getPodDaemonSets`. An object with a controller wakes nobody here: it wakes
+/// its controller through `Controller::owns`.
+pub fn adopters<T: Cached>(
+    owners: &Store,
+    change: &Change<T>,
+    selector_of: impl Fn(&Object) -> Option<LabelSelector>,
+    matches: impl Fn(&T, &LabelSelector) -> bool,
+) -> Vec<String> {
+    let orphans: Vec<&T> = [&change.old, &change.new]
+        .into_iter()
+        .flatten()
+        .map(|o| &**o)
+        .filter(|o| o.controller().is_none())
+        .collect();
+    let Some(first) = orphans.first() else {
+        return Vec::new();
+    };
+    owners
+        .list_namespace(first.namespace())
+        .into_iter()
+        .filter(|owner| selector_of(owner).is_some_and(|s| orphans.iter().any(|o| matches(o, &s))))
+        .map(|owner| owner.key())
+        .collect()
+}
+
+/// Enqueues the [`adopters`] of `change` on the owners' controller `queue` (feed it every
+/// change of the cache of the objects they adopt).
+pub fn wake_adopters<T: Cached>(
+    owners: &Store,
+    queue: &WorkQueue<String>,
+    change: &Change<T>,
+    selector_of: impl Fn(&Object) -> Option<LabelSelector>,
+    matches: impl Fn(&T, &LabelSelector) -> bool,
+) {
+    for key in adopters(owners, change, selector_of, matches) {
+        queue.add(key);
     }
 }
 
@@ -660,5 +704,89 @@ mod tests {
         assert_eq!(idx.in_namespace("ns"), ["ns/p"]);
         idx.observe(&change(Some(&orphan), None));
         assert!(idx.in_namespace("ns").is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_orphan_wakes_the_owners_whose_selector_matches_it() {
+        let (owners, writer) = crate::cache::store();
+        for name in ["job-x", "job-y", "job-none"] {
+            writer.upsert(
+                v1::Job {
+                    metadata: Some(v1::ObjectMeta {
+                        name: name.into(),
+                        namespace: "ns".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }
+                .into(),
+            );
+        }
+        // How the test reads an owner's selector: by its name; `job-none` has none.
+        let selector_of = |o: &Object| match o.name() {
+            "job-x" => LabelSelector::parse("app=x").ok(),
+            "job-y" => LabelSelector::parse("app=y").ok(),
+            _ => None,
+        };
+        let matches =
+            |p: &Object, s: &LabelSelector| p.meta().is_some_and(|m| s.matches(&m.labels));
+        let orphan = |app: &str| Some(Arc::new(pod("p", app)));
+        let owned = |app: &str| {
+            let mut p = pod("p", app);
+            p.meta_mut()
+                .owner_references
+                .push(owner("other", false).controller_ref());
+            Some(Arc::new(p))
+        };
+        let elsewhere = {
+            let mut p = pod("p", "x");
+            p.meta_mut().namespace = "other".into();
+            Some(Arc::new(p))
+        };
+        type Row = (
+            &'static str,
+            Option<Arc<Object>>,
+            Option<Arc<Object>>,
+            &'static [&'static str],
+        );
+        let table: [Row; 8] = [
+            ("a new orphan", None, orphan("x"), &["ns/job-x"]),
+            ("an orphan no selector matches", None, orphan("z"), &[]),
+            (
+                "a relabelled orphan",
+                orphan("x"),
+                orphan("y"),
+                &["ns/job-x", "ns/job-y"],
+            ),
+            ("a deleted orphan", orphan("y"), None, &["ns/job-y"]),
+            ("a controlled pod", owned("x"), owned("x"), &[]),
+            ("a released pod", owned("x"), orphan("x"), &["ns/job-x"]),
+            ("a pod just adopted", orphan("y"), owned("y"), &["ns/job-y"]),
+            ("an orphan in another namespace", None, elsewhere, &[]),
+        ];
+        let queue = WorkQueue::new(crate::queue::Backoff::new(
+            std::time::Duration::from_millis(1),
+            std::time::Duration::from_millis(1),
+        ));
+        for (name, old, new, want) in table {
+            let change = Change {
+                kind: ChangeKind::Modified,
+                key: "ns/p".into(),
+                old,
+                new,
+            };
+            let mut got = adopters(&owners, &change, selector_of, matches);
+            got.sort();
+            assert_eq!(got, want, "{name}");
+            wake_adopters(&owners, &queue, &change, selector_of, matches);
+            let mut queued = Vec::new();
+            while !queue.is_empty() {
+                let key = queue.next().await.expect("a queued key");
+                queue.done(&key);
+                queued.push(key);
+            }
+            queued.sort();
+            assert_eq!(queued, want, "{name}: queued");
+        }
     }
 }

@@ -1,10 +1,79 @@
 //! What every service's configuration shares: its defaults read from its own clap
 //! declarations ([`defaults`], so each value is written once, in the `#[arg]` that documents
-//! it), the parsers of flag values ([`parse_duration`], [`parse_positive`]), and the error a
-//! config's `validate()` returns ([`InvalidConfig`]), checked before any port is bound.
+//! it), the flags every service has ([`BrokerArgs`]: `--server`; [`MetricsArgs`]:
+//! `--metrics-listen`), the parsers of flag values ([`parse_duration`], [`parse_positive`]),
+//! and the error a config's `validate()` returns ([`InvalidConfig`]), checked before any port
+//! is bound.
+//!
+//! The shared flags are two one-flag structs, not one, so each service flattens each where
+//! its `--help` lists it (`--server` first, `--metrics-listen` among its own flags) and a
+//! service without a broker to reach (the broker itself) takes only `--metrics-listen`.
 
 use std::fmt::Display;
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use bosun_api::vocab::DEFAULT_SERVER;
+
+/// `--server`: the broker a service talks to. Flatten it into a service's config
+/// (`#[command(flatten)] pub broker: BrokerArgs`) and call [`BrokerArgs::validate`] from its
+/// `validate()`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct BrokerArgs {
+    /// The broker's gRPC address.
+    #[arg(long, env = "BOSUN_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+}
+
+impl BrokerArgs {
+    /// The broker at `server`.
+    pub fn new(server: &str) -> BrokerArgs {
+        BrokerArgs {
+            server: server.to_string(),
+        }
+    }
+
+    /// Fails unless `--server` names a broker.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        require_server(&self.server)
+    }
+}
+
+/// `--metrics-listen`: where a service serves its Prometheus metrics, if anywhere. Flatten
+/// it into a service's config (`#[command(flatten)] pub metrics: MetricsArgs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct MetricsArgs {
+    /// Where Prometheus metrics are served (`/metrics`); unset: not served.
+    #[arg(long, env = "BOSUN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl MetricsArgs {
+    /// Serves `metrics` at `--metrics-listen` until `shutdown`, when set
+    /// ([`crate::metrics::serve_on`]: bound at once, so a taken port fails at startup); the
+    /// task to await on the way out.
+    pub async fn serve(
+        &self,
+        metrics: &crate::metrics::Metrics,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> std::io::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
+        crate::metrics::serve_on(self.metrics_listen, metrics, shutdown).await
+    }
+
+    /// Fails when metrics would be served on the service's own `--listen` address (`what`:
+    /// what listens there, `"gRPC address"`), unless both ask for any free port (0).
+    pub fn require_apart_from(&self, listen: SocketAddr, what: &str) -> Result<(), InvalidConfig> {
+        let Some(metrics) = self.metrics_listen else {
+            return Ok(());
+        };
+        require(
+            metrics != listen || metrics.port() == 0,
+            "--metrics-listen",
+            metrics,
+            &format!("is also the {what} (--listen); choose another port"),
+        )
+    }
+}
 
 /// A setting a service cannot run with: which flag, the value given, and what it must be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,7 +118,7 @@ pub fn require_server(server: &str) -> Result<(), InvalidConfig> {
         !server.trim().is_empty(),
         "--server",
         "\"\"",
-        &format!("name the broker, e.g. {}", bosun_api::vocab::DEFAULT_SERVER),
+        &format!("name the broker, e.g. {DEFAULT_SERVER}"),
     )
 }
 
@@ -133,6 +202,132 @@ mod tests {
         // (Setting a variable in-process needs `unsafe`; what matters is that none is read.)
         let command = without_env(<Svc as clap::CommandFactory>::command());
         assert!(command.get_arguments().all(|a| a.get_env().is_none()));
+    }
+
+    /// A service's config as the services declare theirs: `--server` first, its own flags,
+    /// then `--metrics-listen`.
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "svc")]
+    struct Shared {
+        #[command(flatten)]
+        broker: BrokerArgs,
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        #[command(flatten)]
+        metrics: MetricsArgs,
+    }
+
+    #[test]
+    fn the_shared_flags_keep_their_names_environment_defaults_and_place() {
+        let c: Shared = defaults();
+        assert_eq!(c.broker, BrokerArgs::new(DEFAULT_SERVER));
+        assert_eq!(c.metrics, MetricsArgs::default());
+        let c = <Shared as clap::Parser>::try_parse_from([
+            "svc",
+            "--server",
+            "http://b:1",
+            "--metrics-listen",
+            "127.0.0.1:9090",
+        ])
+        .expect("the shared flags parse");
+        assert_eq!(c.broker.server, "http://b:1");
+        assert_eq!(
+            c.metrics.metrics_listen,
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
+        assert_eq!(c.workers, 4);
+        let command = <Shared as clap::CommandFactory>::command();
+        let flags: Vec<(Option<&str>, Option<String>)> = command
+            .get_arguments()
+            .map(|a| {
+                (
+                    a.get_long(),
+                    a.get_env().map(|e| e.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                (Some("server"), Some("BOSUN_SERVER".to_string())),
+                (Some("workers"), None),
+                (
+                    Some("metrics-listen"),
+                    Some("BOSUN_METRICS_LISTEN".to_string())
+                ),
+            ],
+            "each flag where it is declared, with its variable"
+        );
+        let help = <Shared as clap::CommandFactory>::command()
+            .render_help()
+            .to_string();
+        assert!(help.contains("--server <SERVER>"), "{help}");
+        assert!(help.contains("--metrics-listen <METRICS_LISTEN>"), "{help}");
+    }
+
+    #[test]
+    fn the_shared_flags_refuse_what_no_service_can_run_with() {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let at_7000: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let at_7001: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        let metrics = |m: Option<SocketAddr>| MetricsArgs { metrics_listen: m };
+        let table: [(&str, Result<(), InvalidConfig>, Option<&str>); 7] = [
+            ("a broker", BrokerArgs::new("http://b:1").validate(), None),
+            (
+                "no broker",
+                BrokerArgs::new("").validate(),
+                Some("--server"),
+            ),
+            (
+                "a blank broker",
+                BrokerArgs::new("  ").validate(),
+                Some("--server"),
+            ),
+            (
+                "metrics not served",
+                metrics(None).require_apart_from(at_7000, "gRPC address"),
+                None,
+            ),
+            (
+                "metrics elsewhere",
+                metrics(Some(at_7001)).require_apart_from(at_7000, "gRPC address"),
+                None,
+            ),
+            (
+                "both on any free port",
+                metrics(Some(any)).require_apart_from(any, "gRPC address"),
+                None,
+            ),
+            (
+                "metrics on --listen",
+                metrics(Some(at_7000)).require_apart_from(at_7000, "gRPC address"),
+                Some("--metrics-listen"),
+            ),
+        ];
+        for (name, got, want) in table {
+            assert_eq!(got.err().map(|e| e.flag), want, "{name}");
+        }
+        let err = metrics(Some(at_7000))
+            .require_apart_from(at_7000, "logs server's address")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--metrics-listen 127.0.0.1:7000: is also the logs server's address (--listen); choose another port"
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_only_where_metrics_listen_says() {
+        let (registry, shutdown) = (crate::metrics::Metrics::new(), Default::default());
+        let unset = MetricsArgs::default().serve(&registry, &shutdown).await;
+        assert!(unset.expect("nothing to bind").is_none());
+        let any = MetricsArgs {
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        };
+        let task = any.serve(&registry, &shutdown).await.expect("binds");
+        let task = task.expect("served when set");
+        shutdown.cancel();
+        task.await.expect("the task ends").expect("cleanly");
     }
 
     #[test]

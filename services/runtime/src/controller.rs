@@ -68,7 +68,10 @@ impl Action {
     }
 }
 
-/// An error policy that retries every failure with the key's backoff.
+/// An error policy that retries every failure with the key's backoff: what a controller
+/// passes to [`Controller::run`] unless it decides per error. No log line of its own: the
+/// worker has already logged the error (`reconcile failed`, warn, in the reconcile's span)
+/// and logs the delay (debug).
 pub fn backoff_on_error<E, C>(_obj: Arc<Object>, _err: &E, _ctx: Arc<C>) -> Action {
     Action::Backoff
 }

@@ -1,12 +1,10 @@
 //! `bosun-scheduler`'s command line and environment (`BOSUN_*`).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use bosun_api::vocab::DEFAULT_SERVER;
 use bosun_runtime::config::{
-    InvalidConfig, parse_duration, parse_positive, require_nonzero, require_positive,
-    require_server,
+    BrokerArgs, InvalidConfig, MetricsArgs, parse_duration, parse_positive, require_nonzero,
+    require_positive,
 };
 
 /// Everything `bosun-scheduler` can be told.
@@ -16,9 +14,8 @@ use bosun_runtime::config::{
     about = "bosun's scheduler (binds pending pods to nodes) and node lifecycle controller"
 )]
 pub struct Config {
-    /// The broker's address.
-    #[arg(long, env = "BOSUN_SERVER", default_value = DEFAULT_SERVER)]
-    pub server: String,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
 
     /// How many pods are scheduled in parallel.
     #[arg(long, env = "BOSUN_WORKERS", default_value_t = 16, value_parser = parse_positive)]
@@ -29,9 +26,8 @@ pub struct Config {
     #[arg(long, env = "BOSUN_NODE_MONITOR_GRACE_PERIOD", default_value = "40s", value_parser = parse_duration)]
     pub node_monitor_grace_period: Duration,
 
-    /// Where Prometheus metrics are served (`/metrics`); unset: not served.
-    #[arg(long, env = "BOSUN_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 impl Default for Config {
@@ -45,14 +41,14 @@ impl Config {
     /// A config for the broker at `server` with every other setting at its default.
     pub fn for_server(server: &str) -> Config {
         Config {
-            server: server.to_string(),
+            broker: BrokerArgs::new(server),
             ..Config::default()
         }
     }
 
     /// Refuses settings the scheduler cannot run with; called before any port is bound.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        require_server(&self.server)?;
+        self.broker.validate()?;
         require_positive("--workers", self.workers as u64)?;
         require_nonzero(
             "--node-monitor-grace-period",
@@ -63,13 +59,15 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use bosun_api::vocab::DEFAULT_SERVER;
+
     use super::*;
 
     #[test]
     fn defaults_are_the_declared_ones() {
         use clap::Parser;
         let c = Config::try_parse_from(["bosun-scheduler"]).expect("the declared defaults parse");
-        assert_eq!(c.server, DEFAULT_SERVER);
+        assert_eq!(c.broker.server, DEFAULT_SERVER);
         assert_eq!(c.workers, 16);
         assert_eq!(c.node_monitor_grace_period, Duration::from_secs(40));
         assert_eq!(Config::default().workers, c.workers);
@@ -82,7 +80,11 @@ mod tests {
         let table: [(&str, Change, Option<&str>); 4] = [
             ("the defaults", |_| {}, None),
             ("no workers", |c| c.workers = 0, Some("--workers")),
-            ("no broker", |c| c.server = String::new(), Some("--server")),
+            (
+                "no broker",
+                |c| c.broker.server = String::new(),
+                Some("--server"),
+            ),
             (
                 "no grace",
                 |c| c.node_monitor_grace_period = Duration::ZERO,

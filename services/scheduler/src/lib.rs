@@ -31,13 +31,15 @@ pub use error::{Error, Result};
 /// broker may come up later (the client connects on first use); a malformed address or a
 /// taken metrics port fails at once.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let broker = Broker::connect_lazy(&config.server).map_err(Error::Connect)?;
+    let broker = Broker::connect_lazy(&config.broker.server).map_err(Error::Connect)?;
     let metrics = Metrics::new();
-    let metrics_task = bosun_runtime::metrics::serve_on(config.metrics_listen, &metrics, &shutdown)
+    let metrics_task = config
+        .metrics
+        .serve(&metrics, &shutdown)
         .await
         .map_err(Error::Metrics)?;
     tracing::info!(
-        server = %config.server,
+        server = %config.broker.server,
         workers = config.workers,
         grace = ?config.node_monitor_grace_period,
         "scheduler starting"
