@@ -4,7 +4,7 @@
 //! unavailable, and such a node's slot not against maxUnavailable (see the plan's module
 //! docs on NotReady nodes).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bosun_api::daemonset::resolve_rolling;
 use bosun_api::v1;
@@ -80,9 +80,10 @@ fn slots<'a>(i: &RollingInputs<'a>) -> Vec<Slot<'a>> {
             },
         );
     }
+    let facts: HashMap<&str, &NodeFacts> = i.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     for (name, pods) in by_node {
         let Some(name) = name else { continue };
-        let node = i.nodes.iter().find(|n| n.name == name);
+        let node = facts.get(name).copied();
         out.entry(name)
             .or_insert(Slot {
                 name,
