@@ -109,14 +109,14 @@ mod tests {
 
     fn template(image: &str) -> v1::PodTemplateSpec {
         v1::PodTemplateSpec {
-            spec: Some(Box::new(v1::PodSpec {
+            spec: Some(v1::PodSpec {
                 containers: vec![v1::Container {
                     name: "c".into(),
                     image: image.into(),
                     ..Default::default()
                 }],
                 ..Default::default()
-            })),
+            }),
             ..Default::default()
         }
     }

@@ -314,7 +314,12 @@ fn pinned_node_names_narrow_only_when_every_term_names_nodes() {
         t
     };
     // (row, terms (`None`: no affinity), the candidates (`None`: every node))
-    let table: Vec<(&str, Option<Vec<v1::NodeSelectorTerm>>, Option<Vec<&str>>)> = vec![
+    type Row = (
+        &'static str,
+        Option<Vec<v1::NodeSelectorTerm>>,
+        Option<Vec<&'static str>>,
+    );
+    let table: Vec<Row> = vec![
         ("no affinity", None, None),
         ("no term", Some(vec![]), None),
         (
