@@ -89,15 +89,19 @@ pub fn with_daemon_tolerations(
 pub fn placement(template: &v1::PodTemplateSpec, node: &v1::Node) -> Placement {
     let empty = v1::PodSpec::default();
     let spec = template.spec.as_ref().unwrap_or(&empty);
-    let meta = node.metadata.clone().unwrap_or_default();
-    if !spec.node_name.is_empty() && spec.node_name != meta.name {
+    let no_labels = BTreeMap::new();
+    let (name, labels) = node
+        .metadata
+        .as_ref()
+        .map_or(("", &no_labels), |m| (m.name.as_str(), &m.labels));
+    if !spec.node_name.is_empty() && spec.node_name != name {
         return Placement::NEITHER;
     }
     if !nodematch::node_selector_matches(
         &spec.node_selector,
         nodematch::required_node_affinity(spec),
-        &meta.labels,
-        &meta.name,
+        labels,
+        name,
     ) {
         return Placement::NEITHER;
     }

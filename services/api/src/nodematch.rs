@@ -5,7 +5,7 @@
 //! placement with them: both must read a selector or a taint the same way, so the code lives
 //! here once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::v1;
 use crate::vocab::{condition, effect, status};
@@ -114,6 +114,36 @@ pub fn node_selector_matches(
             .any(|t| term_matches(t, labels, name))
     });
     selector_ok && affinity_ok
+}
+
+/// The only node names a required node affinity can match, when it names them (Kubernetes'
+/// NodeAffinity PreFilter): every term must carry `matchFields: metadata.name In [...]`
+/// (several such requirements in one term intersect; the terms unite). `None`: some term
+/// does not name nodes (or there is no affinity, or no term), so any node may match. An
+/// empty set: the terms' names conflict and no node matches. The names are candidates only:
+/// the rest of each term (and the pod's nodeSelector) still has to hold on the node.
+pub fn pinned_node_names(required: Option<&v1::NodeSelector>) -> Option<BTreeSet<&str>> {
+    let terms = &required?.node_selector_terms;
+    if terms.is_empty() {
+        return None;
+    }
+    let mut names = BTreeSet::new();
+    for term in terms {
+        let mut in_term: Option<BTreeSet<&str>> = None;
+        for r in term
+            .match_fields
+            .iter()
+            .filter(|r| r.key == "metadata.name" && r.operator == "In")
+        {
+            let values: BTreeSet<&str> = r.values.iter().map(String::as_str).collect();
+            in_term = Some(match in_term {
+                None => values,
+                Some(prev) => prev.intersection(&values).copied().collect(),
+            });
+        }
+        names.extend(in_term?);
+    }
+    Some(names)
 }
 
 /// The required node affinity of a pod spec, if it has one.

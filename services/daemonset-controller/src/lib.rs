@@ -10,7 +10,8 @@
 //!
 //! One reconcile **claims** the DaemonSet's pods with the runtime's controller-ref manager
 //! (orphans that match its selector are adopted, its pods that stop matching are released),
-//! gathers the facts of the nodes, of the pods and of the revisions from the caches, asks
+//! gathers the facts of the nodes (kept between reconciles while no node changed:
+//! [`nodecache`]), of the pods and of the revisions from the caches, asks
 //! the runtime's expectations whether anything it created or deleted is still unseen, and
 //! hands all that to [`plan::plan`]. It then acts, through the runtime's [`Writer`] (so the
 //! act half is tested in-process with a recording fake), in this order: the current
@@ -24,6 +25,7 @@
 
 pub mod config;
 pub mod error;
+pub mod nodecache;
 pub mod plan;
 
 use std::collections::{BTreeMap, HashMap};
@@ -48,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::{Error, Result};
+use nodecache::NodeFactsCache;
 use plan::{BackoffEntry, Current, Inputs, NodeFacts, Plan, PodFacts, RevisionFacts};
 
 /// The component name on events.
@@ -107,6 +110,10 @@ struct Ctx {
     pods: Store,
     nodes: Store,
     revisions: Store,
+    /// The DaemonSets (to drop the node facts of those gone).
+    daemonsets: Store,
+    /// Each DaemonSet's node facts, kept while no node changed.
+    node_facts: Arc<NodeFactsCache>,
     /// The cached pods with no controller, per namespace: adoption candidates.
     orphans: Arc<OrphanIndex>,
     recorder: EventRecorder,
@@ -131,6 +138,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let (pod_store, node_store, revision_store) = (pods.store(), nodes.store(), revisions.store());
     let controller = Controller::new("daemonset", daemonsets, &registry);
     let ds_store = controller.store();
+    let node_facts = Arc::new(NodeFactsCache::default());
     // Orphan pods wake the DaemonSets whose selector they match.
     let orphans = Arc::new(OrphanIndex::default());
     pods.on_change({
@@ -150,9 +158,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         .owns(pods, "DaemonSet")
         .owns(revisions, "DaemonSet")
         .watches(nodes, {
-            let daemonsets = ds_store.clone();
+            let (daemonsets, node_facts) = (ds_store.clone(), node_facts.clone());
             move |change| {
                 if node_change_matters(change) {
+                    node_facts.node_changed();
                     daemonsets.keys()
                 } else {
                     Vec::new()
@@ -168,6 +177,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         pods: pod_store,
         nodes: node_store,
         revisions: revision_store,
+        daemonsets: ds_store,
+        node_facts,
         orphans,
         expectations: Expectations::new(IN_FLIGHT_TTL),
         backoff: Mutex::default(),
@@ -215,6 +226,7 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
     if !meta.deletion_timestamp.is_empty() {
         // Being deleted: the garbage collector takes its pods and revisions.
         ctx.expectations.forget(&meta.uid);
+        ctx.node_facts.forget(&obj.key());
         lock(&ctx.backoff).remove(&meta.uid);
         return Ok(Action::AwaitChange);
     }
@@ -255,13 +267,19 @@ async fn reconcile(obj: Arc<Object>, ctx: Arc<Ctx>) -> Result<Action> {
         .collect();
     let spec = ds.spec.clone().unwrap_or_default();
     let template = spec.template.clone().unwrap_or_default();
-    let mut nodes: Vec<NodeFacts> = ctx
-        .nodes
-        .list()
-        .iter()
-        .filter_map(|n| n.as_node().map(|n| NodeFacts::of(&template, n)))
-        .collect();
-    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    let nodes = ctx.node_facts.facts(
+        &obj.key(),
+        &meta.uid,
+        &template,
+        || {
+            ctx.nodes
+                .list()
+                .iter()
+                .filter_map(|n| n.as_node().map(|n| NodeFacts::of(&template, n)))
+                .collect()
+        },
+        |key| ctx.daemonsets.get(key).is_some(),
+    );
     let revisions: Vec<RevisionFacts> = ctx
         .revisions
         .by_owner(&meta.uid)

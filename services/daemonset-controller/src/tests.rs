@@ -23,6 +23,8 @@ fn ctx_with(writer: Arc<RecordingWriter>, pods: Store, revisions: Store) -> Arc<
         pods,
         nodes: store::<Object>().0,
         revisions,
+        daemonsets: store::<Object>().0,
+        node_facts: Arc::default(),
         orphans: Arc::default(),
         expectations: Expectations::new(IN_FLIGHT_TTL),
         backoff: Mutex::default(),

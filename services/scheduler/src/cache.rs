@@ -183,8 +183,16 @@ impl ClusterCache {
         }
         let start = inner.next_start % n;
         let placement = {
-            let usage = &inner.usage;
-            placement::select(pod, &inner.nodes, |name| usage.get(name), start, seed)
+            let (usage, index) = (&inner.usage, &inner.index);
+            let only = placement::candidates(pod, |name| index.get(name).copied());
+            placement::select(
+                pod,
+                &inner.nodes,
+                only.as_deref(),
+                |name| usage.get(name),
+                start,
+                seed,
+            )
         };
         inner.next_start = inner.next_start.wrapping_add(1);
         match placement {

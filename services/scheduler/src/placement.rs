@@ -13,7 +13,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 pub use bosun_api::nodematch::{Readiness, node_readiness, term_matches, tolerates};
-use bosun_api::nodematch::{first_untolerated, node_selector_matches, tolerated};
+use bosun_api::nodematch::{
+    first_untolerated, node_selector_matches, pinned_node_names, tolerated,
+};
 use bosun_api::units::{cpu_millis, parse_quantity, whole_units};
 use bosun_api::v1;
 use bosun_api::vocab::{effect, taint};
@@ -384,22 +386,61 @@ pub enum Placement {
     Unschedulable(BTreeMap<String, usize>),
 }
 
-/// Filters `nodes` starting at `start` (rotating, so successive pods look at different nodes
-/// first), stops after [`feasible_nodes_to_find`] feasible ones, and picks the best score.
+/// Kubernetes' NodeAffinity PreFilter: when the pod's required node affinity pins it to node
+/// names (a daemon pod's `matchFields: metadata.name In [node]`), the indices (via `index`,
+/// name to position in the node list) of those nodes, sorted: the only ones that can take
+/// it. Names of nodes that do not exist are dropped. `None`: any node may.
+pub fn candidates(pod: &PodFacts, index: impl Fn(&str) -> Option<usize>) -> Option<Vec<usize>> {
+    let names = pinned_node_names(pod.required.as_ref())?;
+    let mut only: Vec<usize> = names.into_iter().filter_map(index).collect();
+    only.sort_unstable();
+    Some(only)
+}
+
+/// Chooses a node: with `candidates` (see [`candidates`]), the best of those that pass the
+/// filters; without, or when none of them does, filters `nodes` starting at `start`
+/// (rotating, so successive pods look at different nodes first), stops after
+/// [`feasible_nodes_to_find`] feasible ones, and picks the best score. A pinned pod that fits
+/// nowhere so gets the reasons of every node, as if nothing had been narrowed (the nodes
+/// outside the candidates fail the affinity filter, or an earlier one).
 pub fn select<'a>(
     pod: &PodFacts,
     nodes: &'a [NodeFacts],
+    candidates: Option<&[usize]>,
     usage: impl Fn(&str) -> Option<&'a Usage>,
     start: usize,
     pod_seed: u64,
 ) -> Placement {
-    let empty = Usage::default();
+    if let Some(only) = candidates {
+        let valid = only.iter().copied().filter(|&i| i < nodes.len());
+        if let (Some(idx), _) = walk(pod, nodes, valid, &usage, pod_seed, usize::MAX, false) {
+            return Placement::Node(idx);
+        }
+    }
     let want = feasible_nodes_to_find(nodes.len());
+    let order = (0..nodes.len()).map(|i| (start + i) % nodes.len());
+    match walk(pod, nodes, order, usage, pod_seed, want, true) {
+        (Some(idx), _) => Placement::Node(idx),
+        (None, reasons) => Placement::Unschedulable(reasons),
+    }
+}
+
+/// Filters the nodes at `order` until `want` feasible ones are found; the best of them, and
+/// (when `count_reasons`) the reasons of the nodes that failed.
+fn walk<'a>(
+    pod: &PodFacts,
+    nodes: &'a [NodeFacts],
+    order: impl Iterator<Item = usize>,
+    usage: impl Fn(&str) -> Option<&'a Usage>,
+    pod_seed: u64,
+    want: usize,
+    count_reasons: bool,
+) -> (Option<usize>, BTreeMap<String, usize>) {
+    let empty = Usage::default();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut best: Option<(i64, u64, usize)> = None;
     let mut found = 0;
-    for i in 0..nodes.len() {
-        let idx = (start + i) % nodes.len();
+    for idx in order {
         let node = &nodes[idx];
         let used = usage(&node.name).unwrap_or(&empty);
         match filter(pod, node, used) {
@@ -413,17 +454,15 @@ pub fn select<'a>(
                     break;
                 }
             }
-            Err(rs) => {
+            Err(rs) if count_reasons => {
                 for r in rs {
                     *reasons.entry(r.to_string()).or_default() += 1;
                 }
             }
+            Err(_) => {}
         }
     }
-    match best {
-        Some((_, _, idx)) => Placement::Node(idx),
-        None => Placement::Unschedulable(reasons),
-    }
+    (best.map(|(_, _, idx)| idx), reasons)
 }
 
 #[cfg(test)]

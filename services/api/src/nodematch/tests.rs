@@ -298,3 +298,111 @@ fn readiness_comes_from_the_ready_condition() {
         assert_eq!(node_readiness(&n), want, "{name}");
     }
 }
+
+fn fields(reqs: Vec<v1::NodeSelectorRequirement>) -> v1::NodeSelectorTerm {
+    v1::NodeSelectorTerm {
+        match_expressions: vec![],
+        match_fields: reqs,
+    }
+}
+
+#[test]
+fn pinned_node_names_narrow_only_when_every_term_names_nodes() {
+    let name_in = |values: &[&str]| req("metadata.name", "In", values);
+    let with_zone = |mut t: v1::NodeSelectorTerm| {
+        t.match_expressions = vec![req("zone", "In", &["a"])];
+        t
+    };
+    // (row, terms (`None`: no affinity), the candidates (`None`: every node))
+    type Row = (
+        &'static str,
+        Option<Vec<v1::NodeSelectorTerm>>,
+        Option<Vec<&'static str>>,
+    );
+    let table: Vec<Row> = vec![
+        ("no affinity", None, None),
+        ("no term", Some(vec![]), None),
+        (
+            "a daemon pod's pin",
+            Some(vec![fields(vec![name_in(&["n1"])])]),
+            Some(vec!["n1"]),
+        ),
+        (
+            "a pin beside a label expression still narrows",
+            Some(vec![with_zone(fields(vec![name_in(&["n1"])]))]),
+            Some(vec!["n1"]),
+        ),
+        (
+            "several names",
+            Some(vec![fields(vec![name_in(&["n2", "n1"])])]),
+            Some(vec!["n1", "n2"]),
+        ),
+        (
+            "two requirements in a term intersect",
+            Some(vec![fields(vec![
+                name_in(&["n1", "n2"]),
+                name_in(&["n2", "n3"]),
+            ])]),
+            Some(vec!["n2"]),
+        ),
+        (
+            "conflicting requirements: no node",
+            Some(vec![fields(vec![name_in(&["n1"]), name_in(&["n2"])])]),
+            Some(vec![]),
+        ),
+        (
+            "terms unite",
+            Some(vec![
+                fields(vec![name_in(&["n1"])]),
+                fields(vec![name_in(&["n3"])]),
+            ]),
+            Some(vec!["n1", "n3"]),
+        ),
+        (
+            "one term without names: every node",
+            Some(vec![
+                fields(vec![name_in(&["n1"])]),
+                term(vec![req("zone", "In", &["a"])]),
+            ]),
+            None,
+        ),
+        (
+            "NotIn does not narrow",
+            Some(vec![fields(vec![req("metadata.name", "NotIn", &["n1"])])]),
+            None,
+        ),
+        (
+            "another field does not narrow",
+            Some(vec![fields(vec![req("metadata.uid", "In", &["n1"])])]),
+            None,
+        ),
+    ];
+    for (row, terms, want) in table {
+        let required = terms.map(|node_selector_terms| v1::NodeSelector {
+            node_selector_terms,
+        });
+        let got = pinned_node_names(required.as_ref()).map(|s| s.into_iter().collect::<Vec<_>>());
+        assert_eq!(got, want, "{row}");
+    }
+}
+
+#[test]
+fn a_node_outside_the_pinned_names_never_matches_the_affinity() {
+    // What lets the scheduler look at the pinned nodes only.
+    let terms = vec![
+        fields(vec![req("metadata.name", "In", &["n1", "n2"])]),
+        fields(vec![
+            req("metadata.name", "In", &["n3"]),
+            req("metadata.name", "In", &["n3", "n4"]),
+        ]),
+    ];
+    let required = v1::NodeSelector {
+        node_selector_terms: terms,
+    };
+    let pinned = pinned_node_names(Some(&required)).expect("every term names nodes");
+    for name in ["n1", "n2", "n3", "n4", "n5"] {
+        let matches =
+            node_selector_matches(&BTreeMap::new(), Some(&required), &BTreeMap::new(), name);
+        assert_eq!(matches, pinned.contains(name), "{name}");
+    }
+}

@@ -4,7 +4,7 @@
 //! unavailable, and such a node's slot not against maxUnavailable (see the plan's module
 //! docs on NotReady nodes).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bosun_api::daemonset::resolve_rolling;
@@ -85,9 +85,10 @@ fn slots<'a>(i: &RollingInputs<'a>) -> Vec<Slot<'a>> {
             },
         );
     }
+    let facts: HashMap<&str, &NodeFacts> = i.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     for (name, pods) in by_node {
         let Some(name) = name else { continue };
-        let node = i.nodes.iter().find(|n| n.name == name);
+        let node = facts.get(name).copied();
         out.entry(name)
             .or_insert(Slot {
                 name,

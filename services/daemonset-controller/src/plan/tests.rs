@@ -872,10 +872,12 @@ fn the_plan_runs_manage_then_the_rollout_unless_paused_or_on_delete() {
 
 #[test]
 fn creations_are_capped_at_the_burst() {
-    let nodes: Vec<NodeFacts> = (0..300).map(|i| node(&format!("n{i:03}"), RUN)).collect();
+    let nodes: Vec<NodeFacts> = (0..BURST + 50)
+        .map(|i| node(&format!("n{i:04}"), RUN))
+        .collect();
     let p = plan_of(&ds(|_| {}), &nodes, &[], &revisions(), true);
     assert_eq!(p.create.len(), BURST);
-    assert_eq!(p.create[0], "n000");
+    assert_eq!(p.create[0], "n0000");
 }
 
 // ---- revisions ----

@@ -425,7 +425,7 @@ fn select_picks_the_best_feasible_node_or_counts_every_reason() {
     // c is emptier than b.
     for start in 0..3 {
         assert_eq!(
-            select(&pod, &nodes, |n| usage.get(n), start, 7),
+            select(&pod, &nodes, None, |n| usage.get(n), start, 7),
             Placement::Node(2)
         );
     }
@@ -433,7 +433,8 @@ fn select_picks_the_best_feasible_node_or_counts_every_reason() {
         node_selector: labels(&[("zone", "y")]),
         ..Default::default()
     };
-    let Placement::Unschedulable(reasons) = select(&selecting, &nodes, |n| usage.get(n), 0, 7)
+    let Placement::Unschedulable(reasons) =
+        select(&selecting, &nodes, None, |n| usage.get(n), 0, 7)
     else {
         panic!("nothing should fit");
     };
@@ -447,7 +448,7 @@ fn select_picks_the_best_feasible_node_or_counts_every_reason() {
 fn ties_are_broken_differently_for_different_pods() {
     let nodes: Vec<NodeFacts> = (0..10).map(|i| node(&format!("n{i}"))).collect();
     let chosen: std::collections::HashSet<Placement> = (0..50)
-        .map(|seed| select(&PodFacts::default(), &nodes, |_| None, 0, seed))
+        .map(|seed| select(&PodFacts::default(), &nodes, None, |_| None, 0, seed))
         .collect();
     assert!(
         chosen.len() > 3,
@@ -467,5 +468,103 @@ fn large_clusters_score_a_sample_of_feasible_nodes() {
     ];
     for (nodes, want) in table {
         assert_eq!(feasible_nodes_to_find(nodes), want, "{nodes}");
+    }
+}
+
+fn pinned_to(names: &[&str]) -> PodFacts {
+    PodFacts {
+        required: Some(v1::NodeSelector {
+            node_selector_terms: vec![v1::NodeSelectorTerm {
+                match_expressions: vec![],
+                match_fields: vec![req("metadata.name", "In", names)],
+            }],
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_pod_pinned_by_name_has_only_its_nodes_as_candidates() {
+    let index: HashMap<&str, usize> = [("a", 0), ("b", 1), ("c", 2)].into();
+    let by_name = |n: &str| index.get(n).copied();
+    // (row, pod, candidates)
+    let table = [
+        ("no affinity: every node", PodFacts::default(), None),
+        ("a daemon pod: its node", pinned_to(&["b"]), Some(vec![1])),
+        (
+            "several names, sorted",
+            pinned_to(&["c", "a"]),
+            Some(vec![0, 2]),
+        ),
+        (
+            "a node that does not exist",
+            pinned_to(&["gone"]),
+            Some(vec![]),
+        ),
+        (
+            "a label selector term: every node",
+            PodFacts {
+                required: Some(v1::NodeSelector {
+                    node_selector_terms: vec![term(vec![req("zone", "In", &["x"])])],
+                }),
+                ..Default::default()
+            },
+            None,
+        ),
+    ];
+    for (row, pod, want) in table {
+        assert_eq!(candidates(&pod, by_name), want, "{row}");
+    }
+}
+
+#[test]
+fn a_pinned_pod_goes_to_its_node_or_gets_every_nodes_reasons() {
+    let mut nodes = vec![node("a"), node("b"), node("c")];
+    nodes[0].taints = vec![taint("node-role.kubernetes.io/master", "", "NoSchedule")];
+    let full = Usage {
+        pods: 110,
+        ..Default::default()
+    };
+    let usage: HashMap<String, Usage> = [("c".to_string(), full)].into();
+    // (row, pinned to, candidates given, start, want)
+    let table = [
+        ("narrowed: its node", "b", Some(vec![1]), 0, Ok(1)),
+        ("narrowed, any start", "b", Some(vec![1]), 2, Ok(1)),
+        ("not narrowed: the same node", "b", None, 0, Ok(1)),
+        (
+            "its node is full: the usual reasons over every node",
+            "c",
+            Some(vec![2]),
+            0,
+            Err(
+                "0/3 nodes are available: 1 Too many pods, 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {node-role.kubernetes.io/master: }.",
+            ),
+        ),
+        (
+            "its node is tainted: the same reasons as without narrowing",
+            "a",
+            Some(vec![0]),
+            1,
+            Err(
+                "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/master: }, 2 node(s) didn't match Pod's node affinity/selector.",
+            ),
+        ),
+        (
+            "its node does not exist",
+            "gone",
+            Some(vec![]),
+            0,
+            Err(
+                "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/master: }, 2 node(s) didn't match Pod's node affinity/selector.",
+            ),
+        ),
+    ];
+    for (row, name, only, start, want) in table {
+        let pod = pinned_to(&[name]);
+        let got = match select(&pod, &nodes, only.as_deref(), |n| usage.get(n), start, 7) {
+            Placement::Node(i) => Ok(i),
+            Placement::Unschedulable(reasons) => Err(unschedulable_message(nodes.len(), &reasons)),
+        };
+        assert_eq!(got, want.map_err(str::to_string), "{row}");
     }
 }
