@@ -413,13 +413,12 @@ async fn start_plane(
     etcd_endpoint: &str,
     etcd_pid: u32,
 ) -> anyhow::Result<Plane> {
-    let broker_metrics = support::free_addr()?;
-    let (broker, addr) = support::spawn_broker(
-        etcd_endpoint,
-        &["--metrics-listen", &broker_metrics.to_string()],
-    )?;
-    let client = support::connect_with_deadline(&addr, Duration::from_secs(30)).await?;
-    let broker_client = Broker::new(client);
+    let support::MeteredBroker {
+        child: broker,
+        url: addr,
+        client: broker_client,
+        metrics: broker_metrics,
+    } = support::spawn_metered_broker(etcd_endpoint).await?;
     let metrics = support::free_addr()?;
     let metrics_arg = metrics.to_string();
     let workers = args.workers.map(|w| w.to_string());

@@ -317,13 +317,12 @@ async fn start_plane(
 ) -> anyhow::Result<Plane> {
     // The broker as users run it: its default watch window (a window holding every event of
     // a run would cost ~10 KB of broker memory per pod, and memory first touched costs CPU).
-    let broker_metrics = support::free_addr()?;
-    let (broker, addr) = support::spawn_broker(
-        etcd_endpoint,
-        &["--metrics-listen", &broker_metrics.to_string()],
-    )?;
-    let client = support::connect_with_deadline(&addr, Duration::from_secs(30)).await?;
-    let broker_client = Broker::new(client);
+    let support::MeteredBroker {
+        child: broker,
+        url: addr,
+        client: broker_client,
+        metrics: broker_metrics,
+    } = support::spawn_metered_broker(etcd_endpoint).await?;
     let etcd = etcd_client::Client::connect([etcd_endpoint], None)
         .await
         .context("connecting to etcd")?;

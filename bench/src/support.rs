@@ -65,6 +65,29 @@ pub fn spawn_broker(etcd_endpoint: &str, extra: &[&str]) -> anyhow::Result<(Chil
     Ok((ChildGuard(child), format!("http://{addr}")))
 }
 
+/// A broker started by [`spawn_broker`] with its metrics served, and a client connected to it.
+pub struct MeteredBroker {
+    pub child: ChildGuard,
+    /// Its `http://` address.
+    pub url: String,
+    pub client: bosun_runtime::client::Broker,
+    pub metrics: SocketAddr,
+}
+
+/// Starts `bosun-broker` against `etcd_endpoint` with `--metrics-listen` on a free port and
+/// connects to it (30 s at most).
+pub async fn spawn_metered_broker(etcd_endpoint: &str) -> anyhow::Result<MeteredBroker> {
+    let metrics = free_addr()?;
+    let (child, addr) = spawn_broker(etcd_endpoint, &["--metrics-listen", &metrics.to_string()])?;
+    let client = connect_with_deadline(&addr, Duration::from_secs(30)).await?;
+    Ok(MeteredBroker {
+        child,
+        url: addr,
+        client: bosun_runtime::client::Broker::new(client),
+        metrics,
+    })
+}
+
 /// Connects to the broker, retrying until `deadline` passes.
 pub async fn connect_with_deadline(
     addr: &str,
