@@ -221,6 +221,8 @@ async fn start_plane(args: &Args, dir: &Path, etcd_endpoint: &str) -> anyhow::Re
 
 /// The controller side's figures.
 struct ControllerResult {
+    /// Each slot's skews (the Unix second it was scheduled for).
+    by_slot: Vec<(u64, Skews)>,
     skews: Skews,
     rss_before_kb: u64,
     rss_after_kb: u64,
@@ -306,6 +308,16 @@ fn report(args: &Args, c: &ControllerResult, cron: Option<&Skews>) {
     );
     if let Some(cron) = cron {
         row("Debian cron (entry's start − minute boundary)", cron);
+    }
+    println!();
+    for (slot, s) in &c.by_slot {
+        println!(
+            "slot {slot}: {} Jobs, skew p50 {} / p99 {} / max {}",
+            s.sorted.len(),
+            ms(s.p(0.5)),
+            ms(s.p(0.99)),
+            ms(s.p(1.0))
+        );
     }
     println!();
     let per_cronjob =
@@ -399,6 +411,7 @@ async fn measure_controller(args: &Args, plane: &Plane) -> anyhow::Result<Contro
     };
     let mut seen: HashSet<String> = HashSet::new();
     let mut skews = Vec::new();
+    let mut by_slot: std::collections::BTreeMap<u64, Vec<Duration>> = Default::default();
     while skews.len() < expected {
         let left = deadline_unix.saturating_sub(now_unix());
         if left.is_zero() {
@@ -446,6 +459,10 @@ async fn measure_controller(args: &Args, plane: &Plane) -> anyhow::Result<Contro
             Duration::from_secs(minute * 60)
         };
         skews.push(at.saturating_sub(scheduled));
+        by_slot
+            .entry(scheduled.as_secs())
+            .or_default()
+            .push(at.saturating_sub(scheduled));
     }
     let cpu_secs = support::cpu_time(plane.controller_pid)
         .unwrap_or_default()
@@ -454,6 +471,10 @@ async fn measure_controller(args: &Args, plane: &Plane) -> anyhow::Result<Contro
     let rss_end_kb = rss_kb(plane.controller_pid)?;
     Ok(ControllerResult {
         skews: Skews::new(skews, expected),
+        by_slot: by_slot
+            .into_iter()
+            .map(|(slot, s)| (slot, Skews::new(s, 0)))
+            .collect(),
         rss_before_kb,
         rss_after_kb,
         rss_end_kb,

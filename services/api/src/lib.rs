@@ -13,6 +13,7 @@ pub mod nodematch;
 pub mod object;
 pub mod schedule;
 pub mod selector;
+pub mod shard;
 pub mod units;
 pub mod validation;
 pub mod vocab;

@@ -183,6 +183,7 @@ async fn resolve(ctx: &mut Ctx<'_>, args: &DeleteArgs) -> anyhow::Result<Vec<Tar
         let mut client = ctx.client().await?;
         let list = client
             .list(ListRequest {
+                shards: None,
                 kind: info.kind as i32,
                 namespace: ctx.list_namespace(info),
                 label_selector: args.selector.clone().unwrap_or_default(),

@@ -39,6 +39,7 @@ pub async fn describe(ctx: &mut Ctx<'_>, args: DescribeArgs) -> anyhow::Result<i
         if names.is_empty() {
             let list = client
                 .list(ListRequest {
+                    shards: None,
                     kind: info.kind as i32,
                     namespace: ctx.list_namespace(info),
                     label_selector: args.selector.clone().unwrap_or_default(),
@@ -77,6 +78,7 @@ pub async fn describe(ctx: &mut Ctx<'_>, args: DescribeArgs) -> anyhow::Result<i
         // Events are listed per namespace and matched here: by uid, else by kind and name.
         let events = client
             .list(ListRequest {
+                shards: None,
                 kind: Kind::Event as i32,
                 namespace: obj.namespace().to_string(),
                 label_selector: String::new(),
@@ -104,6 +106,7 @@ pub async fn describe(ctx: &mut Ctx<'_>, args: DescribeArgs) -> anyhow::Result<i
                 .and_then(Object::into_lease);
             related.pods = client
                 .list(ListRequest {
+                    shards: None,
                     kind: Kind::Pod as i32,
                     namespace: String::new(),
                     label_selector: String::new(),
@@ -127,6 +130,7 @@ pub async fn describe(ctx: &mut Ctx<'_>, args: DescribeArgs) -> anyhow::Result<i
                 .unwrap_or_default();
             related.pods = client
                 .list(ListRequest {
+                    shards: None,
                     kind: Kind::Pod as i32,
                     namespace: obj.namespace().to_string(),
                     label_selector: selector,

@@ -132,6 +132,7 @@ async fn fetch(
     if names.is_empty() {
         let resp = client
             .list(ListRequest {
+                shards: None,
                 kind: info.kind as i32,
                 namespace: ctx.list_namespace(info),
                 label_selector: args.selector.clone().unwrap_or_default(),
@@ -199,6 +200,7 @@ async fn watch(
     let mut client = ctx.client().await?;
     loop {
         let req = WatchRequest {
+            shards: None,
             kind: info.kind as i32,
             namespace: ctx.list_namespace(info),
             label_selector: args.selector.clone().unwrap_or_default(),

@@ -258,6 +258,7 @@ async fn owned_pods(ctx: &mut Ctx<'_>, owner: &Object) -> anyhow::Result<Vec<v1:
     let mut client = ctx.client().await?;
     let list = client
         .list(ListRequest {
+            shards: None,
             kind: Kind::Pod as i32,
             namespace: owner.namespace().to_string(),
             label_selector: String::new(),

@@ -326,6 +326,7 @@ pub async fn drain(ctx: &mut Ctx<'_>, args: DrainArgs) -> anyhow::Result<i32> {
     let pods_info = KindInfo::of(Kind::Pod).ok_or_else(|| anyhow::anyhow!("no pod kind"))?;
     let list = client
         .list(ListRequest {
+            shards: None,
             kind: Kind::Pod as i32,
             namespace: String::new(),
             label_selector: String::new(),

@@ -449,6 +449,7 @@ impl DsStore for BrokerClient {
         let items = BrokerClient::list(
             self,
             ListRequest {
+                shards: None,
                 kind: Kind::ControllerRevision as i32,
                 namespace: meta.namespace.clone(),
                 label_selector: selector,

@@ -8,10 +8,15 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    // A burst of small requests and cache entries: better in small pages.
+    let small_pages = bosun_runtime::alloc::disable_huge_pages();
     bosun_runtime::rt::controller()?.block_on(async {
         let config = bosun_gc::Config::parse();
         config.validate()?;
         let telemetry = bosun_runtime::telemetry::init("bosun-gc")?;
+        if let Err(err) = small_pages {
+            tracing::warn!(%err, "could not turn off transparent huge pages; running with them");
+        }
         let shutdown = bosun_runtime::shutdown::shutdown_signal();
         let result = bosun_gc::run(config, shutdown).await;
         telemetry.shutdown();

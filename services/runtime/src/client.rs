@@ -415,6 +415,7 @@ impl Broker {
     pub async fn list(&self, kind: Kind, selector: &Selector) -> Result<ObjectList, ClientError> {
         self.read(|mut c| {
             let req = self.request(ListRequest {
+                shards: None,
                 kind: kind as i32,
                 namespace: selector.namespace.clone(),
                 label_selector: selector.labels.clone(),
@@ -604,6 +605,7 @@ impl Broker {
         revision: i64,
     ) -> Result<WatchStream, ClientError> {
         let req = WatchRequest {
+            shards: None,
             kind: kind as i32,
             namespace: selector.namespace.clone(),
             label_selector: selector.labels.clone(),

@@ -24,6 +24,7 @@ pub mod ports;
 pub mod procfs;
 pub mod queue;
 pub mod rt;
+pub mod shards;
 pub mod shutdown;
 pub mod telemetry;
 pub mod writer;
