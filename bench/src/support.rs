@@ -57,6 +57,9 @@ pub fn spawn_broker(etcd_endpoint: &str, extra: &[&str]) -> anyhow::Result<(Chil
         .arg(addr.to_string())
         .arg("--etcd-endpoints")
         .arg(etcd_endpoint)
+        // The etcd `start_etcd` runs takes transactions that large.
+        .arg("--etcd-max-txn-ops")
+        .arg(bosun_runtime::etcd_process::MAX_TXN_OPS.to_string())
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())

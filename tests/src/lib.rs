@@ -108,6 +108,7 @@ impl Broker {
     pub fn config(etcd: &Etcd) -> Config {
         let mut c = Config::for_etcd(&etcd.endpoint());
         c.bookmark_interval = Duration::from_millis(200);
+        c.etcd_max_txn_ops = bosun_runtime::etcd_process::MAX_TXN_OPS;
         c
     }
 
@@ -158,6 +159,8 @@ impl Broker {
             .arg(etcd.endpoint())
             .arg("--bookmark-interval")
             .arg("200ms")
+            .arg("--etcd-max-txn-ops")
+            .arg(config.etcd_max_txn_ops.to_string())
             .args(args)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("RUST_LOG")

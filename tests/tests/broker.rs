@@ -505,6 +505,7 @@ async fn list_filters_by_namespace_label_and_field_selectors_in_the_broker() {
     create(&mut c, with_label(pod("b", "web-2"), "app", "web")).await;
     let names = |items: Vec<v1::Object>| items.iter().map(|o| o.key()).collect::<Vec<_>>();
     let list = |ns: &str, l: &str, f: &str| v1::ListRequest {
+        shards: None,
         kind: v1::Kind::Pod as i32,
         namespace: ns.into(),
         label_selector: l.into(),
@@ -657,18 +658,19 @@ async fn bind_sets_the_node_and_pod_scheduled_once_and_refuses_a_second_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batched_writes_keep_each_compare_and_same_key_writes_never_share_a_txn() {
-    use bosun_broker::batch::Batcher;
+    use bosun_broker::batch::{Batcher, Limits};
     use etcd_client::{Compare, CompareOp, TxnOp};
 
     let etcd = Etcd::start().await;
     let kv = etcd.client().await.kv_client();
-    let batcher = Batcher::start(kv.clone());
+    let limits = Limits::for_etcd(bosun_runtime::etcd_process::MAX_TXN_OPS);
+    let batcher = Batcher::start(kv.clone(), limits);
     let create = |key: String| {
         let b = batcher.clone();
         tokio::spawn(async move {
             let cmp = Compare::version(key.clone(), CompareOp::Equal, 0);
             let op = TxnOp::put(key.clone(), "v", None);
-            b.write(key.into_bytes(), cmp, op).await.unwrap()
+            b.write(key.into_bytes(), 1, cmp, op).await.unwrap()
         })
     };
     // 300 distinct keys plus 50 creates racing for one key, all at once.
@@ -709,6 +711,45 @@ async fn batched_writes_keep_each_compare_and_same_key_writes_never_share_a_txn(
             .unwrap()
             .is_none()
     );
+}
+
+/// etcd refuses a request over 1.5 MiB: two large writes at once must not share a txn (and
+/// fail together), and a large write must not fail the small ones batched beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_writes_at_once_never_share_a_transaction_and_all_succeed() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let c = broker.client().await;
+    let big = |name: &str| {
+        let mut p = pod("default", name);
+        if let Some(v1::object::Object::Pod(pod)) = &mut p.object
+            && let Some(spec) = &mut pod.spec
+        {
+            spec.containers[0].args = vec!["x".repeat(800 << 10)];
+        }
+        p
+    };
+    let mut calls = Vec::new();
+    for i in 0..3 {
+        let mut c = c.clone();
+        let obj = big(&format!("big-{i}"));
+        calls.push(tokio::spawn(async move { c.create(create_req(obj)).await }));
+    }
+    for i in 0..50 {
+        let mut c = c.clone();
+        let obj = pod("default", &format!("small-{i}"));
+        calls.push(tokio::spawn(async move { c.create(create_req(obj)).await }));
+    }
+    fn create_req(object: v1::Object) -> v1::CreateRequest {
+        v1::CreateRequest {
+            object: Some(object),
+            dry_run: false,
+        }
+    }
+    for call in calls {
+        let resp = call.await.unwrap();
+        assert!(resp.is_ok(), "a write failed: {:?}", resp.err());
+    }
 }
 
 /// Each broker starts a write from the object as it last wrote it; a second broker on the same

@@ -26,6 +26,12 @@ pub struct Config {
     )]
     pub etcd_endpoints: Vec<String>,
 
+    /// The `--max-txn-ops` etcd runs with (its default: 128): how many writes the broker
+    /// may batch into one etcd transaction. `bosun up`, the tests and the compose stack start
+    /// etcd with 1024.
+    #[arg(long, env = "BOSUN_ETCD_MAX_TXN_OPS", default_value_t = crate::batch::ETCD_DEFAULT_MAX_TXN_OPS)]
+    pub etcd_max_txn_ops: usize,
+
     /// How many recent events per kind are kept in memory for resuming watches.
     #[arg(long, env = "BOSUN_WINDOW_EVENTS", default_value_t = 10_000)]
     pub window_events: usize,
@@ -89,6 +95,12 @@ impl Config {
             "--max-object-bytes",
             self.max_object_bytes,
             "must be at least 1 (etcd's own limit is 1572864)",
+        )?;
+        require(
+            self.etcd_max_txn_ops >= 3,
+            "--etcd-max-txn-ops",
+            self.etcd_max_txn_ops,
+            "must be at least 3 and match etcd's own --max-txn-ops (etcd's default: 128)",
         )?;
         require(
             !self.bookmark_interval.is_zero(),

@@ -82,6 +82,7 @@ pub async fn run_with_listener(
         client
             .kv_client()
             .max_decoding_message_size(ETCD_MAX_MESSAGE_BYTES),
+        batch::Limits::for_etcd(config.etcd_max_txn_ops),
         config.max_object_bytes,
         config.write_cache_bytes,
     );

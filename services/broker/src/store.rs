@@ -16,7 +16,7 @@ use rand::Rng;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use crate::batch::Batcher;
+use crate::batch::{Batcher, Limits};
 use crate::error::{Error, Result};
 use crate::patch::{PatchError, Patched};
 use crate::recent::Recent;
@@ -57,9 +57,9 @@ impl Store {
     /// remembering up to `cache_bytes` of objects it wrote or read (see [`Recent`]).
     /// Single-object reads and writes go through a [`Batcher`] (started here, so this must
     /// run inside a tokio runtime).
-    pub fn new(kv: KvClient, max_object_bytes: usize, cache_bytes: usize) -> Store {
+    pub fn new(kv: KvClient, limits: Limits, max_object_bytes: usize, cache_bytes: usize) -> Store {
         Store {
-            batcher: Batcher::start(kv.clone()),
+            batcher: Batcher::start(kv.clone(), limits),
             kv,
             max_object_bytes,
             recent: Arc::new(Recent::new(cache_bytes)),
@@ -92,10 +92,11 @@ impl Store {
             let key = info.etcd_key(obj.namespace(), obj.name());
             let compare = Compare::version(key.clone(), CompareOp::Equal, 0);
             let remembered: Arc<[u8]> = Arc::from(&bytes[..]);
+            let value_len = bytes.len();
             let op = TxnOp::put(key.clone(), bytes, None);
             let written = self
                 .batcher
-                .write(key.clone().into_bytes(), compare, op)
+                .write(key.clone().into_bytes(), value_len, compare, op)
                 .await?;
             if written.succeeded {
                 self.recent.put(&key, remembered, written.revision);
@@ -335,6 +336,7 @@ impl Store {
             }
             let finished = finalized(&next);
             let remember: Arc<[u8]> = Arc::from(&bytes[..]);
+            let value_len = if finished { 0 } else { bytes.len() };
             let op = if finished {
                 TxnOp::delete(key.clone(), None)
             } else {
@@ -343,7 +345,7 @@ impl Store {
             let compare = Compare::mod_revision(key.clone(), CompareOp::Equal, current);
             let written = self
                 .batcher
-                .write(key.clone().into_bytes(), compare, op)
+                .write(key.clone().into_bytes(), value_len, compare, op)
                 .await?;
             if written.succeeded {
                 next.meta_mut().resource_version = written.revision.to_string();
@@ -446,9 +448,10 @@ impl Store {
                     });
                 }
             };
+            let value_len = remember.as_ref().map_or(0, |b| b.len());
             let written = self
                 .batcher
-                .write(key.clone().into_bytes(), guard, op)
+                .write(key.clone().into_bytes(), value_len, guard, op)
                 .await?;
             match remember {
                 Some(bytes) if written.succeeded => self.recent.put(&key, bytes, written.revision),

@@ -484,7 +484,7 @@ async fn deleted_values(
         .map(|kv| (kv.key(), kv.mod_revision()))
         .collect();
     let mut values = HashMap::new();
-    for chunk in deletes.chunks(crate::batch::MAX_READS) {
+    for chunk in deletes.chunks(crate::batch::ETCD_DEFAULT_MAX_TXN_OPS) {
         let ops: Vec<TxnOp> = chunk
             .iter()
             .map(|(key, rev)| TxnOp::get(*key, Some(GetOptions::new().with_revision(rev - 1))))

@@ -19,6 +19,7 @@ fn help_lists_every_setting_and_exits_zero() {
         "--window-events",
         "--bookmark-interval",
         "--max-object-bytes",
+        "--etcd-max-txn-ops",
         "--metrics-listen",
     ] {
         assert!(text.contains(flag), "{flag} missing from:\n{text}");

@@ -188,6 +188,8 @@ impl Services {
         let broker_url = format!("http://{}", args.listen);
         let mut broker = bosun_broker::Config::for_etcd(&format!("http://{}", args.etcd_client));
         broker.listen = args.listen;
+        // The etcd `bosun up` starts batches up to its own limit.
+        broker.etcd_max_txn_ops = bosun_runtime::etcd_process::MAX_TXN_OPS;
         broker.metrics.metrics_listen = Some(args.metrics_listen);
         let nodes = node_names(args.nodes)
             .iter()

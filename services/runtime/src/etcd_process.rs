@@ -20,6 +20,10 @@ use tokio::time::Instant;
 
 use crate::lifeline::{Lifeline, LifelineError};
 
+/// The `--max-txn-ops` an etcd started here runs with (etcd's default is 128): the broker
+/// batches up to several hundred writes into one transaction (its `--etcd-max-txn-ops`).
+pub const MAX_TXN_OPS: usize = 1024;
+
 /// The lifeline's script: `$1` is etcd's pid, `$2` its data directory. It kills the process
 /// only while that pid is still our etcd (its command line names the data directory), never
 /// a process that reused the number.
@@ -173,6 +177,7 @@ impl EtcdProcess {
             .arg(&peer_url)
             .arg("--initial-cluster")
             .arg(format!("{}={}", config.name, peer_url))
+            .arg(format!("--max-txn-ops={MAX_TXN_OPS}"))
             .stdin(Stdio::null())
             .kill_on_drop(true);
         match &config.log_file {
