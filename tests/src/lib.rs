@@ -23,6 +23,7 @@ pub use plane::{Agent, Plane, PlaneBuilder, node_ready};
 pub use watch::Recording;
 
 pub mod daemonset;
+pub mod ledger;
 mod plane;
 mod watch;
 
