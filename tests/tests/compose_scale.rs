@@ -158,27 +158,49 @@ async fn holders(
     by.into_iter().collect()
 }
 
-/// Waits until the replicas whose names start with one of `live` (container id prefixes)
-/// hold every shard of `controller` and no other replica holds any; returns how long it took.
+/// The name of the replica running in container `id` (names are `<hostname>-<pid>`, and a
+/// container's hostname is its short id), once it holds shards.
+async fn replica_in(
+    shards: &mut ShardsClient<tonic::transport::Channel>,
+    controller: &str,
+    id: &str,
+) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some((name, _)) = holders(shards, controller)
+            .await
+            .into_iter()
+            .find(|(r, _)| r.starts_with(&id[..12]))
+        {
+            return name;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the {controller} controller in container {id} holds no shard after a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until every shard of `controller` is held, and held by `replica` or not, as
+/// `holding` says; returns how long that took (a handoff, or a rejoin).
 async fn settled(
     shards: &mut ShardsClient<tonic::transport::Channel>,
     controller: &str,
-    live: &[String],
-    what: &str,
+    replica: &str,
+    holding: bool,
 ) -> Duration {
     let start = Instant::now();
     loop {
         let h = holders(shards, controller).await;
         let total: usize = h.iter().map(|(_, n)| n).sum();
-        let all_live = h
-            .iter()
-            .all(|(r, _)| live.iter().any(|id| r.starts_with(&id[..12])));
-        if total == SHARDS as usize && all_live && h.len() == live.len() {
+        let holds = h.iter().any(|(r, _)| r == replica);
+        if total == SHARDS as usize && holds == holding {
             return start.elapsed();
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "{what}: the shards of the {controller} controller did not settle on {live:?} within a minute: {h:?}"
+            "the shards of the {controller} controller did not settle (replica {replica} holding: {holding}) within a minute: {h:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -269,8 +291,10 @@ async fn run_under_faults(label: &str, broker_env: &[(&str, &str)]) -> Run {
         .expect("shards client");
     let replicas = compose.containers("job-controller");
     assert_eq!(replicas.len(), 3, "three Job controller replicas");
-    let spread = settled(&mut shards, "job", &replicas, "start").await;
-    eprintln!("three replicas hold every shard {spread:?} after the check began");
+    let mut names = Vec::new();
+    for id in &replicas {
+        names.push(replica_in(&mut shards, "job", id).await);
+    }
     wait_for("20 sim nodes Ready", Duration::from_secs(90), || async {
         let nodes = client.list(Kind::Node, &Selector::all()).await.ok()?;
         let ready = nodes
@@ -362,48 +386,45 @@ async fn run_under_faults(label: &str, broker_env: &[(&str, &str)]) -> Run {
     let mut handoffs = Vec::new();
     let network = compose.network();
     let (a, b, c) = (
-        replicas[0].clone(),
-        replicas[1].clone(),
-        replicas[2].clone(),
+        replicas[0].as_str(),
+        replicas[1].as_str(),
+        replicas[2].as_str(),
     );
+    let (name_a, name_b, name_c) = (&names[0], &names[1], &names[2]);
 
-    // 1. kill -9 one replica.
+    // 1. kill -9 one replica (its restart policy may bring a new process back: a new name).
     until(COMPLETIONS * 2 / 10).await;
-    docker(&["kill", &a]);
-    let live = vec![b.clone(), c.clone()];
+    docker(&["kill", a]);
     handoffs.push((
         "docker kill",
-        settled(&mut shards, "job", &live, "after the kill").await,
+        settled(&mut shards, "job", name_a, false).await,
     ));
 
-    // 2. pause another past its lease, then resume it.
+    // 2. pause another past its lease, then resume it: the same process, which must find
+    // out that it lost everything, and join again.
     until(COMPLETIONS * 6 / 10).await;
-    docker(&["pause", &b]);
-    let live = vec![c.clone()];
+    docker(&["pause", b]);
     handoffs.push((
         "docker pause",
-        settled(&mut shards, "job", &live, "after the pause").await,
+        settled(&mut shards, "job", name_b, false).await,
     ));
-    docker(&["unpause", &b]);
-    let live = vec![b.clone(), c.clone()];
+    docker(&["unpause", b]);
     handoffs.push((
         "rejoin after unpause",
-        settled(&mut shards, "job", &live, "after the unpause").await,
+        settled(&mut shards, "job", name_b, true).await,
     ));
 
-    // 3. cut a third off the network, then reconnect it.
+    // 3. cut a third off the network past its lease, then reconnect it.
     until(COMPLETIONS * 10 / 10).await;
-    docker(&["network", "disconnect", &network, &c]);
-    let live = vec![b.clone()];
+    docker(&["network", "disconnect", network.as_str(), c]);
     handoffs.push((
         "network disconnect",
-        settled(&mut shards, "job", &live, "after the disconnect").await,
+        settled(&mut shards, "job", name_c, false).await,
     ));
-    docker(&["network", "connect", &network, &c]);
-    let live = vec![b.clone(), c.clone()];
+    docker(&["network", "connect", network.as_str(), c]);
     handoffs.push((
         "rejoin after reconnect",
-        settled(&mut shards, "job", &live, "after the reconnect").await,
+        settled(&mut shards, "job", name_c, true).await,
     ));
 
     // Both Jobs finish.
