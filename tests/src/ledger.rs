@@ -2,7 +2,7 @@
 //! invariants a Job must keep whatever happens to its controllers (kills, pauses, network
 //! cuts, several replicas): never more pods running than `parallelism`, never two pods
 //! running for one completion index at once, no index (or pod beyond `completions`) counted
-//! twice, no pod name used twice.
+//! twice, no pod name used twice; and for a DaemonSet, never two pods running on one node.
 //!
 //! Pure: fed [`WatchEvent`]s in order, it never talks to the broker, so its rules are tested
 //! here on hand-made events.
@@ -20,6 +20,8 @@ pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 struct Seen {
     job: String,
     index: Option<i64>,
+    /// Its node: `spec.nodeName`, or before the bind the one node its affinity pins it to.
+    node: Option<String>,
     finished: bool,
     deleting: bool,
 }
@@ -37,6 +39,8 @@ pub struct JobLedger {
     pub max_running: usize,
     /// The most pods running for one completion index at any one revision.
     pub max_running_per_index: usize,
+    /// The most pods running on one node at any one revision.
+    pub max_running_per_node: usize,
     /// Uids of the pods seen Succeeded, by completion index (`-1`: NonIndexed).
     pub succeeded: BTreeMap<i64, HashSet<String>>,
     /// Every pod of the Job seen at all.
@@ -146,6 +150,20 @@ impl PodLedger {
             .annotations
             .get(COMPLETION_INDEX)
             .and_then(|v| v.parse().ok());
+        let node = pod.spec.as_ref().and_then(|spec| {
+            if !spec.node_name.is_empty() {
+                return Some(spec.node_name.clone());
+            }
+            let required = spec
+                .affinity
+                .as_ref()?
+                .node_affinity
+                .as_ref()?
+                .required_during_scheduling_ignored_during_execution
+                .as_ref();
+            let pinned = bosun_api::nodematch::pinned_node_names(required)?;
+            (pinned.len() == 1).then(|| pinned.into_iter().next().unwrap_or_default().to_string())
+        });
         let uid = meta.uid.clone();
         self.names
             .entry(meta.name.clone())
@@ -167,6 +185,7 @@ impl PodLedger {
             Seen {
                 job,
                 index,
+                node,
                 finished: matches!(phase, "Succeeded" | "Failed"),
                 deleting: !meta.deletion_timestamp.is_empty(),
             },
@@ -176,11 +195,19 @@ impl PodLedger {
     fn measure(&mut self) {
         let mut running: HashMap<&str, usize> = HashMap::new();
         let mut per_index: HashMap<(&str, i64), usize> = HashMap::new();
+        let mut per_node: HashMap<(&str, &str), usize> = HashMap::new();
         for seen in self.pods.values().filter(|s| s.running()) {
             *running.entry(&seen.job).or_default() += 1;
             if let Some(i) = seen.index {
                 *per_index.entry((&seen.job, i)).or_default() += 1;
             }
+            if let Some(node) = &seen.node {
+                *per_node.entry((&seen.job, node)).or_default() += 1;
+            }
+        }
+        for ((job, _), n) in per_node {
+            let ledger = self.jobs.entry(job.to_string()).or_default();
+            ledger.max_running_per_node = ledger.max_running_per_node.max(n);
         }
         for (job, n) in running {
             let ledger = self.jobs.entry(job.to_string()).or_default();
@@ -275,6 +302,34 @@ mod tests {
         l.apply(&added(2, job_pod("j", "j-b", "b", None, "Running")));
         l.finish();
         assert_eq!(l.job("j").max_running, 1);
+    }
+
+    fn on_node(mut obj: Object, node: &str) -> Object {
+        if let Some(v1::object::Object::Pod(p)) = &mut obj.object {
+            p.spec.get_or_insert_default().node_name = node.into();
+        }
+        obj
+    }
+
+    #[test]
+    fn two_pods_of_one_owner_running_on_one_node_are_seen() {
+        let mut l = PodLedger::new(&[], 1);
+        l.apply(&added(
+            2,
+            on_node(job_pod("ds", "ds-a", "a", None, "Running"), "n1"),
+        ));
+        l.apply(&added(
+            3,
+            on_node(job_pod("ds", "ds-b", "b", None, "Running"), "n2"),
+        ));
+        l.finish();
+        assert_eq!(l.job("ds").max_running_per_node, 1);
+        l.apply(&added(
+            4,
+            on_node(job_pod("ds", "ds-c", "c", None, "Pending"), "n1"),
+        ));
+        l.finish();
+        assert_eq!(l.job("ds").max_running_per_node, 2);
     }
 
     #[test]

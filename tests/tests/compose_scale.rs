@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bosun_api::shard::SHARDS;
 use bosun_api::v1::{self, Kind, shards_client::ShardsClient};
-use bosun_runtime::client::{Broker as Client, Selector, WatchEvent};
+use bosun_runtime::client::{Broker as Client, Selector};
 use bosun_tests::ledger::PodLedger;
 use bosun_tests::{wait_for, workspace_binary};
 use tokio::sync::watch;
@@ -256,106 +256,93 @@ spec:
     )
 }
 
-/// What one run under faults saw.
-struct Run {
-    ledger: PodLedger,
-    jobs: Vec<v1::Job>,
-    fenced: f64,
+/// The stack up, with `replicas` of `service` (the `controller` kind) holding its shards.
+struct Stack {
+    compose: Compose,
+    server: String,
+    metrics: String,
+    client: Client,
+    shards: ShardsClient<tonic::transport::Channel>,
+    controller: &'static str,
+    /// Container ids of the controller's replicas, and the replica name in each.
+    replicas: Vec<(String, String)>,
     handoffs: Vec<(&'static str, Duration)>,
 }
 
-async fn run_under_faults(label: &str, broker_env: &[(&str, &str)]) -> Run {
-    let image =
-        std::env::var("BOSUN_IMAGE").expect("BOSUN_IMAGE names the images (deploy/chaos.sh)");
-    let port = 17640 + (std::process::id() % 50) as u16 * 4;
-    let mut env = vec![("BOSUN_IMAGE", image.as_str())];
-    env.extend_from_slice(broker_env);
-    let ports = [port, port + 1, port + 2, port + 3].map(|p| p.to_string());
-    env.push(("BOSUN_PORT", &ports[0]));
-    env.push(("BOSUN_PORT_LAST", &ports[0]));
-    env.push(("BOSUN_METRICS_PORT", &ports[1]));
-    env.push(("BOSUN_METRICS_PORT_LAST", &ports[1]));
-    let compose = Compose::new(label, &env);
-    compose.run(&["up", "-d", "--scale", "job-controller=3"]);
-    let server = format!("http://{}", compose.port("broker", 1, 7440));
-    let metrics = compose.port("broker", 1, 9440);
-    let client = wait_for("the broker answers", Duration::from_secs(90), || async {
-        match Client::connect(&server).await {
-            Ok(c) if c.list(Kind::Node, &Selector::all()).await.is_ok() => Some(c),
-            _ => None,
-        }
-    })
-    .await;
-    let mut shards = ShardsClient::connect(server.clone())
-        .await
-        .expect("shards client");
-    let replicas = compose.containers("job-controller");
-    assert_eq!(replicas.len(), 3, "three Job controller replicas");
-    let mut names = Vec::new();
-    for id in &replicas {
-        names.push(replica_in(&mut shards, "job", id).await);
-    }
-    wait_for("20 sim nodes Ready", Duration::from_secs(90), || async {
-        let nodes = client.list(Kind::Node, &Selector::all()).await.ok()?;
-        let ready = nodes
-            .items
-            .iter()
-            .filter_map(|n| n.as_node())
-            .filter(|n| bosun_tests::node_ready(n))
-            .count();
-        (ready >= 20).then_some(())
-    })
-    .await;
-
-    // The pod watch, from before the Jobs exist.
-    let selector = Selector::namespace(NS);
-    let listed = client.list(Kind::Pod, &selector).await.expect("list pods");
-    let mut stream = client
-        .watch(Kind::Pod, &selector, listed.revision)
-        .await
-        .expect("watch pods");
-    // (pods of the two Jobs seen Succeeded, the revision the ledger is complete up to)
-    let (progress_tx, progress) = watch::channel((0usize, 0i64));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let watcher = tokio::spawn({
-        let (client, stop, selector) = (client.clone(), stop.clone(), selector.clone());
-        async move {
-            let mut ledger = PodLedger::new(&listed.items, listed.revision);
-            loop {
-                let ev = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    ev = stream.next() => ev,
-                };
-                match ev {
-                    Ok(Some(ev)) => {
-                        ledger.apply(&ev);
-                        let done = if matches!(ev, WatchEvent::Bookmark(_)) {
-                            progress_tx.borrow().0
-                        } else {
-                            ledger.job("chaos-indexed").succeeded_total()
-                                + ledger.job("chaos-plain").succeeded_total()
-                        };
-                        progress_tx.send_replace((done, ledger.revision()));
-                    }
-                    Ok(None) | Err(_) => {
-                        // Resume where the ledger is (the broker's window holds the rest).
-                        stream = client
-                            .watch(Kind::Pod, &selector, ledger.revision())
-                            .await
-                            .expect("resume the pod watch");
-                    }
-                }
+impl Stack {
+    async fn up(
+        label: &str,
+        service: &str,
+        controller: &'static str,
+        replicas: usize,
+        broker_env: &[(&str, &str)],
+    ) -> Stack {
+        let image = std::env::var("BOSUN_IMAGE")
+            .expect("BOSUN_IMAGE names the images (deploy/chaos.sh builds them)");
+        let port = 17640 + (std::process::id() % 50) as u16 * 4;
+        let ports = [port, port + 1].map(|p| p.to_string());
+        let mut env = vec![
+            ("BOSUN_IMAGE", image.as_str()),
+            ("BOSUN_PORT", ports[0].as_str()),
+            ("BOSUN_PORT_LAST", ports[0].as_str()),
+            ("BOSUN_METRICS_PORT", ports[1].as_str()),
+            ("BOSUN_METRICS_PORT_LAST", ports[1].as_str()),
+        ];
+        env.extend_from_slice(broker_env);
+        let compose = Compose::new(label, &env);
+        compose.run(&["up", "-d", "--scale", &format!("{service}={replicas}")]);
+        let server = format!("http://{}", compose.port("broker", 1, 7440));
+        let metrics = compose.port("broker", 1, 9440);
+        let client = wait_for("the broker answers", Duration::from_secs(90), || async {
+            match Client::connect(&server).await {
+                Ok(c) if c.list(Kind::Node, &Selector::all()).await.is_ok() => Some(c),
+                _ => None,
             }
-            ledger.finish();
-            ledger
+        })
+        .await;
+        let mut shards = ShardsClient::connect(server.clone())
+            .await
+            .expect("shards client");
+        let ids = compose.containers(service);
+        assert_eq!(ids.len(), replicas, "{replicas} replicas of {service}");
+        let mut named = Vec::new();
+        for id in ids {
+            let name = replica_in(&mut shards, controller, &id).await;
+            named.push((id, name));
         }
-    });
+        wait_for("20 sim nodes Ready", Duration::from_secs(90), || async {
+            let nodes = client.list(Kind::Node, &Selector::all()).await.ok()?;
+            let ready = nodes
+                .items
+                .iter()
+                .filter_map(|n| n.as_node())
+                .filter(|n| bosun_tests::node_ready(n))
+                .filter(|n| {
+                    n.metadata
+                        .as_ref()
+                        .is_some_and(|m| m.name.starts_with("sim-"))
+                })
+                .count();
+            (ready >= 20).then_some(())
+        })
+        .await;
+        Stack {
+            compose,
+            server,
+            metrics,
+            client,
+            shards,
+            controller,
+            replicas: named,
+            handoffs: Vec::new(),
+        }
+    }
 
-    let bosun = |args: &[&str], stdin: &str| {
+    /// `bosun apply -f -` of `yaml`, with the real CLI.
+    fn apply(&self, yaml: &str) {
         use std::io::Write;
         let mut child = Command::new(workspace_binary("bosun"))
-            .args(["--server", &server])
-            .args(args)
+            .args(["--server", &self.server, "apply", "-f", "-"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -364,73 +351,168 @@ async fn run_under_faults(label: &str, broker_env: &[(&str, &str)]) -> Run {
         child
             .stdin
             .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+            .expect("stdin")
+            .write_all(yaml.as_bytes())
+            .expect("write the manifest");
+        let out = child.wait_with_output().expect("bosun apply");
         assert!(
             out.status.success(),
-            "bosun {args:?}: {}",
+            "bosun apply: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    };
-    bosun(&["apply", "-f", "-"], &job_yaml("chaos-indexed", true));
-    bosun(&["apply", "-f", "-"], &job_yaml("chaos-plain", false));
+    }
 
-    let until = |n: usize| {
-        let mut p = progress.clone();
-        async move {
-            let _ = tokio::time::timeout(JOB_DEADLINE, p.wait_for(|(d, _)| *d >= n)).await;
-        }
-    };
-    let mut handoffs = Vec::new();
-    let network = compose.network();
-    let (a, b, c) = (
-        replicas[0].as_str(),
-        replicas[1].as_str(),
-        replicas[2].as_str(),
-    );
-    let (name_a, name_b, name_c) = (&names[0], &names[1], &names[2]);
+    async fn settled(&mut self, what: &'static str, replica: usize, holding: bool) {
+        let name = self.replicas[replica].1.clone();
+        let took = settled(&mut self.shards, self.controller, &name, holding).await;
+        eprintln!("{what}: {took:?}");
+        self.handoffs.push((what, took));
+    }
 
-    // 1. kill -9 one replica (its restart policy may bring a new process back: a new name).
-    until(COMPLETIONS * 2 / 10).await;
-    docker(&["kill", a]);
-    handoffs.push((
-        "docker kill",
-        settled(&mut shards, "job", name_a, false).await,
-    ));
+    /// `docker kill` (SIGKILL) replica `i`; waits for the others to take its shards.
+    async fn kill(&mut self, i: usize) {
+        docker(&["kill", &self.replicas[i].0]);
+        self.settled("docker kill → shards taken over", i, false)
+            .await;
+    }
 
-    // 2. pause another past its lease, then resume it: the same process, which must find
-    // out that it lost everything, and join again.
-    until(COMPLETIONS * 6 / 10).await;
-    docker(&["pause", b]);
-    handoffs.push((
-        "docker pause",
-        settled(&mut shards, "job", name_b, false).await,
-    ));
-    docker(&["unpause", b]);
-    handoffs.push((
-        "rejoin after unpause",
-        settled(&mut shards, "job", name_b, true).await,
-    ));
+    /// `docker pause` replica `i` until the others hold its shards, then `docker unpause`
+    /// it and wait until it holds shards again.
+    async fn pause_past_its_lease(&mut self, i: usize) {
+        docker(&["pause", &self.replicas[i].0]);
+        self.settled("docker pause → shards taken over", i, false)
+            .await;
+        docker(&["unpause", &self.replicas[i].0]);
+        self.settled("docker unpause → rejoined", i, true).await;
+    }
 
-    // 3. cut a third off the network past its lease, then reconnect it.
-    until(COMPLETIONS * 10 / 10).await;
-    docker(&["network", "disconnect", network.as_str(), c]);
-    handoffs.push((
-        "network disconnect",
-        settled(&mut shards, "job", name_c, false).await,
-    ));
-    docker(&["network", "connect", network.as_str(), c]);
-    handoffs.push((
-        "rejoin after reconnect",
-        settled(&mut shards, "job", name_c, true).await,
-    ));
+    /// Cuts replica `i` off the network until the others hold its shards, then reconnects
+    /// it and waits until it holds shards again.
+    async fn partition_past_its_lease(&mut self, i: usize) {
+        let network = self.compose.network();
+        docker(&["network", "disconnect", &network, &self.replicas[i].0]);
+        self.settled("network disconnect → shards taken over", i, false)
+            .await;
+        docker(&["network", "connect", &network, &self.replicas[i].0]);
+        self.settled("network reconnect → rejoined", i, true).await;
+    }
 
-    // Both Jobs finish.
+    /// Writes the broker refused as fenced.
+    async fn fenced(&self) -> f64 {
+        metric_sum(&self.metrics, "bosun_broker_fenced_writes_total").await
+    }
+
+    /// Watches the namespace's pods into a [`PodLedger`] until the returned token is
+    /// cancelled; the channel says how many pods of `count` (owner names) were seen
+    /// Succeeded and the revision the ledger is complete up to.
+    async fn pod_ledger(
+        &self,
+        count: &'static [&'static str],
+    ) -> (
+        watch::Receiver<(usize, i64)>,
+        tokio_util::sync::CancellationToken,
+        tokio::task::JoinHandle<PodLedger>,
+    ) {
+        let selector = Selector::namespace(NS);
+        let listed = self
+            .client
+            .list(Kind::Pod, &selector)
+            .await
+            .expect("list pods");
+        let mut stream = self
+            .client
+            .watch(Kind::Pod, &selector, listed.revision)
+            .await
+            .expect("watch pods");
+        let (tx, rx) = watch::channel((0usize, listed.revision));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn({
+            let (client, stop) = (self.client.clone(), stop.clone());
+            async move {
+                let mut ledger = PodLedger::new(&listed.items, listed.revision);
+                loop {
+                    let ev = tokio::select! {
+                        _ = stop.cancelled() => break,
+                        ev = stream.next() => ev,
+                    };
+                    match ev {
+                        Ok(Some(ev)) => {
+                            ledger.apply(&ev);
+                            let done = count.iter().map(|j| ledger.job(j).succeeded_total()).sum();
+                            tx.send_replace((done, ledger.revision()));
+                        }
+                        Ok(None) | Err(_) => {
+                            // Resume where the ledger is (the broker's window holds the rest).
+                            stream = client
+                                .watch(Kind::Pod, &selector, ledger.revision())
+                                .await
+                                .expect("resume the pod watch");
+                        }
+                    }
+                }
+                ledger.finish();
+                ledger
+            }
+        });
+        (rx, stop, task)
+    }
+
+    /// Stops the ledger once it has every pod event up to now.
+    async fn close_ledger(
+        &self,
+        mut progress: watch::Receiver<(usize, i64)>,
+        stop: tokio_util::sync::CancellationToken,
+        task: tokio::task::JoinHandle<PodLedger>,
+    ) -> PodLedger {
+        let rev = self
+            .client
+            .list(Kind::Pod, &Selector::namespace(NS))
+            .await
+            .expect("list")
+            .revision;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            progress.wait_for(|(_, r)| *r >= rev),
+        )
+        .await
+        .expect("the pod watch caught up within 30 s (bookmarks carry it)")
+        .expect("the pod watch runs");
+        stop.cancel();
+        task.await.expect("the pod watch")
+    }
+}
+
+/// Waits until `progress` says at least `n` pods were seen Succeeded.
+async fn until(progress: &watch::Receiver<(usize, i64)>, n: usize) {
+    let mut p = progress.clone();
+    let _ = tokio::time::timeout(JOB_DEADLINE, p.wait_for(|(d, _)| *d >= n)).await;
+}
+
+const JOBS: &[&str] = &["chaos-indexed", "chaos-plain"];
+
+/// What one run of the Job controller under faults saw.
+struct Run {
+    ledger: PodLedger,
+    jobs: Vec<v1::Job>,
+    fenced: f64,
+}
+
+async fn jobs_under_faults(label: &str, broker_env: &[(&str, &str)]) -> Run {
+    let mut stack = Stack::up(label, "job-controller", "job", 3, broker_env).await;
+    let (progress, stop, task) = stack.pod_ledger(JOBS).await;
+    stack.apply(&job_yaml("chaos-indexed", true));
+    stack.apply(&job_yaml("chaos-plain", false));
+    let total = COMPLETIONS * JOBS.len();
+    until(&progress, total / 10).await;
+    stack.kill(0).await;
+    until(&progress, total * 3 / 10).await;
+    stack.pause_past_its_lease(1).await;
+    until(&progress, total / 2).await;
+    stack.partition_past_its_lease(2).await;
+    let client = stack.client.clone();
     let jobs = wait_for("both Jobs Complete", JOB_DEADLINE, || async {
         let mut jobs = Vec::new();
-        for name in ["chaos-indexed", "chaos-plain"] {
+        for name in JOBS {
             let job = client.get(Kind::Job, NS, name).await.ok()?.into_job()?;
             if !bosun_tests::job_condition_true(&job, "Complete") {
                 return None;
@@ -440,37 +522,23 @@ async fn run_under_faults(label: &str, broker_env: &[(&str, &str)]) -> Run {
         Some(jobs)
     })
     .await;
-    // Every pod event up to now is in the ledger (bookmarks carry it past quiet spells).
-    let rev = client
-        .list(Kind::Pod, &selector)
-        .await
-        .expect("list")
-        .revision;
-    let mut p = progress.clone();
-    tokio::time::timeout(Duration::from_secs(30), p.wait_for(|(_, r)| *r >= rev))
-        .await
-        .expect("the pod watch caught up within 30 s")
-        .expect("the pod watch runs");
-    stop.cancel();
-    let ledger = watcher.await.expect("the pod watch");
-    let fenced = metric_sum(&metrics, "bosun_broker_fenced_writes_total").await;
+    let ledger = stack.close_ledger(progress, stop, task).await;
+    for (what, took) in &stack.handoffs {
+        eprintln!("handoff, {what}: {took:?}");
+    }
     Run {
         ledger,
         jobs,
-        fenced,
-        handoffs,
+        fenced: stack.fenced().await,
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Docker, docker-compose and the images: run deploy/chaos.sh"]
 async fn three_job_controller_replicas_count_exactly_through_kill_pause_and_partition() {
-    let run = run_under_faults("jobs", &[]).await;
-    for (what, took) in &run.handoffs {
-        eprintln!("handoff {what}: {took:?}");
-    }
+    let run = jobs_under_faults("jobs", &[]).await;
     for job in &run.jobs {
-        let name = job.metadata.as_ref().unwrap().name.clone();
+        let name = job.metadata.as_ref().expect("metadata").name.clone();
         let status = bosun_tests::job_status(job);
         assert_eq!(status.succeeded as usize, COMPLETIONS, "{name}: succeeded");
         let l = run.ledger.job(&name);
@@ -508,17 +576,225 @@ async fn three_job_controller_replicas_count_exactly_through_kill_pause_and_part
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Docker, docker-compose and the images: run deploy/chaos.sh"]
 async fn without_the_fence_check_the_same_faults_break_the_count() {
-    let run = run_under_faults("nofence", &[("BOSUN_UNSAFE_SKIP_FENCE_CHECK", "true")]).await;
-    let broken = run.jobs.iter().any(|job| {
-        let name = job.metadata.as_ref().unwrap().name.clone();
-        let l = run.ledger.job(&name);
-        l.succeeded_total() != COMPLETIONS
-            || !l.indexes_counted_twice().is_empty()
-            || l.max_running > PARALLELISM
-            || l.max_running_per_index > 1
-    });
+    let run = jobs_under_faults("nofence", &[("BOSUN_UNSAFE_SKIP_FENCE_CHECK", "true")]).await;
+    let broken: Vec<String> = run
+        .jobs
+        .iter()
+        .filter_map(|job| {
+            let name = job.metadata.as_ref()?.name.clone();
+            let l = run.ledger.job(&name);
+            let status = bosun_tests::job_status(job);
+            (status.succeeded as usize != COMPLETIONS
+                || l.succeeded_total() != COMPLETIONS
+                || !l.indexes_counted_twice().is_empty()
+                || l.max_running > PARALLELISM
+                || l.max_running_per_index > 1)
+                .then(|| {
+                    format!(
+                        "{name}: succeeded {}, pods Succeeded {}, indexes twice {}, max running {}, per index {}",
+                        status.succeeded,
+                        l.succeeded_total(),
+                        l.indexes_counted_twice().len(),
+                        l.max_running,
+                        l.max_running_per_index
+                    )
+                })
+        })
+        .collect();
+    eprintln!("without the fence: {broken:?}");
     assert!(
-        broken,
-        "the faults did no harm without the fence: the fault test proves nothing"
+        !broken.is_empty(),
+        "the faults did no harm without the fence check: the fault test proves nothing"
+    );
+}
+
+const CRONJOBS: usize = 20;
+
+fn cronjob_yaml(i: usize) -> String {
+    format!(
+        r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: chaos-cj-{i}
+  namespace: {NS}
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    spec:
+      template:
+        metadata:
+          annotations:
+            bosun.dev/sim-duration: 1s
+        spec:
+          restartPolicy: Never
+          nodeSelector:
+            pool: sim
+          containers:
+          - name: main
+            image: busybox
+            command: ["true"]
+"#
+    )
+}
+
+fn unix_minute() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+        / 60
+}
+
+/// Sleeps until `second` past the next minute boundary... or this minute's, if still ahead.
+async fn at_second(second: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let into = now.as_secs() % 60;
+    let wait = if into < second {
+        second - into
+    } else {
+        60 - into + second
+    };
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Docker, docker-compose and the images: run deploy/chaos.sh"]
+async fn two_cronjob_controller_replicas_make_exactly_one_job_per_minute_through_faults() {
+    let mut stack = Stack::up("cronjobs", "cronjob-controller", "cronjob", 2, &[]).await;
+    for i in 0..CRONJOBS {
+        stack.apply(&cronjob_yaml(i));
+    }
+    // The faults fall inside minutes, one replica always left to fire at each boundary.
+    at_second(5).await;
+    let first = unix_minute();
+    stack.pause_past_its_lease(0).await;
+    at_second(10).await;
+    stack.partition_past_its_lease(1).await;
+    at_second(10).await;
+    stack.kill(0).await;
+    at_second(15).await;
+    let last = unix_minute();
+    let jobs = stack
+        .client
+        .list(Kind::Job, &Selector::namespace(NS))
+        .await
+        .expect("list jobs");
+    let mut per: std::collections::BTreeMap<(String, u64), usize> = Default::default();
+    for job in &jobs.items {
+        let Some((cj, minute)) = job.name().rsplit_once('-') else {
+            continue;
+        };
+        if let Ok(minute) = minute.parse::<u64>() {
+            *per.entry((cj.to_string(), minute)).or_default() += 1;
+        }
+    }
+    for i in 0..CRONJOBS {
+        for minute in first..=last {
+            let n = per
+                .get(&(format!("chaos-cj-{i}"), minute))
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(n, 1, "chaos-cj-{i} at minute {minute}: {n} Jobs");
+        }
+    }
+    eprintln!(
+        "{CRONJOBS} CronJobs × {} minutes: one Job each; fenced writes {}",
+        last - first + 1,
+        stack.fenced().await
+    );
+}
+
+const DS: &str = "chaos-ds";
+
+fn daemonset_yaml(version: usize) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {DS}
+  namespace: {NS}
+spec:
+  selector:
+    matchLabels:
+      app: {DS}
+  updateStrategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxUnavailable: 2
+  template:
+    metadata:
+      labels:
+        app: {DS}
+      annotations:
+        bosun.dev/sim-duration: 24h
+    spec:
+      nodeSelector:
+        pool: sim
+      containers:
+      - name: main
+        image: busybox
+        command: ["sleep", "86400"]
+        env:
+        - name: VERSION
+          value: "{version}"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Docker, docker-compose and the images: run deploy/chaos.sh"]
+async fn two_daemonset_controller_replicas_never_run_two_pods_on_one_node_through_faults() {
+    let mut stack = Stack::up("daemonsets", "daemonset-controller", "daemonset", 2, &[]).await;
+    let (progress, stop, task) = stack.pod_ledger(&[]).await;
+    let client = stack.client.clone();
+    let rolled_to = |version: usize| {
+        let client = client.clone();
+        async move {
+            wait_for(
+                &format!("every sim node runs version {version}"),
+                Duration::from_secs(180),
+                || async {
+                    let ds = client
+                        .get(Kind::DaemonSet, NS, DS)
+                        .await
+                        .ok()?
+                        .into_daemon_set()?;
+                    let st = ds.status.unwrap_or_default();
+                    let generation = ds.metadata.map(|m| m.generation).unwrap_or_default();
+                    (st.observed_generation == generation
+                        && st.desired_number_scheduled == 20
+                        && st.updated_number_scheduled == 20
+                        && st.number_available == 20)
+                        .then_some(())
+                },
+            )
+            .await
+        }
+    };
+    stack.apply(&daemonset_yaml(0));
+    rolled_to(0).await;
+    stack.apply(&daemonset_yaml(1));
+    stack.pause_past_its_lease(0).await;
+    rolled_to(1).await;
+    stack.apply(&daemonset_yaml(2));
+    stack.partition_past_its_lease(1).await;
+    rolled_to(2).await;
+    stack.apply(&daemonset_yaml(3));
+    stack.kill(0).await;
+    rolled_to(3).await;
+    let ledger = stack.close_ledger(progress, stop, task).await;
+    let l = ledger.job(DS);
+    assert_eq!(
+        l.max_running_per_node, 1,
+        "two pods of the DaemonSet ran on one node at once"
+    );
+    eprintln!(
+        "DaemonSet: 3 rollouts over 20 nodes, {} pods seen, fenced writes {}",
+        l.pods_seen,
+        stack.fenced().await
     );
 }
