@@ -19,10 +19,14 @@
 //! `cargo run --release -p bosun-bench -- daemonsets` — a DaemonSet on 1,000 sim nodes:
 //! create → every pod Running, RollingUpdate (maxUnavailable 10%) → every pod updated, the
 //! most nodes left unavailable during the update, and the controller's memory per node.
+//!
+//! `cargo run --release -p bosun-bench -- handoff` — shard handoff times of a scaled-out
+//! controller after `kill -9` and after SIGTERM of one of its replicas.
 
 mod cronjobs;
 mod daemonsets;
 mod fanout;
+mod handoff;
 mod jobs;
 mod sched;
 mod startup;
@@ -60,6 +64,8 @@ enum Bench {
     /// DaemonSet create → every pod Running and RollingUpdate (10%) → every pod updated, on
     /// sim nodes; the most nodes unavailable during the update; controller memory per node.
     Daemonsets(daemonsets::Args),
+    /// Shard handoff p50/max after `kill -9` and after SIGTERM of a controller replica.
+    Handoff(handoff::Args),
 }
 
 #[tokio::main]
@@ -71,5 +77,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Jobs(args) => jobs::run(args).await,
         Bench::Cronjobs(args) => cronjobs::run(args).await,
         Bench::Daemonsets(args) => daemonsets::run(args).await,
+        Bench::Handoff(args) => handoff::run(args).await,
     }
 }
