@@ -168,7 +168,7 @@ fn weight(shard: u32, member: &str) -> u64 {
 }
 
 /// The shards of `0..count` that `me` should own among `members` (which should include `me`).
-pub fn assigned<'a>(me: &str, members: &[&'a str], count: u32) -> Vec<u32> {
+pub fn assigned(me: &str, members: &[&str], count: u32) -> Vec<u32> {
     (0..count)
         .filter(|s| rendezvous(*s, members.iter().copied()) == Some(me))
         .collect()
