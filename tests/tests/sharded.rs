@@ -1,12 +1,12 @@
-//! Scale-out end to end (issue 12), the runtime side: real etcd, the broker, the scheduler
-//! and process-runtime nodes, and two in-process replicas of the Job controller, each given
-//! its shards by hand through a `watch` channel the test owns (the membership is not part
-//! of this test). Today's broker sends every object whatever the shard filter, so this
-//! checks the replicas' own gating: each Job's pods are created by the replica holding the
-//! Job's shard, and when shards move, the new holder takes their Jobs over and the old one
-//! stops touching them.
+//! Scale-out end to end (issue 12), the runtime side: real etcd, the broker, and two
+//! in-process replicas of one controller kind (the Job controller, with the scheduler and
+//! process-runtime nodes; the CronJob controller), each given its shards by hand through a
+//! `watch` channel the test owns (the membership is not part of this test). Today's broker
+//! sends every object whatever the shard filter, so this checks the replicas' own gating:
+//! each object's children are created by the replica holding its shard, and when shards
+//! move, the new holder takes their objects over and the old one stops touching them.
 //!
-//! Which replica created a pod is read from its `SuccessfulCreate` event: each replica
+//! Which replica created a child is read from its `SuccessfulCreate` event: each replica
 //! names itself as the event's `source.host` (`--replica`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,18 +16,25 @@ use std::time::Duration;
 
 use bosun_api::shard::{Controller, SHARDS, of_uid};
 use bosun_api::v1::{self, Kind, Object};
+use bosun_cronjob_controller::Clock;
 use bosun_runtime::client::Selector;
 use bosun_runtime::sharded::{Held, Sharding};
 use bosun_tests::{free_addr, job_condition_true, metric, wait_for};
+use chrono::{DateTime, Timelike, Utc};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The shards of `ranges`, each held with `token`.
+/// The Job controller's shards of `ranges`, each held with `token`.
 fn held(ranges: &[(Range<u32>, i64)]) -> Held {
+    held_of(Controller::Job, ranges)
+}
+
+/// `controller`'s shards of `ranges`, each held with `token`.
+fn held_of(controller: Controller, ranges: &[(Range<u32>, i64)]) -> Held {
     Held {
-        controller: Controller::Job,
+        controller,
         count: SHARDS,
         tokens: ranges
             .iter()
@@ -36,32 +43,59 @@ fn held(ranges: &[(Range<u32>, i64)]) -> Held {
     }
 }
 
-/// One replica of the Job controller, running in-process until the test ends.
+/// One replica of a controller, running in-process until the test ends.
 struct Replica {
     name: &'static str,
+    controller: Controller,
     metrics: SocketAddr,
     held: watch::Sender<Held>,
 }
 
 impl Replica {
+    /// A replica of the Job controller.
     fn start(
         plane: &bosun_tests::Plane,
         name: &'static str,
         shards: Held,
         stop: &CancellationToken,
     ) -> Replica {
-        let (tx, rx) = watch::channel(shards);
+        let (replica, sharding) = Replica::new(name, shards);
         let mut config = bosun_job_controller::Config::for_server(plane.url());
-        config.metrics.metrics_listen = Some(free_addr());
+        config.metrics.metrics_listen = Some(replica.metrics);
         config.replica.replica = name.to_string();
-        config.sharding = Some(Sharding::new(Controller::Job, rx));
-        let metrics = config.metrics.metrics_listen.expect("set above");
+        config.sharding = Some(sharding);
         tokio::spawn(bosun_job_controller::run(config, stop.clone()));
-        Replica {
+        replica
+    }
+
+    /// A replica of the CronJob controller on `clock`.
+    fn start_cronjobs(
+        plane: &bosun_tests::Plane,
+        name: &'static str,
+        shards: Held,
+        clock: &Clock,
+        stop: &CancellationToken,
+    ) -> Replica {
+        let (replica, sharding) = Replica::new(name, shards);
+        let mut config = bosun_cronjob_controller::Config::for_server(plane.url());
+        config.metrics.metrics_listen = Some(replica.metrics);
+        config.replica.replica = name.to_string();
+        config.sharding = Some(sharding);
+        config.clock = clock.clone();
+        tokio::spawn(bosun_cronjob_controller::run(config, stop.clone()));
+        replica
+    }
+
+    fn new(name: &'static str, shards: Held) -> (Replica, Sharding) {
+        let controller = shards.controller;
+        let (tx, rx) = watch::channel(shards);
+        let replica = Replica {
             name,
-            metrics,
+            controller,
+            metrics: free_addr(),
             held: tx,
-        }
+        };
+        (replica, Sharding::new(controller, rx))
     }
 
     async fn metric(&self, name: &str) -> f64 {
@@ -70,7 +104,11 @@ impl Replica {
 
     /// Waits until its controller reports `n` shards held.
     async fn wait_holding(&self, n: usize) {
-        let name = "bosun_controller_shards_held{controller=\"job\"}";
+        let name = format!(
+            "bosun_controller_shards_held{{controller=\"{}\"}}",
+            self.controller
+        );
+        let name = name.as_str();
         wait_for(
             &format!("{} holding {n} shards", self.name),
             WAIT,
@@ -109,8 +147,8 @@ fn job(plane: &bosun_tests::Plane, name: &str, completions: i32) -> Object {
     .into()
 }
 
-/// Pod name → the replica whose `SuccessfulCreate` event reports creating it, for the Job
-/// with `uid`.
+/// Child name → the replica whose `SuccessfulCreate` event reports creating it, for the
+/// object with `uid` (a Job's pods, a CronJob's Jobs).
 async fn creators(plane: &bosun_tests::Plane, uid: &str) -> HashMap<String, String> {
     plane
         .client()
@@ -123,7 +161,11 @@ async fn creators(plane: &bosun_tests::Plane, uid: &str) -> HashMap<String, Stri
         .filter(|e| e.reason == "SuccessfulCreate")
         .filter(|e| e.involved_object.as_ref().is_some_and(|o| o.uid == uid))
         .filter_map(|e| {
-            let pod = e.message.strip_prefix("Created pod: ")?.to_string();
+            let msg = &e.message;
+            let pod = msg
+                .strip_prefix("Created pod: ")
+                .or_else(|| msg.strip_prefix("Created job "))?
+                .to_string();
             Some((pod, e.source.map(|s| s.host).unwrap_or_default()))
         })
         .collect()
@@ -260,5 +302,145 @@ async fn two_replicas_split_the_jobs_by_shard_and_hand_them_over_when_shards_mov
         a.metric(skipped).await > 0.0 && b.metric(skipped).await > 0.0,
         "each replica saw (and dropped) the other's Jobs: today's broker does not filter"
     );
+    stop.cancel();
+}
+
+/// `t` to the minute (down).
+fn minute_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .expect("a minute")
+}
+
+/// A clock 5 s past the minute the real clock is in 10 s from now (after waiting for that
+/// minute), as `tests/cronjob.rs` sets it: CronJobs made in that real minute have the next
+/// one as their first slot, 55 s away on the moved clock, so none passes on its own.
+async fn test_clock() -> Clock {
+    let clock = Clock::default();
+    let base = minute_of(Utc::now() + chrono::Duration::seconds(10));
+    let what = format!("the real clock to reach {base}");
+    wait_for(&what, WAIT, || async { Utc::now() >= base }).await;
+    clock.jump_to(base + chrono::Duration::seconds(5));
+    clock
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_cronjob_replicas_make_one_job_per_slot_each_by_the_holder_of_its_shard() {
+    let plane = bosun_tests::Plane::builder("sharded-cronjobs")
+        .start()
+        .await;
+    let clock = test_clock().await;
+    let stop = CancellationToken::new();
+    let half = |r: Range<u32>, token| held_of(Controller::CronJob, &[(r, token)]);
+    let a = Replica::start_cronjobs(&plane, "replica-a", half(0..128, 1), &clock, &stop);
+    let b = Replica::start_cronjobs(&plane, "replica-b", half(128..SHARDS, 2), &clock, &stop);
+
+    // 10 CronJobs at least, with one in each quarter that matters (as for Jobs above).
+    let mut cronjobs: BTreeMap<String, (u32, String)> = BTreeMap::new();
+    let quarter = |s: u32| (s / 64).min(2);
+    for i in 0..40 {
+        let covered = (0..3).all(|q| cronjobs.values().any(|(s, _)| quarter(*s) == q));
+        if cronjobs.len() >= 10 && covered {
+            break;
+        }
+        let name = format!("c{i:02}");
+        let created = plane
+            .client()
+            .create(bosun_tests::cron_job("default", &name))
+            .await
+            .expect("create cronjob");
+        let uid = created.uid().to_string();
+        cronjobs.insert(name, (of_uid(&uid, SHARDS), uid));
+    }
+    let owner_before = |s: u32| if s < 128 { a.name } else { b.name };
+    let owner_after = |s: u32| {
+        if (64..128).contains(&s) {
+            a.name
+        } else {
+            b.name
+        }
+    };
+
+    // The first slot: one Job per CronJob, made by the holder of its shard.
+    let slot = minute_of(clock.now()) + chrono::Duration::minutes(1);
+    clock.jump_to(slot - chrono::Duration::milliseconds(300));
+    let mut first_job = HashMap::new();
+    for (name, (shard, uid)) in &cronjobs {
+        let made = wait_for(
+            &format!("the first Job of {name} reported"),
+            WAIT,
+            || async {
+                let made = creators(&plane, uid).await;
+                if made.len() == 1 {
+                    Ok(made)
+                } else {
+                    Err(format!("{made:?}"))
+                }
+            },
+        )
+        .await;
+        let (job, by) = made.into_iter().next().expect("one");
+        assert_eq!(
+            by,
+            owner_before(*shard),
+            "{name} (shard {shard}): Job {job}"
+        );
+        first_job.insert(name.clone(), job);
+    }
+
+    // A gives its first quarter to B; the next slot's Jobs are the new holders'.
+    a.held.send(half(64..128, 1)).expect("A runs");
+    b.held
+        .send(held_of(
+            Controller::CronJob,
+            &[(0..64, 3), (128..SHARDS, 2)],
+        ))
+        .expect("B runs");
+    a.wait_holding(64).await;
+    b.wait_holding(192).await;
+    let next = slot + chrono::Duration::minutes(1);
+    clock.jump_to(next - chrono::Duration::milliseconds(300));
+    for (name, (shard, uid)) in &cronjobs {
+        let made = wait_for(&format!("both Jobs of {name} reported"), WAIT, || async {
+            let made = creators(&plane, uid).await;
+            if made.len() == 2 {
+                Ok(made)
+            } else {
+                Err(format!("{made:?}"))
+            }
+        })
+        .await;
+        let (second, by) = made
+            .iter()
+            .find(|(job, _)| **job != first_job[name])
+            .expect("a second Job");
+        assert_eq!(
+            by,
+            owner_after(*shard),
+            "{name} (shard {shard}): Job {second}"
+        );
+    }
+    // One Job per CronJob per slot, whoever made it.
+    let jobs = plane
+        .client()
+        .list(Kind::Job, &Selector::namespace("default"))
+        .await
+        .expect("list jobs")
+        .items;
+    for (name, (_, uid)) in &cronjobs {
+        let mine = jobs
+            .iter()
+            .filter(|j| j.controller_ref().is_some_and(|r| r.uid == *uid))
+            .count();
+        assert_eq!(mine, 2, "{name}: one Job per slot");
+    }
+    let created = "bosun_cronjob_jobs_created_total";
+    let count = |owner: &dyn Fn(u32) -> &'static str, who: &str| {
+        cronjobs.values().filter(|(s, _)| owner(*s) == who).count() as f64
+    };
+    for r in [&a, &b] {
+        let want = count(&owner_before, r.name) + count(&owner_after, r.name);
+        assert_eq!(r.metric(created).await, want, "{}", r.name);
+    }
     stop.cancel();
 }
