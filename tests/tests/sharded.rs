@@ -1,6 +1,7 @@
 //! Scale-out end to end (issue 12), the runtime side: real etcd, the broker, and two
 //! in-process replicas of one controller kind (the Job controller, with the scheduler and
-//! process-runtime nodes; the CronJob controller), each given its shards by hand through a
+//! process-runtime nodes; the CronJob controller; the DaemonSet controller), each given its
+//! shards by hand through a
 //! `watch` channel the test owns (the membership is not part of this test). Today's broker
 //! sends every object whatever the shard filter, so this checks the replicas' own gating:
 //! each object's children are created by the replica holding its shard, and when shards
@@ -83,6 +84,22 @@ impl Replica {
         config.sharding = Some(sharding);
         config.clock = clock.clone();
         tokio::spawn(bosun_cronjob_controller::run(config, stop.clone()));
+        replica
+    }
+
+    /// A replica of the DaemonSet controller.
+    fn start_daemonsets(
+        plane: &bosun_tests::Plane,
+        name: &'static str,
+        shards: Held,
+        stop: &CancellationToken,
+    ) -> Replica {
+        let (replica, sharding) = Replica::new(name, shards);
+        let mut config = bosun_daemonset_controller::Config::for_server(plane.url());
+        config.metrics.metrics_listen = Some(replica.metrics);
+        config.replica.replica = name.to_string();
+        config.sharding = Some(sharding);
+        tokio::spawn(bosun_daemonset_controller::run(config, stop.clone()));
         replica
     }
 
@@ -440,6 +457,121 @@ async fn two_cronjob_replicas_make_one_job_per_slot_each_by_the_holder_of_its_sh
     };
     for r in [&a, &b] {
         let want = count(&owner_before, r.name) + count(&owner_after, r.name);
+        assert_eq!(r.metric(created).await, want, "{}", r.name);
+    }
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_daemonset_replicas_place_each_daemonsets_pods_by_the_holder_of_its_shard() {
+    let mut plane = bosun_tests::Plane::builder("sharded-daemonsets")
+        .scheduler()
+        .nodes(&["node-1", "node-2"])
+        .start()
+        .await;
+    let stop = CancellationToken::new();
+    let half = |r: Range<u32>, token| held_of(Controller::DaemonSet, &[(r, token)]);
+    let a = Replica::start_daemonsets(&plane, "replica-a", half(0..128, 1), &stop);
+    let b = Replica::start_daemonsets(&plane, "replica-b", half(128..SHARDS, 2), &stop);
+
+    // 6 DaemonSets at least, with one in each quarter that matters; their pods wait (and
+    // are restarted in place), never replaced.
+    let mut daemonsets: BTreeMap<String, (u32, String)> = BTreeMap::new();
+    let quarter = |s: u32| (s / 64).min(2);
+    for i in 0..40 {
+        let covered = (0..3).all(|q| daemonsets.values().any(|(s, _)| quarter(*s) == q));
+        if daemonsets.len() >= 6 && covered {
+            break;
+        }
+        let name = format!("d{i:02}");
+        let mut ds = bosun_tests::daemon_set("default", &name)
+            .into_daemon_set()
+            .expect("a DaemonSet");
+        let spec = ds
+            .spec
+            .as_mut()
+            .and_then(|s| s.template.as_mut()?.spec.as_mut());
+        spec.expect("a pod spec").containers[0].command =
+            vec!["sh".into(), "-c".into(), plane.wait_for_file("never")];
+        let created = plane
+            .client()
+            .create(ds.into())
+            .await
+            .expect("create daemonset");
+        let uid = created.uid().to_string();
+        daemonsets.insert(name, (of_uid(&uid, SHARDS), uid));
+    }
+    let owner_before = |s: u32| if s < 128 { a.name } else { b.name };
+    let owner_after = |s: u32| {
+        if (64..128).contains(&s) {
+            a.name
+        } else {
+            b.name
+        }
+    };
+
+    // A pod per node, each made by the holder of its DaemonSet's shard.
+    let mut first_pods = HashMap::new();
+    for (name, (shard, uid)) in &daemonsets {
+        let made = wait_for(&format!("2 pods of {name} reported"), WAIT, || async {
+            let made = creators(&plane, uid).await;
+            if made.len() == 2 {
+                Ok(made)
+            } else {
+                Err(format!("{made:?}"))
+            }
+        })
+        .await;
+        for (pod, by) in &made {
+            assert_eq!(
+                by,
+                owner_before(*shard),
+                "{name} (shard {shard}): pod {pod}"
+            );
+        }
+        first_pods.insert(name.clone(), made);
+    }
+
+    // A gives its first quarter to B; a new node's pods are the new holders'.
+    a.held.send(half(64..128, 1)).expect("A runs");
+    b.held
+        .send(held_of(
+            Controller::DaemonSet,
+            &[(0..64, 3), (128..SHARDS, 2)],
+        ))
+        .expect("B runs");
+    a.wait_holding(64).await;
+    b.wait_holding(192).await;
+    plane.add_nodes(&["node-3"]).await;
+    for (name, (shard, uid)) in &daemonsets {
+        let made = wait_for(&format!("3 pods of {name} reported"), WAIT, || async {
+            let made = creators(&plane, uid).await;
+            if made.len() == 3 {
+                Ok(made)
+            } else {
+                Err(format!("{made:?}"))
+            }
+        })
+        .await;
+        let (third, by) = made
+            .iter()
+            .find(|(pod, _)| !first_pods[name].contains_key(*pod))
+            .expect("a pod for node-3");
+        assert_eq!(
+            by,
+            owner_after(*shard),
+            "{name} (shard {shard}): pod {third}"
+        );
+    }
+    let created = "bosun_daemonset_pods_created_total";
+    let count = |owner: &dyn Fn(u32) -> &'static str, who: &str| {
+        daemonsets
+            .values()
+            .filter(|(s, _)| owner(*s) == who)
+            .count() as f64
+    };
+    for r in [&a, &b] {
+        let want = 2.0 * count(&owner_before, r.name) + count(&owner_after, r.name);
         assert_eq!(r.metric(created).await, want, "{}", r.name);
     }
     stop.cancel();
