@@ -15,6 +15,14 @@
 //!
 //! Time comes from a [`Clock`] (the wall clock; tests move it, see `clock.rs`).
 //!
+//! Scale-out (issue 12; `bosun_runtime::sharded`): the controller runs as one of several
+//! replicas, each reconciling the CronJobs of the shards it holds ([`Config::sharding`]; a
+//! lone replica holding every shard, unfenced, when `None`). Both informers are sharded: a
+//! CronJob's Jobs follow the CronJob (Jobs without a CronJob are seen by every replica and
+//! ignored). Every write is made in the reconcile's task, so under its fence; events go
+//! through the recorder's own task, unfenced. The test hook that requeues every CronJob on
+//! a clock step enqueues only the cached (held) ones, and the gate drops the rest.
+//!
 //! Tracing: each Job creation runs in a root span `fire` of its own, linked to the reconcile
 //! it was decided in, so each run of a CronJob is one trace from its fire to its pods' starts
 //! (a reconcile's trace is the request that created the CronJob).
@@ -29,13 +37,14 @@ pub mod plan;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bosun_api::{Kind, Object, v1};
+use bosun_api::{Kind, Object, shard, v1};
 use bosun_runtime::cache::Store;
 use bosun_runtime::client::{Broker, DeleteOptions, Selector};
 use bosun_runtime::controller::{Action, Controller, backoff_on_error};
 use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Histogram, Metrics};
+use bosun_runtime::sharded::Sharding;
 use bosun_runtime::writer::Writer;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -105,10 +114,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
     let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
+    // Scale-out: the shards this replica holds. The membership (issue 12) plugs in here;
+    // without it, a lone replica holds every shard with token 0: no filter, no fence.
+    const KIND: shard::Controller = shard::Controller::CronJob;
+    let sharding = config
+        .sharding
+        .clone()
+        .unwrap_or_else(|| Sharding::single(KIND));
     let cronjobs = Informer::for_broker(&broker, Kind::CronJob, Selector::all());
-    let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
+    let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all())
+        .sharded(sharding.held.clone(), KIND);
     let job_store = jobs.store();
     let controller = Controller::new("cronjob", cronjobs, &registry)
+        .sharded(sharding.held.clone(), KIND)
         .owns(jobs, "CronJob")
         .workers(config.workers);
     // Test hook: a moved clock makes every timer stale; look at every CronJob again.
@@ -133,8 +151,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     });
     let writer: Arc<dyn Writer> = Arc::new(broker);
     let ctx = Arc::new(Ctx {
-        recorder: EventRecorder::with_writer(writer.clone(), COMPONENT, "", EVENTS_QUEUED)
-            .with_metrics(&registry),
+        recorder: EventRecorder::with_writer(
+            writer.clone(),
+            COMPONENT,
+            &config.replica.replica,
+            EVENTS_QUEUED,
+        )
+        .with_metrics(&registry),
         writer,
         jobs: job_store,
         clock: config.clock.clone(),

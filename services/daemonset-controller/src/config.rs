@@ -1,6 +1,9 @@
 //! The DaemonSet controller's command line and environment (`BOSUN_*`).
 
-use bosun_runtime::config::{BrokerArgs, InvalidConfig, MetricsArgs, require_positive};
+use bosun_runtime::config::{
+    BrokerArgs, InvalidConfig, MetricsArgs, ReplicaArgs, require_positive,
+};
+use bosun_runtime::sharded::Sharding;
 
 /// Everything `bosun-daemonset-controller` can be told.
 #[derive(Debug, Clone, clap::Parser)]
@@ -20,6 +23,14 @@ pub struct Config {
 
     #[command(flatten)]
     pub metrics: MetricsArgs,
+
+    #[command(flatten)]
+    pub replica: ReplicaArgs,
+
+    /// Scale-out: the shards this replica holds, from the membership (or a test's channel).
+    /// `None`: `run` acts as a lone replica holding every shard, unfenced.
+    #[arg(skip)]
+    pub sharding: Option<Sharding>,
 }
 
 impl Default for Config {
@@ -41,6 +52,7 @@ impl Config {
     /// Refuses settings this service cannot run with; called before any port is bound.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         self.broker.validate()?;
+        self.replica.validate()?;
         require_positive("--workers", self.workers as u64)
     }
 }
@@ -65,9 +77,19 @@ mod tests {
     #[test]
     fn validate_refuses_what_the_service_cannot_run_with() {
         type Change = fn(&mut Config);
-        let table: [(&str, Change, Option<&str>); 3] = [
+        let table: [(&str, Change, Option<&str>); 5] = [
             ("the defaults", |_| {}, None),
             ("no workers", |c| c.workers = 0, Some("--workers")),
+            (
+                "no replica name",
+                |c| c.replica.replica.clear(),
+                Some("--replica"),
+            ),
+            (
+                "a replica name with a slash",
+                |c| c.replica.replica = "a/b".into(),
+                Some("--replica"),
+            ),
             (
                 "no broker",
                 |c| c.broker.server = String::new(),

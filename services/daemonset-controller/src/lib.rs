@@ -22,6 +22,16 @@
 //! plan's events. Every creation and deletion that succeeded is remembered in the
 //! expectations until the pod cache shows it, so a slow watch never makes two pods for a
 //! node: until then, the next reconcile writes the status only.
+//!
+//! Scale-out (issue 12; `bosun_runtime::sharded`): the controller runs as one of several
+//! replicas, each reconciling the DaemonSets of the shards it holds ([`Config::sharding`];
+//! a lone replica holding every shard, unfenced, when `None`). Sharded: the DaemonSet,
+//! pod and ControllerRevision informers (pods and revisions follow their DaemonSet; orphan
+//! pods are seen by every replica and adopted under the adopting DaemonSet's fence). Not
+//! sharded: nodes, which belong to no DaemonSet and which every replica places pods on (a
+//! node change enqueues every cached, hence held, DaemonSet). Pod creations and deletions
+//! run in a `JoinSet` off the reconcile task, each wrapped in `carry_fence`; events go
+//! through the recorder's own task, unfenced.
 
 pub mod config;
 pub mod error;
@@ -35,7 +45,7 @@ use std::time::Duration;
 use bosun_api::daemonset as ds_api;
 use bosun_api::selector::LabelSelector;
 use bosun_api::vocab::daemonset::{CHANGE_CAUSE_ANNOTATION, REVISION_HASH_LABEL};
-use bosun_api::{Kind, Object, v1};
+use bosun_api::{Kind, Object, shard, v1};
 use bosun_runtime::cache::{Change, ChangeKind, Store};
 use bosun_runtime::claim::{self, Claim, OrphanIndex, Outcome, Owner};
 use bosun_runtime::client::{Broker, DeleteOptions, Selector};
@@ -44,6 +54,7 @@ use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::expectations::{Expectations, Seen};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Metrics};
+use bosun_runtime::sharded::{Sharding, carry_fence};
 use bosun_runtime::writer::Writer;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -129,14 +140,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
     let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
+    // Scale-out: the shards this replica holds. The membership (issue 12) plugs in here;
+    // without it, a lone replica holds every shard with token 0: no filter, no fence.
+    const KIND: shard::Controller = shard::Controller::DaemonSet;
+    let sharding = config
+        .sharding
+        .clone()
+        .unwrap_or_else(|| Sharding::single(KIND));
     let daemonsets = Informer::for_broker(&broker, Kind::DaemonSet, Selector::all());
-    let mut pods =
-        Informer::for_broker(&broker, Kind::Pod, Selector::all()).with_metrics(&registry);
+    let mut pods = Informer::for_broker(&broker, Kind::Pod, Selector::all())
+        .with_metrics(&registry)
+        .sharded(sharding.held.clone(), KIND);
+    // Nodes are nobody's dependents: every replica sees them all.
     let nodes = Informer::for_broker(&broker, Kind::Node, Selector::all()).with_metrics(&registry);
     let revisions = Informer::for_broker(&broker, Kind::ControllerRevision, Selector::all())
-        .with_metrics(&registry);
+        .with_metrics(&registry)
+        .sharded(sharding.held.clone(), KIND);
     let (pod_store, node_store, revision_store) = (pods.store(), nodes.store(), revisions.store());
-    let controller = Controller::new("daemonset", daemonsets, &registry);
+    let controller =
+        Controller::new("daemonset", daemonsets, &registry).sharded(sharding.held.clone(), KIND);
     let ds_store = controller.store();
     let node_facts = Arc::new(NodeFactsCache::default());
     // Orphan pods wake the DaemonSets whose selector they match.
@@ -171,8 +193,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         .workers(config.workers);
     let writer: Arc<dyn Writer> = Arc::new(broker);
     let ctx = Arc::new(Ctx {
-        recorder: EventRecorder::with_writer(writer.clone(), COMPONENT, "", EVENTS_QUEUED)
-            .with_metrics(&registry),
+        recorder: EventRecorder::with_writer(
+            writer.clone(),
+            COMPONENT,
+            &config.replica.replica,
+            EVENTS_QUEUED,
+        )
+        .with_metrics(&registry),
         writer,
         pods: pod_store,
         nodes: node_store,
@@ -616,14 +643,16 @@ async fn delete_pods(
         while set.len() < DELETES_IN_FLIGHT {
             let Some(d) = pending.next() else { break };
             let (ctx, ns) = (ctx.clone(), obj.namespace().to_string());
-            set.spawn(tracing::Instrument::in_current_span(async move {
-                let opts = DeleteOptions {
-                    uid: Some(d.uid.clone()),
-                    ..Default::default()
-                };
-                let r = ctx.writer.delete(Kind::Pod, &ns, &d.name, opts).await;
-                (d, r)
-            }));
+            set.spawn(carry_fence(tracing::Instrument::in_current_span(
+                async move {
+                    let opts = DeleteOptions {
+                        uid: Some(d.uid.clone()),
+                        ..Default::default()
+                    };
+                    let r = ctx.writer.delete(Kind::Pod, &ns, &d.name, opts).await;
+                    (d, r)
+                },
+            )));
         }
         let Some(joined) = set.join_next().await else {
             break;
@@ -682,10 +711,12 @@ async fn create_pods(
         for node in now {
             let pod = ds_api::pod_for_node(ds, node, hash);
             let (ctx, node) = (ctx.clone(), node.clone());
-            set.spawn(tracing::Instrument::in_current_span(async move {
-                let r = ctx.writer.create(pod.into()).await;
-                (node, r)
-            }));
+            set.spawn(carry_fence(tracing::Instrument::in_current_span(
+                async move {
+                    let r = ctx.writer.create(pod.into()).await;
+                    (node, r)
+                },
+            )));
         }
         let mut first_error: Option<Error> = None;
         while let Some(joined) = set.join_next().await {

@@ -1,6 +1,9 @@
 //! The Job controller's command line and environment (`BOSUN_*`).
 
-use bosun_runtime::config::{BrokerArgs, InvalidConfig, MetricsArgs, require_positive};
+use bosun_runtime::config::{
+    BrokerArgs, InvalidConfig, MetricsArgs, ReplicaArgs, require_positive,
+};
+use bosun_runtime::sharded::Sharding;
 
 /// Everything `bosun-job-controller` can be told.
 #[derive(Debug, Clone, clap::Parser)]
@@ -18,6 +21,14 @@ pub struct Config {
 
     #[command(flatten)]
     pub metrics: MetricsArgs,
+
+    #[command(flatten)]
+    pub replica: ReplicaArgs,
+
+    /// Scale-out: the shards this replica holds, from the membership (or a test's channel).
+    /// `None`: `run` acts as a lone replica holding every shard, unfenced.
+    #[arg(skip)]
+    pub sharding: Option<Sharding>,
 }
 
 impl Default for Config {
@@ -39,6 +50,7 @@ impl Config {
     /// Refuses settings this service cannot run with; called before any port is bound.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         self.broker.validate()?;
+        self.replica.validate()?;
         require_positive("--workers", self.workers as u64)
     }
 }
@@ -57,15 +69,35 @@ mod tests {
         assert_eq!(c.broker.server, DEFAULT_SERVER);
         assert_eq!(c.workers, 8);
         assert_eq!(Config::default().workers, 8);
+        assert_eq!(c.replica.lease_ttl, std::time::Duration::from_secs(2));
+        assert!(
+            c.replica
+                .replica
+                .ends_with(&format!("-{}", std::process::id()))
+        );
+        assert!(
+            c.sharding.is_none(),
+            "a lone replica unless the membership is plugged in"
+        );
         assert_eq!(Config::for_server("http://x:1").broker.server, "http://x:1");
     }
 
     #[test]
     fn validate_refuses_what_the_service_cannot_run_with() {
         type Change = fn(&mut Config);
-        let table: [(&str, Change, Option<&str>); 3] = [
+        let table: [(&str, Change, Option<&str>); 5] = [
             ("the defaults", |_| {}, None),
             ("no workers", |c| c.workers = 0, Some("--workers")),
+            (
+                "no replica name",
+                |c| c.replica.replica.clear(),
+                Some("--replica"),
+            ),
+            (
+                "a replica name with a slash",
+                |c| c.replica.replica = "a/b".into(),
+                Some("--replica"),
+            ),
             (
                 "no broker",
                 |c| c.broker.server = String::new(),

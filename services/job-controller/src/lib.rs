@@ -14,6 +14,17 @@
 //!
 //! Pods whose Job is gone but that still carry the tracking finalizer are released by a
 //! small orphan sweeper (Kubernetes' `orphanQueue`), so nothing is left stuck Terminating.
+//!
+//! Scale-out (issue 12; `bosun_runtime::sharded`): the controller runs as one of several
+//! replicas, each reconciling the Jobs of the shards it holds ([`Config::sharding`]; a
+//! lone replica holding every shard, unfenced, when `None`). Sharded: the Job informer (the
+//! runtime gates keys by it), the pod informer (a pod follows its Job; orphans are seen by
+//! every replica, and adopted under the fence of the adopting Job's shard), the orphan
+//! sweeper (a pod is released only by the replica holding its shard, under that fence).
+//! Not sharded: the informer that wakes dependents, because a Job's `dependsOn` may name a
+//! Job of any shard (the keys it wakes are gated). Pod creations, deletions and releases
+//! run in a `JoinSet` off the reconcile task, each wrapped in `carry_fence`. Events are
+//! written by the recorder's own task, unfenced: they are not shard state.
 
 pub mod config;
 pub mod error;
@@ -26,6 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bosun_api::selector::LabelSelector;
+use bosun_api::shard;
 use bosun_api::vocab::{condition, phase};
 use bosun_api::{Kind, Object, v1};
 use bosun_runtime::cache::{Cached, Change, Store};
@@ -37,6 +49,7 @@ use bosun_runtime::expectations::{Expectations, Seen};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Metrics};
 use bosun_runtime::queue::Backoff;
+use bosun_runtime::sharded::{Gate, Sharding, carry_fence, fenced, gate};
 use bosun_runtime::writer::Writer;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -122,6 +135,8 @@ struct Ctx {
     /// the watch, per Job uid.
     expectations: Expectations<Option<i32>>,
     metrics: JobMetrics,
+    /// The shards this replica holds (the orphan sweeper acts only for them).
+    sharding: Sharding,
 }
 
 /// Runs the Job controller against the broker in `config` until `shutdown`.
@@ -129,6 +144,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
     let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
+    // Scale-out: the shards this replica holds. The membership (issue 12) plugs in here;
+    // without it, a lone replica holds every shard with token 0: no filter, no fence.
+    let sharding = config
+        .sharding
+        .clone()
+        .unwrap_or_else(|| Sharding::single(shard::Controller::Job));
+    const KIND: shard::Controller = shard::Controller::Job;
 
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
     // The pod cache keeps a compact `CachedPod` per pod, its repeated strings shared: never
@@ -138,7 +160,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         let shared = shared.clone();
         move |obj| CachedPod::new(&obj, &shared)
     })
-    .with_metrics(&registry);
+    .with_metrics(&registry)
+    .sharded(sharding.held.clone(), KIND);
     let pod_store = pods.store();
     // Pods still tracked whose Job is gone go to the orphan sweeper.
     let (orphans_tx, orphans_rx) = mpsc::unbounded_channel::<Arc<CachedPod>>();
@@ -155,7 +178,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let dependents = Informer::for_broker(&broker, Kind::Job, Selector::all());
     let dependency_store = dependents.store();
     let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    let controller = Controller::with_backoff("job", jobs, &registry, backoff);
+    let controller = Controller::with_backoff("job", jobs, &registry, backoff)
+        .sharded(sharding.held.clone(), KIND);
     let job_store = controller.store();
     // Orphan pods wake the Jobs whose selector they match (Kubernetes' `getPodJobs`).
     let orphans = Arc::new(OrphanIndex::default());
@@ -178,8 +202,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
 
     let writer: Arc<dyn Writer> = Arc::new(broker);
     let ctx = Arc::new(Ctx {
-        recorder: EventRecorder::with_writer(writer.clone(), COMPONENT, "", EVENTS_QUEUED)
-            .with_metrics(&registry),
+        recorder: EventRecorder::with_writer(
+            writer.clone(),
+            COMPONENT,
+            &config.replica.replica,
+            EVENTS_QUEUED,
+        )
+        .with_metrics(&registry),
         writer,
         pods: pod_store,
         shared,
@@ -188,6 +217,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         dependencies: dependency_store,
         expectations: Expectations::new(IN_FLIGHT_TTL),
         metrics: JobMetrics::new(&registry),
+        sharding,
     });
     let sweeper = tokio::spawn(sweep_orphans(ctx.clone(), orphans_rx, shutdown.clone()));
     controller
@@ -484,9 +514,9 @@ async fn release(ctx: &Arc<Ctx>, pods: Vec<Arc<CachedPod>>) -> Result<()> {
             }
         }
         let ctx = ctx.clone();
-        set.spawn(tracing::Instrument::in_current_span(async move {
-            release_one(&ctx, &pod).await
-        }));
+        set.spawn(carry_fence(tracing::Instrument::in_current_span(
+            async move { release_one(&ctx, &pod).await },
+        )));
     }
     while let Some(r) = set.join_next().await {
         if let Ok(Err(e)) = r {
@@ -535,17 +565,19 @@ async fn delete_pods(
     let mut set = JoinSet::new();
     for pod in victims {
         let ctx = ctx.clone();
-        set.spawn(tracing::Instrument::in_current_span(async move {
-            let opts = DeleteOptions {
-                uid: Some(pod.uid().to_string()),
-                ..Default::default()
-            };
-            let r = ctx
-                .writer
-                .delete(Kind::Pod, pod.namespace(), pod.name(), opts)
-                .await;
-            (pod, r)
-        }));
+        set.spawn(carry_fence(tracing::Instrument::in_current_span(
+            async move {
+                let opts = DeleteOptions {
+                    uid: Some(pod.uid().to_string()),
+                    ..Default::default()
+                };
+                let r = ctx
+                    .writer
+                    .delete(Kind::Pod, pod.namespace(), pod.name(), opts)
+                    .await;
+                (pod, r)
+            },
+        )));
     }
     let mut first_error = None;
     while let Some(joined) = set.join_next().await {
@@ -591,9 +623,9 @@ async fn create_pods(
             let Some(n) = pending.next() else { break };
             let pod = pods::build_pod(job, n.index, n.failures);
             let (ctx, index) = (ctx.clone(), n.index);
-            set.spawn(tracing::Instrument::in_current_span(async move {
-                (index, ctx.writer.create(pod.into()).await)
-            }));
+            set.spawn(carry_fence(tracing::Instrument::in_current_span(
+                async move { (index, ctx.writer.create(pod.into()).await) },
+            )));
         }
         let Some(joined) = set.join_next().await else {
             break;
@@ -639,6 +671,19 @@ async fn sweep_orphans(
             _ = shutdown.cancelled() => return,
             p = rx.recv() => match p { Some(p) => p, None => return },
         };
+        // Only the replica holding the pod's shard acts on it, under that shard's fence: its
+        // Job's shard, or for a pod without a controller its own uid's (one replica of all).
+        let fence = {
+            let held = ctx.sharding.held.borrow();
+            let root = pod
+                .controller
+                .as_ref()
+                .map_or(pod.uid(), |r| r.uid.as_str());
+            match gate(&held, Some(shard::of_uid(root, held.count))) {
+                Gate::Reconcile(fence) => fence,
+                Gate::NotHeld(_) => continue,
+            }
+        };
         let owner = pod.controller.as_ref().filter(|r| r.kind == "Job");
         let owner_alive = match owner {
             None => false,
@@ -665,7 +710,7 @@ async fn sweep_orphans(
         };
         if !owner_alive {
             tracing::info!(pod = %pod.key(), "releasing a tracked pod whose Job is gone");
-            if let Err(err) = release_one(&ctx, &pod).await {
+            if let Err(err) = fenced(fence, release_one(&ctx, &pod)).await {
                 tracing::warn!(pod = %pod.key(), %err, "could not release an orphaned pod");
             }
         }
@@ -697,6 +742,7 @@ mod tests {
             dependencies: store::<Object>().0,
             expectations: Expectations::new(IN_FLIGHT_TTL),
             metrics: JobMetrics::new(&registry),
+            sharding: Sharding::single(shard::Controller::Job),
         })
     }
 

@@ -14,7 +14,9 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::sharded::{ShardSet, current_fence};
 use crate::telemetry::TraceInterceptor;
+use bosun_api::shard::FENCE_HEADER;
 
 /// The client type every service uses to reach the broker.
 pub type BrokerClient = ObjectsClient<InterceptedService<Channel, TraceInterceptor>>;
@@ -169,6 +171,9 @@ pub struct Selector {
     pub labels: String,
     /// Field selector (`spec.nodeName=node-1`).
     pub fields: String,
+    /// Only the objects of these shards (plus the unsharded ones); `None`: no shard filter.
+    /// Set by a sharded informer from the shards its replica holds.
+    pub shards: Option<ShardSet>,
 }
 
 impl Selector {
@@ -192,6 +197,14 @@ impl Selector {
     pub fn fields(mut self, fields: impl Into<String>) -> Selector {
         self.fields = fields.into();
         self
+    }
+    /// With a shard filter (`None`: none).
+    pub fn shards(mut self, shards: Option<ShardSet>) -> Selector {
+        self.shards = shards;
+        self
+    }
+    fn shard_filter(&self) -> Option<bosun_api::v1::ShardFilter> {
+        self.shards.as_ref().map(ShardSet::to_proto)
     }
 }
 
@@ -354,9 +367,18 @@ impl Broker {
         self.client.clone()
     }
 
+    /// A unary request with the call deadline and, inside a fenced scope
+    /// ([`crate::sharded::fenced`]), the `bosun-fence` metadata the broker checks the write
+    /// against.
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
         req.set_timeout(self.timeout);
+        if let Some(fence) = current_fence() {
+            // `<controller>/<shard>/<token>` is always ASCII.
+            if let Ok(value) = fence.to_string().parse() {
+                req.metadata_mut().insert(FENCE_HEADER, value);
+            }
+        }
         req
     }
 
@@ -415,7 +437,7 @@ impl Broker {
     pub async fn list(&self, kind: Kind, selector: &Selector) -> Result<ObjectList, ClientError> {
         self.read(|mut c| {
             let req = self.request(ListRequest {
-                shards: None,
+                shards: selector.shard_filter(),
                 kind: kind as i32,
                 namespace: selector.namespace.clone(),
                 label_selector: selector.labels.clone(),
@@ -605,7 +627,7 @@ impl Broker {
         revision: i64,
     ) -> Result<WatchStream, ClientError> {
         let req = WatchRequest {
-            shards: None,
+            shards: selector.shard_filter(),
             kind: kind as i32,
             namespace: selector.namespace.clone(),
             label_selector: selector.labels.clone(),
@@ -682,6 +704,30 @@ mod tests {
         assert_eq!(bm, Some(WatchEvent::Bookmark(9)));
         let unknown = WatchEvent::decode(&wire(EventType::Unspecified, 9, &[])).unwrap();
         assert_eq!(unknown, None);
+    }
+
+    #[tokio::test]
+    async fn a_call_inside_a_fenced_scope_carries_the_fence_and_one_outside_does_not() {
+        use crate::sharded::fenced_sync;
+        use bosun_api::shard::{Controller, Fence};
+        let port = crate::ports::free_loopback_addr().unwrap().port();
+        let broker = Broker::connect_lazy(&format!("http://127.0.0.1:{port}")).unwrap();
+        let fence = Fence {
+            controller: Controller::DaemonSet,
+            shard: 3,
+            token: 77,
+        };
+        let header = |req: tonic::Request<()>| {
+            req.metadata()
+                .get(FENCE_HEADER)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            header(fenced_sync(Some(fence), || broker.request(()))),
+            Some("daemonset/3/77".to_string())
+        );
+        assert_eq!(header(broker.request(())), None);
+        assert_eq!(header(fenced_sync(None, || broker.request(()))), None);
     }
 
     #[tokio::test]

@@ -75,6 +75,45 @@ impl MetricsArgs {
     }
 }
 
+/// `--replica` and `--lease-ttl`: a sharded controller's place among the replicas of its
+/// kind (scale-out, `bosun_runtime::sharded`). Flatten it into the config of each controller
+/// that can run as several replicas, and call [`ReplicaArgs::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ReplicaArgs {
+    /// This replica's name, unique among the live replicas of its controller kind (also the
+    /// `source.host` of its events); default `<hostname>-<pid>`.
+    #[arg(long, env = "BOSUN_REPLICA", default_value_t = default_replica())]
+    pub replica: String,
+    /// How long the replica's membership lease outlives its last renewal: a replica that
+    /// stops renewing loses its shards to the others after this long.
+    #[arg(long, env = "BOSUN_LEASE_TTL", default_value = "2s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
+}
+
+impl ReplicaArgs {
+    /// Fails on an empty replica name or one that cannot be an etcd key segment.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        require(
+            !self.replica.is_empty() && !self.replica.contains('/'),
+            "--replica",
+            format!("{:?}", self.replica),
+            "must be a non-empty name without '/' (it is a segment of the member key)",
+        )
+    }
+}
+
+/// `<hostname>-<pid>`: a replica name unique on the host and, with host names unique, in
+/// the cluster.
+pub fn default_replica() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}-{}", std::process::id())
+}
+
 /// A setting a service cannot run with: which flag, the value given, and what it must be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{flag} {value}: {problem}")]

@@ -23,6 +23,28 @@
 //! worker survives, the key is retried with its backoff, and
 //! `bosun_reconcile_panics_total` counts it (besides `bosun_reconcile_total{result="error"}`,
 //! as controller-runtime counts them).
+//!
+//! **Sharded** ([`Controller::sharded`], scale-out, issue 12): N active replicas of one
+//! controller kind each hold some of its virtual shards (`bosun_api::shard`), published by
+//! the membership on a `watch::Receiver<Held>`. Then:
+//!
+//! - the primary informer (and the owned ones the caller shards with
+//!   [`Informer::sharded`]) caches only the held shards' objects;
+//! - a popped key is reconciled only if the shard of its primary object
+//!   (`shard::of_object`) is held now; a key of a shard not held (lost since it was queued,
+//!   or never ours with a broker that does not filter) is dropped, counted in
+//!   `bosun_controller_reconciles_skipped_total{reason="shard_not_held"}`, never retried;
+//! - the reconcile (the call and its future) runs inside the fence scope of that shard
+//!   ([`crate::sharded::fenced`]): every broker call it makes carries `bosun-fence`, so a
+//!   replica that lost the shard meanwhile is refused by the broker; work it spawns must be
+//!   wrapped in [`crate::sharded::carry_fence`];
+//! - when shards are taken, the primary cache's keys of those shards are enqueued (besides
+//!   the sharded informers' relist, which adds them: a broker that ignores the filter sends
+//!   no difference); `bosun_controller_shards_held` reports how many are held.
+//!
+//! Held with token 0 (a lone replica without the membership) reconciles everything,
+//! unfenced. A key whose object is gone (`run_by_key`) has no shard to check: it is
+//! reconciled unfenced by whichever replica pops it.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -30,15 +52,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bosun_api::Object;
+use bosun_api::shard;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::cache::{Cached, Change, Store};
 use crate::informer::{Informer, enqueue_controller_owner, enqueue_self};
-use crate::metrics::{Counter, Histogram, Metrics};
+use crate::metrics::{Counter, Gauge, Histogram, Metrics};
 use crate::queue::{Backoff, WorkQueue};
+use crate::sharded::{Gate, Held, Sharding, fenced, fenced_sync, gained, gate};
 use crate::telemetry::{TRACEPARENT_ANNOTATION, set_parent_from_traceparent};
 
 /// What to do with a key after reconciling it.
@@ -97,6 +122,10 @@ struct ReconcileMetrics {
     error: Counter,
     panics: Counter,
     latency: Histogram,
+    /// Keys dropped because their shard is not held.
+    skipped: Counter,
+    /// Shards held now (0 for an unsharded controller).
+    shards_held: Gauge,
 }
 
 impl ReconcileMetrics {
@@ -121,6 +150,16 @@ impl ReconcileMetrics {
                 "How long one reconcile took.",
                 &[("controller", name)],
             ),
+            skipped: metrics.counter(
+                "bosun_controller_reconciles_skipped_total",
+                "Keys popped and not reconciled, by reason (shard_not_held: another replica's).",
+                &[("controller", name), ("reason", "shard_not_held")],
+            ),
+            shards_held: metrics.gauge(
+                "bosun_controller_shards_held",
+                "Virtual shards this replica holds (0 when the controller is not sharded).",
+                &[("controller", name)],
+            ),
         }
     }
 }
@@ -133,6 +172,9 @@ trait Spawn: Send {
         self: Box<Self>,
         shutdown: CancellationToken,
     ) -> (BoxFuture<'static, ()>, tokio::task::JoinHandle<()>);
+
+    /// Filters the informer by the held shards ([`Informer::sharded`]).
+    fn shard(&mut self, held: watch::Receiver<Held>, controller: shard::Controller);
 }
 
 impl<T: Cached> Spawn for Informer<T> {
@@ -142,6 +184,10 @@ impl<T: Cached> Spawn for Informer<T> {
     ) -> (BoxFuture<'static, ()>, tokio::task::JoinHandle<()>) {
         let (store, task) = Informer::<T>::spawn(*self, shutdown);
         (async move { store.wait_until_ready().await }.boxed(), task)
+    }
+
+    fn shard(&mut self, held: watch::Receiver<Held>, controller: shard::Controller) {
+        self.set_sharded(held, controller);
     }
 }
 
@@ -153,6 +199,7 @@ pub struct Controller {
     informers: Vec<Box<dyn Spawn>>,
     workers: usize,
     metrics: ReconcileMetrics,
+    sharding: Option<Sharding>,
 }
 
 impl Controller {
@@ -179,7 +226,22 @@ impl Controller {
             informers: vec![Box::new(primary.with_metrics(metrics))],
             workers: 1,
             metrics: ReconcileMetrics::new(metrics, name),
+            sharding: None,
         }
+    }
+
+    /// Runs as one of several replicas of `controller`: the primary informer caches only
+    /// the shards `held` says this replica holds, and only their keys are reconciled, each
+    /// under its shard's fence (see the module docs). Owned informers are sharded by the
+    /// caller ([`Informer::sharded`]) before [`Controller::owns`].
+    pub fn sharded(
+        mut self,
+        held: watch::Receiver<Held>,
+        controller: shard::Controller,
+    ) -> Controller {
+        self.informers[0].shard(held.clone(), controller);
+        self.sharding = Some(Sharding::new(controller, held));
+        self
     }
 
     /// Also watches dependents whose controller reference is of kind `owner_kind` (`"Job"`):
@@ -279,8 +341,18 @@ impl Controller {
             informers,
             workers,
             metrics,
+            sharding,
         } = self;
         let stop_informers = shutdown.child_token();
+        let follower = sharding.clone().map(|sharding| {
+            tokio::spawn(follow_shards(
+                sharding,
+                primary.clone(),
+                queue.clone(),
+                metrics.shards_held.clone(),
+                stop_informers.clone(),
+            ))
+        });
         let mut loaded = Vec::new();
         let mut tasks = Vec::new();
         for informer in informers {
@@ -298,16 +370,54 @@ impl Controller {
         if ready {
             tracing::info!(controller = %name, workers, "caches synced; starting workers");
             let lookup = move |key: &str| primary.get(key);
-            Workers::with_reconcile_metrics(&name, queue.clone(), lookup, metrics)
-                .workers(workers)
-                .run_handler(handler, ctx, shutdown)
-                .await;
+            let mut runner = Workers::with_reconcile_metrics(&name, queue.clone(), lookup, metrics)
+                .workers(workers);
+            runner.sharding = sharding;
+            runner.run_handler(handler, ctx, shutdown).await;
         }
         queue.shutdown();
         stop_informers.cancel();
-        for task in tasks {
+        for task in tasks.into_iter().chain(follower) {
             let _ = task.await;
         }
+    }
+}
+
+/// Follows the held shards until `stop`: reports how many are held, and enqueues the keys
+/// of the primary cache's objects in shards just taken (a broker that ignores the shard
+/// filter shows no difference on relist, so nothing else would wake them).
+async fn follow_shards(
+    mut sharding: Sharding,
+    primary: Store,
+    queue: WorkQueue<String>,
+    held_gauge: Gauge,
+    stop: CancellationToken,
+) {
+    let mut last = sharding.held.borrow_and_update().clone();
+    held_gauge.set(last.tokens.len() as i64);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = sharding.held.changed() => if changed.is_err() { return },
+        }
+        let now = sharding.held.borrow_and_update().clone();
+        held_gauge.set(now.tokens.len() as i64);
+        let taken: std::collections::HashSet<u32> = gained(&last, &now).into_iter().collect();
+        if !taken.is_empty() {
+            let mut keys = 0usize;
+            for obj in primary.list() {
+                if shard::of_object(sharding.controller, &obj, now.count)
+                    .is_some_and(|s| taken.contains(&s))
+                {
+                    queue.add(obj.key());
+                    keys += 1;
+                }
+            }
+            tracing::info!(controller = %sharding.controller, taken = taken.len(), held = now.tokens.len(), keys, "shards taken; their keys enqueued");
+        } else {
+            tracing::info!(controller = %sharding.controller, held = now.tokens.len(), "the shards held changed");
+        }
+        last = now;
     }
 }
 
@@ -326,6 +436,7 @@ pub struct Workers {
     lookup: Lookup,
     workers: usize,
     metrics: ReconcileMetrics,
+    sharding: Option<Sharding>,
 }
 
 impl Workers {
@@ -352,7 +463,19 @@ impl Workers {
             lookup: Arc::new(lookup),
             workers: 1,
             metrics,
+            sharding: None,
         }
+    }
+
+    /// Reconciles only the keys of the shards held, each under its shard's fence (see the
+    /// module docs; [`Controller::sharded`] sets this for its workers).
+    pub fn sharded(
+        mut self,
+        held: watch::Receiver<Held>,
+        controller: shard::Controller,
+    ) -> Workers {
+        self.sharding = Some(Sharding::new(controller, held));
+        self
     }
 
     /// How many keys are reconciled in parallel (default 1; never the same key twice).
@@ -413,6 +536,7 @@ impl Workers {
             lookup,
             workers,
             metrics,
+            sharding,
         } = self;
         let worker = Arc::new(Worker {
             name: name.clone(),
@@ -421,6 +545,7 @@ impl Workers {
             handler,
             ctx,
             metrics,
+            sharding,
         });
         let mut handles = Vec::new();
         for _ in 0..workers {
@@ -512,6 +637,7 @@ struct Worker<C, H> {
     handler: H,
     ctx: Arc<C>,
     metrics: ReconcileMetrics,
+    sharding: Option<Sharding>,
 }
 
 /// How one reconcile ended.
@@ -522,6 +648,16 @@ enum Outcome<E> {
 }
 
 impl<C: Send + Sync + 'static, H: Handler<C>> Worker<C, H> {
+    /// Whether this replica reconciles `obj`'s key now, and under which fence.
+    fn gate(&self, obj: Option<&Object>) -> Gate {
+        let Some(sharding) = &self.sharding else {
+            return Gate::Reconcile(None);
+        };
+        let held = sharding.held.borrow();
+        let shard = obj.and_then(|o| shard::of_object(sharding.controller, o, held.count));
+        gate(&held, shard)
+    }
+
     async fn run(&self) {
         while let Some(key) = self.queue.next().await {
             self.process(&key).await;
@@ -538,10 +674,22 @@ impl<C: Send + Sync + 'static, H: Handler<C>> Worker<C, H> {
             self.queue.forget(key);
             return;
         }
+        let fence = match self.gate(obj.as_deref()) {
+            Gate::Reconcile(fence) => fence,
+            Gate::NotHeld(shard) => {
+                // Another replica's (or lost since it was queued): never retried here; the
+                // replica that takes the shard enqueues its keys.
+                tracing::debug!(controller = %self.name, key, shard, "shard not held; skipping");
+                self.metrics.skipped.inc();
+                self.queue.forget(key);
+                return;
+            }
+        };
         let span = tracing::info_span!(
             "reconcile",
             controller = %self.name,
             key = %key,
+            fence = %fence.map_or_else(String::new, |f| f.to_string()),
             resource_version = obj.as_ref().map_or(0, |o| o.resource_version()),
             gone = obj.is_none(),
             retries = self.queue.retries(key),
@@ -557,10 +705,14 @@ impl<C: Send + Sync + 'static, H: Handler<C>> Worker<C, H> {
         // The call itself may do the work (a synchronous hand-off) or panic: both in the
         // span, both caught, as the future it returns.
         let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            span.in_scope(|| self.handler.reconcile(key, obj.clone(), self.ctx.clone()))
+            span.in_scope(|| {
+                fenced_sync(fence, || {
+                    self.handler.reconcile(key, obj.clone(), self.ctx.clone())
+                })
+            })
         }));
         let outcome = match call {
-            Ok(Some(fut)) => match AssertUnwindSafe(fut)
+            Ok(Some(fut)) => match AssertUnwindSafe(fenced(fence, fut))
                 .catch_unwind()
                 .instrument(span.clone())
                 .await
@@ -609,6 +761,7 @@ mod tests {
     use super::*;
     use crate::client::{Selector, WatchEvent};
     use crate::informer::tests::{Fake, list, p};
+    use crate::sharded::Held;
     use bosun_api::Kind;
 
     /// Records each reconcile (key, time) and answers from a per-key script.
@@ -894,6 +1047,92 @@ mod tests {
             "bosun_reconcile_total{controller=\"panics\",result=\"error\"} 2",
             "bosun_reconcile_total{controller=\"panics\",result=\"ok\"} 1",
             "bosun_queue_retries_total{queue=\"panics\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sharded_controller_reconciles_held_shards_under_their_fence_and_takes_gained_ones() {
+        use crate::cache::tests::pod;
+        use bosun_api::shard::{Controller as Kind_, Fence, of_uid};
+        // Pods controlled by Jobs u0..u9, in 4 shards of the Job controller.
+        let uids: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
+        let pods: Vec<Object> = uids
+            .iter()
+            .enumerate()
+            .map(|(i, uid)| pod(&format!("p{i}"), i as i64 + 1, &[], &[uid], ""))
+            .collect();
+        let shard_of = |i: usize| of_uid(&uids[i], 4);
+        let held = |shards: &[u32], token: i64| Held {
+            controller: Kind_::Job,
+            count: 4,
+            tokens: shards.iter().map(|s| (*s, token)).collect(),
+        };
+        let fake = Arc::new(Fake::default());
+        fake.lists
+            .lock()
+            .unwrap()
+            .extend([list(pods.clone(), 10), list(pods, 10)]);
+        let (tx, rx) = watch::channel(held(&[0, 1], 5));
+        let metrics = Metrics::new();
+        let informer = Informer::new(fake.clone(), Kind::Pod, Selector::all());
+        let controller = Controller::new("sharded", informer, &metrics)
+            .sharded(rx, Kind_::Job)
+            .workers(2);
+        type Seen = Arc<Mutex<Vec<(String, Option<Fence>)>>>;
+        let seen: Seen = Arc::default();
+        let shutdown = CancellationToken::new();
+        let run = tokio::spawn(controller.run(
+            |obj: Arc<Object>, seen: Seen| async move {
+                let fence = crate::sharded::current_fence();
+                seen.lock().unwrap().push((obj.name().to_string(), fence));
+                Ok::<_, String>(Action::AwaitChange)
+            },
+            backoff_on_error,
+            seen.clone(),
+            shutdown.clone(),
+        ));
+        tokio::time::sleep(ms(100)).await;
+        let fence = |i: usize, token: i64| {
+            Some(Fence {
+                controller: Kind_::Job,
+                shard: shard_of(i),
+                token,
+            })
+        };
+        let mut want: Vec<(String, Option<Fence>)> = (0..10)
+            .filter(|i| shard_of(*i) < 2)
+            .map(|i| (format!("p{i}"), fence(i, 5)))
+            .collect();
+        let first = {
+            let mut s = seen.lock().unwrap().clone();
+            s.sort_by(|a, b| a.0.cmp(&b.0));
+            s
+        };
+        assert_eq!(first, want, "only the held shards, each under its fence");
+        assert!(want.len() < 10, "the uids must spread over the 4 shards");
+        // Shards 2 and 3 are taken: their keys come, under the new fences.
+        tx.send(held(&[0, 1, 2, 3], 6)).unwrap();
+        tokio::time::sleep(ms(100)).await;
+        shutdown.cancel();
+        run.await.unwrap();
+        let mut all = seen.lock().unwrap().clone();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        want.extend(
+            (0..10)
+                .filter(|i| shard_of(*i) >= 2)
+                .map(|i| (format!("p{i}"), fence(i, 6))),
+        );
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(all, want);
+        let skipped = 10 - first.len();
+        let text = metrics.render();
+        for line in [
+            format!(
+                "bosun_controller_reconciles_skipped_total{{controller=\"sharded\",reason=\"shard_not_held\"}} {skipped}"
+            ),
+            "bosun_controller_shards_held{controller=\"sharded\"} 4".to_string(),
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }

@@ -14,6 +14,12 @@
 //!
 //! An informer caches whole objects, or with [`Informer::projected`] a compact entry built
 //! from each (a controller that caches every pod of a large Job keeps only what it reads).
+//!
+//! A **sharded** informer ([`Informer::sharded`], scale-out) lists and watches only the
+//! objects of the shards its replica holds (a `ShardFilter`, none when it holds them all);
+//! when the held shards change, it relists with the new filter and reports the difference
+//! as a relist after "expired" does: deletes for the objects of shards that left, adds for
+//! those of shards that came. A broker that ignores the filter just sends everything.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +29,7 @@ use bosun_api::{Kind, Object};
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -30,6 +37,7 @@ use crate::cache::{self, Cached, Change, ChangeKind, Store, StoreWriter};
 use crate::client::{Broker, ClientError, ObjectList, Selector, WatchEvent};
 use crate::metrics::{Counter, Gauge, Metrics};
 use crate::queue::{Backoff, WorkQueue};
+use crate::sharded::{Held, ShardSet, filter_of};
 
 /// A stream of decoded watch events; it ends when the server ends the watch.
 pub type EventStream = BoxStream<'static, Result<WatchEvent, ClientError>>;
@@ -108,6 +116,48 @@ pub struct Informer<T = Object> {
     retry: Backoff,
     /// Turns every listed or watched object into what is stored.
     project: Projection<T>,
+    /// The shards held, when sharded.
+    held: Option<watch::Receiver<Held>>,
+}
+
+/// The shard filter a sharded informer lists and watches with, and the channel it follows.
+struct Shards {
+    held: Option<watch::Receiver<Held>>,
+    /// The filter of the last list (what the store holds).
+    in_use: Option<ShardSet>,
+}
+
+impl Shards {
+    /// `base` with the filter of the shards held now, which becomes the one in use.
+    fn selector(&mut self, base: &Selector) -> Selector {
+        if let Some(held) = &mut self.held {
+            self.in_use = filter_of(&held.borrow_and_update());
+        }
+        base.clone().shards(self.in_use.clone())
+    }
+
+    /// `base` with the filter in use.
+    fn current(&self, base: &Selector) -> Selector {
+        base.clone().shards(self.in_use.clone())
+    }
+
+    /// Resolves once the held shards differ from the filter in use (a token-only change
+    /// does not count); never for an unsharded informer, or once the channel is closed.
+    async fn moved(&mut self) {
+        loop {
+            let Some(held) = &mut self.held else {
+                return std::future::pending().await;
+            };
+            if held.changed().await.is_err() {
+                // The membership is gone for good: keep the last filter.
+                self.held = None;
+                continue;
+            }
+            if filter_of(&held.borrow_and_update()) != self.in_use {
+                return;
+            }
+        }
+    }
 }
 
 /// Where the informer's state machine stands.
@@ -173,7 +223,34 @@ impl<T: Cached> Informer<T> {
             metrics: None,
             retry: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
             project: Box::new(project),
+            held: None,
         }
+    }
+
+    /// Lists and watches only the objects of the shards `held` says this replica holds
+    /// (plus the unsharded ones), relisting when they change (see the module docs). For the
+    /// kinds a controller manages or owns; never for the ones it only reads (nodes).
+    pub fn sharded(
+        mut self,
+        held: watch::Receiver<Held>,
+        controller: bosun_api::shard::Controller,
+    ) -> Informer<T> {
+        self.set_sharded(held, controller);
+        self
+    }
+
+    /// [`Informer::sharded`] in place.
+    pub fn set_sharded(
+        &mut self,
+        held: watch::Receiver<Held>,
+        controller: bosun_api::shard::Controller,
+    ) {
+        debug_assert_eq!(
+            held.borrow().controller,
+            controller,
+            "a Held of another controller kind"
+        );
+        self.held = Some(held);
     }
 
     /// The store this informer fills (ready after the first list).
@@ -249,10 +326,14 @@ impl<T: Cached> Informer<T> {
         async move {
             let mut step = Step::Relist;
             let mut failures = 0u32;
+            let mut shards = Shards {
+                held: self.held.clone(),
+                in_use: None,
+            };
             loop {
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    next = self.step(step, &mut failures) => next,
+                    next = self.step(step, &mut failures, &mut shards) => next,
                 };
                 step = match next {
                     Ok(step) => step,
@@ -274,19 +355,25 @@ impl<T: Cached> Informer<T> {
     }
 
     /// One step of the state machine; on failure, the step to retry after a delay.
-    async fn step(&self, step: Step, failures: &mut u32) -> Result<Step, (Step, ClientError)> {
+    async fn step(
+        &self,
+        step: Step,
+        failures: &mut u32,
+        shards: &mut Shards,
+    ) -> Result<Step, (Step, ClientError)> {
         match step {
             Step::Relist => {
+                let selector = shards.selector(&self.selector);
                 let list = self
                     .source
-                    .list(self.kind, &self.selector)
+                    .list(self.kind, &selector)
                     .await
                     .map_err(|e| (Step::Relist, e))?;
                 *failures = 0;
                 let revision = list.revision;
                 let items = list.items.into_iter().map(&self.project).collect();
                 let changes = self.writer.replace(items, revision);
-                tracing::debug!(revision, changes = changes.len(), "listed");
+                tracing::debug!(revision, changes = changes.len(), shards = ?selector.shards.as_ref().map(|s| s.shards.len()), "listed");
                 self.writer.mark_ready();
                 if let Some(m) = &self.metrics {
                     m.relists.inc();
@@ -298,14 +385,22 @@ impl<T: Cached> Informer<T> {
                 Ok(Step::Watch(revision))
             }
             Step::Watch(mut revision) => {
-                let mut events = match self.source.watch(self.kind, &self.selector, revision).await
-                {
+                let selector = shards.current(&self.selector);
+                let mut events = match self.source.watch(self.kind, &selector, revision).await {
                     Ok(events) => events,
                     Err(err) if err.is_expired() => return Ok(self.expired(revision)),
                     Err(err) => return Err((Step::Watch(revision), err)),
                 };
                 let mut received = 0usize;
-                while let Some(event) = events.next().await {
+                loop {
+                    let event = tokio::select! {
+                        event = events.next() => event,
+                        _ = shards.moved() => {
+                            tracing::info!(revision, "the shards held changed; relisting");
+                            return Ok(Step::Relist);
+                        }
+                    };
+                    let Some(event) = event else { break };
                     match event {
                         Ok(event) => {
                             received += 1;
@@ -405,15 +500,21 @@ pub(crate) mod tests {
         pub(crate) lists: Mutex<VecDeque<Result<ObjectList, ClientError>>>,
         pub(crate) watches: Mutex<VecDeque<Script>>,
         pub(crate) calls: Mutex<Vec<String>>,
+        /// The shards each list asked for (`None`: no filter).
+        pub(crate) listed_shards: Mutex<Vec<Option<Vec<u32>>>>,
     }
 
     impl ListWatch for Fake {
         fn list<'a>(
             &'a self,
             _: Kind,
-            _: &'a Selector,
+            selector: &'a Selector,
         ) -> BoxFuture<'a, Result<ObjectList, ClientError>> {
             self.calls.lock().unwrap().push("list".into());
+            self.listed_shards
+                .lock()
+                .unwrap()
+                .push(selector.shards.as_ref().map(|s| s.shards.clone()));
             let next = self.lists.lock().unwrap().pop_front();
             Box::pin(async move {
                 next.unwrap_or_else(|| Err(ClientError::Unavailable("no more lists".into())))
@@ -631,6 +732,67 @@ pub(crate) mod tests {
         assert_eq!(store.keys(), ["ns/a", "ns/d"]);
         assert_eq!(store.revision(), 12);
 
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sharded_informer_relists_with_the_new_filter_when_the_held_shards_change() {
+        use crate::sharded::Held;
+        use bosun_api::shard::Controller;
+        let held = |shards: &[u32]| Held {
+            controller: Controller::Job,
+            count: 4,
+            tokens: shards.iter().map(|s| (*s, 7)).collect(),
+        };
+        let fake = Arc::new(Fake::default());
+        // What a filtering broker answers: a and b in shards 0 and 1, then b and c.
+        fake.lists.lock().unwrap().extend([
+            list(vec![p("a", 1), p("b", 2)], 5),
+            list(vec![p("b", 2), p("c", 3)], 6),
+            list(vec![p("b", 2), p("c", 3)], 7),
+        ]);
+        let (tx, rx) = watch::channel(held(&[0, 1]));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut informer =
+            Informer::new(fake.clone(), Kind::Pod, Selector::all()).sharded(rx, Controller::Job);
+        {
+            let seen = seen.clone();
+            informer.on_change(move |c| seen.lock().unwrap().push((c.kind, c.key.clone())));
+        }
+        let shutdown = CancellationToken::new();
+        let (store, task) = informer.spawn(shutdown.clone());
+        store.wait_until_ready().await;
+        wait_for_calls(&fake, 2).await;
+        // A new token for the same shards: no relist.
+        tx.send(held(&[0, 1])).unwrap();
+        // Shard 0 goes, 2 comes: relist with [1, 2]; the difference is reported.
+        tx.send(held(&[1, 2])).unwrap();
+        wait_for_calls(&fake, 4).await;
+        // Every shard: no filter at all.
+        let all = Held {
+            tokens: (0..4).map(|s| (s, 0)).collect(),
+            ..held(&[])
+        };
+        tx.send(all).unwrap();
+        wait_for_calls(&fake, 6).await;
+        assert_eq!(
+            *fake.calls.lock().unwrap(),
+            ["list", "watch 5", "list", "watch 6", "list", "watch 7"]
+        );
+        assert_eq!(
+            *fake.listed_shards.lock().unwrap(),
+            [Some(vec![0, 1]), Some(vec![1, 2]), None]
+        );
+        use ChangeKind::*;
+        let mut relist: Vec<_> = seen.lock().unwrap()[2..].to_vec();
+        relist.sort_by(|x, y| x.1.cmp(&y.1));
+        assert_eq!(
+            relist,
+            [(Deleted, "ns/a".to_string()), (Added, "ns/c".to_string())],
+            "b stayed"
+        );
+        assert_eq!(store.keys(), ["ns/b", "ns/c"]);
         shutdown.cancel();
         task.await.unwrap();
     }

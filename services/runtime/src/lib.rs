@@ -5,7 +5,8 @@
 //! launcher for `bosun up` and the tests, and lifelines (watchers that clean up after a
 //! process that died without a word). For every controller: the controller-ref manager
 //! ([`claim`]: adopt and release by selector), in-flight [`expectations`], a non-blocking
-//! event recorder ([`events`]) and the [`writer::Writer`] trait with its recording fake.
+//! event recorder ([`events`]) and the [`writer::Writer`] trait with its recording fake. For
+//! scale-out: [`sharded`] (the fence on writes, shard filters, the reconcile gate).
 
 pub mod alloc;
 pub mod cache;
@@ -24,6 +25,7 @@ pub mod ports;
 pub mod procfs;
 pub mod queue;
 pub mod rt;
+pub mod sharded;
 pub mod shards;
 pub mod shutdown;
 pub mod telemetry;
