@@ -49,6 +49,13 @@ pub struct Config {
     #[arg(long, env = "BOSUN_WRITE_CACHE_BYTES", default_value_t = 64 << 20)]
     pub write_cache_bytes: usize,
 
+    /// FOR TESTS ONLY (the negative control of the fencing tests): accept the `bosun-fence`
+    /// header of writes but do not check it, so a replica that lost its shard can still write.
+    /// Never set it on a real plane: it gives up the guarantee that a deposed replica's writes
+    /// are refused.
+    #[arg(long, env = "BOSUN_UNSAFE_SKIP_FENCE_CHECK", hide_short_help = true)]
+    pub unsafe_skip_fence_check: bool,
+
     #[command(flatten)]
     pub metrics: MetricsArgs,
 }

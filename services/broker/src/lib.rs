@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod patch;
 pub mod recent;
 pub mod service;
+pub mod shards;
 pub mod store;
 pub mod trigger;
 pub mod watch;
@@ -23,6 +24,7 @@ use std::net::SocketAddr;
 
 use bosun_api::v1::logs_server::LogsServer;
 use bosun_api::v1::objects_server::ObjectsServer;
+use bosun_api::v1::shards_server::ShardsServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -89,10 +91,21 @@ pub async fn run_with_listener(
     let logs = LogsServer::new(logs::LogsProxy {
         store: store.clone(),
     });
+    if config.unsafe_skip_fence_check {
+        tracing::warn!(
+            "--unsafe-skip-fence-check: bosun-fence headers are NOT checked; writes of replicas that lost their shards are applied (tests only)"
+        );
+    }
+    let shards = ShardsServer::new(shards::ShardService {
+        client: client.clone(),
+        metrics: metrics.clone(),
+        shutdown: watch_shutdown.clone(),
+    });
     let service = service::ObjectService {
         store,
         hubs,
         metrics,
+        skip_fence_check: config.unsafe_skip_fence_check,
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -113,6 +126,7 @@ pub async fn run_with_listener(
         .trace_fn(request_span)
         .add_service(health_service)
         .add_service(objects)
+        .add_service(shards)
         .add_service(logs)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
         .await;
