@@ -509,6 +509,7 @@ async fn list_filters_by_namespace_label_and_field_selectors_in_the_broker() {
         namespace: ns.into(),
         label_selector: l.into(),
         field_selector: f.into(),
+        shards: None,
     };
     let r = c.list(list("", "app=web", "")).await.unwrap().into_inner();
     assert_eq!(names(r.items), vec!["a/web-1", "b/web-2"]);
@@ -668,7 +669,7 @@ async fn batched_writes_keep_each_compare_and_same_key_writes_never_share_a_txn(
         tokio::spawn(async move {
             let cmp = Compare::version(key.clone(), CompareOp::Equal, 0);
             let op = TxnOp::put(key.clone(), "v", None);
-            b.write(key.into_bytes(), cmp, op).await.unwrap()
+            b.write(key.into_bytes(), cmp, None, op).await.unwrap()
         })
     };
     // 300 distinct keys plus 50 creates racing for one key, all at once.

@@ -251,11 +251,11 @@ impl ShardService {
 
 /// etcd's "lease not found" as [`Error::LeaseGone`]; anything else as it is.
 fn lease_error(lease: i64, err: etcd_client::Error) -> Error {
-    match &err {
-        etcd_client::Error::GRpcStatus(s) if s.message().contains("lease not found") => {
-            Error::LeaseGone { lease }
-        }
-        _ => Error::Etcd(err),
+    // A txn's put: a gRPC status; a keepalive: the client's own error; same words.
+    if err.to_string().contains("lease not found") {
+        Error::LeaseGone { lease }
+    } else {
+        Error::Etcd(err)
     }
 }
 
@@ -320,9 +320,15 @@ impl Shards for ShardService {
     ) -> Result<Response<KeepAliveResponse>, Status> {
         let lease = req.into_inner().lease_id;
         self.observe("KeepAlive", async {
-            let (mut keeper, mut stream) = self.client.lease_client().keep_alive(lease).await?;
-            keeper.keep_alive().await?;
-            let resp = stream.message().await?;
+            let gone = |e| lease_error(lease, e);
+            let (mut keeper, mut stream) = self
+                .client
+                .lease_client()
+                .keep_alive(lease)
+                .await
+                .map_err(gone)?;
+            keeper.keep_alive().await.map_err(gone)?;
+            let resp = stream.message().await.map_err(gone)?;
             match resp {
                 Some(r) if r.ttl() > 0 => Ok(KeepAliveResponse {
                     ttl_ms: u64::try_from(r.ttl()).unwrap_or(0) * 1000,
@@ -340,9 +346,10 @@ impl Shards for ShardService {
             match self.client.lease_client().revoke(lease).await {
                 Ok(_) => {}
                 // Already gone: leaving is done.
-                Err(etcd_client::Error::GRpcStatus(s))
-                    if s.message().contains("lease not found") => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => match lease_error(lease, e) {
+                    Error::LeaseGone { .. } => {}
+                    other => return Err(other),
+                },
             }
             tracing::info!(lease = format!("{lease:x}"), "replica left");
             Ok(LeaveResponse {})

@@ -333,6 +333,46 @@ impl Store {
         merge: impl Fn(&Object) -> Result<Object>,
         check: impl Fn(&Object, &Object) -> std::result::Result<(), Vec<FieldError>>,
     ) -> Result<Object> {
+        match self
+            .write_existing_once(target, dry_run, merge, check)
+            .await
+        {
+            Err(err @ Error::Conflict { .. }) => Err(self.fenced_rather_than(err).await),
+            other => other,
+        }
+    }
+
+    /// A conflict decided before any txn (a stale resourceVersion against the stored or
+    /// remembered object) of a fenced write: [`Error::Fenced`] when the fence is lost too, so
+    /// a deposed replica learns it has to stop rather than re-read and retry.
+    async fn fenced_rather_than(&self, err: Error) -> Error {
+        let Some(f) = self.fence else { return err };
+        let key = bosun_api::shard::owner_key(f.controller, f.shard);
+        match self.batcher.read(key.into_bytes()).await {
+            Ok(kv) => {
+                let now = kv.map(|kv| kv.create_revision());
+                if now == Some(f.token) {
+                    err
+                } else {
+                    Error::Fenced {
+                        controller: f.controller,
+                        shard: f.shard,
+                        token: f.token,
+                        now,
+                    }
+                }
+            }
+            Err(_) => err,
+        }
+    }
+
+    async fn write_existing_once(
+        &self,
+        target: Target,
+        dry_run: bool,
+        merge: impl Fn(&Object) -> Result<Object>,
+        check: impl Fn(&Object, &Object) -> std::result::Result<(), Vec<FieldError>>,
+    ) -> Result<Object> {
         let Target {
             info,
             namespace,

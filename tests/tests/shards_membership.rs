@@ -1,0 +1,151 @@
+//! `bosun_runtime::shards::Membership` against a real broker and etcd: replicas of one
+//! controller kind split the 256 shards, hand them over when one leaves or dies, and a
+//! replica whose lease was lost drops everything and comes back.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use bosun_api::shard::{Controller, SHARDS};
+use bosun_runtime::metrics::Metrics;
+use bosun_runtime::shards::{Held, Membership, MembershipConfig, connect_lazy};
+use bosun_tests::{Broker, Etcd, wait_for};
+
+const TTL: Duration = Duration::from_secs(2);
+
+fn start(broker: &Broker, replica: &str) -> Membership {
+    let config = MembershipConfig {
+        replica: replica.into(),
+        ttl: TTL,
+        report_every: Duration::from_millis(200),
+        ..MembershipConfig::new(Controller::Job)
+    };
+    Membership::start(
+        connect_lazy(&broker.url()).expect("address"),
+        config,
+        &Metrics::new(),
+    )
+}
+
+fn held(m: &Membership) -> Held {
+    m.held().borrow().clone()
+}
+
+fn shards(h: &Held) -> BTreeSet<u32> {
+    h.tokens.keys().copied().collect()
+}
+
+/// Waits until `a` and `b` together hold all 256 shards, none twice.
+async fn wait_split(a: &Membership, b: &Membership) {
+    wait_for(
+        "the two replicas to split the shards",
+        Duration::from_secs(10),
+        || async {
+            let (ha, hb) = (shards(&held(a)), shards(&held(b)));
+            let overlap = ha.intersection(&hb).count();
+            if overlap > 0 {
+                panic!("{overlap} shards held twice");
+            }
+            if ha.len() + hb.len() == SHARDS as usize && !ha.is_empty() && !hb.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("a holds {}, b holds {}", ha.len(), hb.len()))
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_split_the_shards_and_one_leaving_hands_all_to_the_other_at_once() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let a = start(&broker, "a");
+    let b = start(&broker, "b");
+    wait_split(&a, &b).await;
+    let split = shards(&held(&a));
+    assert_eq!(
+        split.iter().copied().collect::<Vec<_>>(),
+        bosun_api::shard::assigned("a", &["a", "b"], SHARDS),
+        "a holds its rendezvous share"
+    );
+
+    let left = Instant::now();
+    a.leave().await;
+    wait_for("b to hold all 256", Duration::from_secs(1), || async {
+        held(&b).all()
+    })
+    .await;
+    report_took("leave → all held by b", left);
+}
+
+fn report_took(what: &str, since: Instant) {
+    eprintln!("{what}: {:?}", since.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_stops_without_leaving_loses_its_shards_after_its_ttl() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let a = start(&broker, "a");
+    let b = start(&broker, "b");
+    wait_split(&a, &b).await;
+    let gone = Instant::now();
+    drop(a);
+    wait_for(
+        "b to hold all 256 after a's lease expired",
+        TTL + Duration::from_secs(1),
+        || async { held(&b).all() },
+    )
+    .await;
+    report_took("drop → all held by b", gone);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_lease_was_revoked_drops_every_shard_then_comes_back() {
+    let etcd = Etcd::start().await;
+    let broker = Broker::start(&etcd).await;
+    let a = start(&broker, "a");
+    wait_for("a to hold all 256", Duration::from_secs(10), || async {
+        held(&a).all()
+    })
+    .await;
+    let before = held(&a);
+    let lease = a.lease_id();
+    assert_ne!(lease, 0);
+
+    // Watch every published value, so a short-lived "none" is not missed.
+    let mut rx = a.held();
+    let saw_none = tokio::spawn(async move {
+        loop {
+            if rx.changed().await.is_err() {
+                return false;
+            }
+            if rx.borrow_and_update().tokens.is_empty() {
+                return true;
+            }
+        }
+    });
+    etcd.client()
+        .await
+        .lease_revoke(lease)
+        .await
+        .expect("revoke a's lease");
+    assert!(
+        tokio::time::timeout(TTL * 2, saw_none)
+            .await
+            .expect("a published none in time")
+            .expect("observer"),
+        "a never published none"
+    );
+    wait_for(
+        "a to hold all 256 again, on a new lease",
+        Duration::from_secs(10),
+        || async { held(&a).all() && a.lease_id() != 0 && a.lease_id() != lease },
+    )
+    .await;
+    let after = held(&a);
+    for (shard, token) in &after.tokens {
+        assert!(*token > before.tokens[shard], "shard {shard}: a new token");
+    }
+    a.leave().await;
+}
