@@ -112,7 +112,8 @@ impl std::str::FromStr for Fence {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Fence, String> {
-        let bad = || format!("{FENCE_HEADER} {s:?}: want <controller>/<shard>/<token>, e.g. job/17/4242");
+        let bad =
+            || format!("{FENCE_HEADER} {s:?}: want <controller>/<shard>/<token>, e.g. job/17/4242");
         let mut parts = s.split('/');
         let (Some(c), Some(shard), Some(token), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -147,9 +148,7 @@ pub fn member_key(controller: Controller, replica: &str) -> String {
 /// `members` (replica names); `None` when there is none. Adding a member moves only the
 /// shards it wins; removing one moves only its own.
 pub fn rendezvous<'a>(shard: u32, members: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    members
-        .into_iter()
-        .max_by_key(|m| (weight(shard, m), *m))
+    members.into_iter().max_by_key(|m| (weight(shard, m), *m))
 }
 
 fn weight(shard: u32, member: &str) -> u64 {
@@ -168,7 +167,7 @@ fn weight(shard: u32, member: &str) -> u64 {
 }
 
 /// The shards of `0..count` that `me` should own among `members` (which should include `me`).
-pub fn assigned<'a>(me: &str, members: &[&'a str], count: u32) -> Vec<u32> {
+pub fn assigned(me: &str, members: &[&str], count: u32) -> Vec<u32> {
     (0..count)
         .filter(|s| rendezvous(*s, members.iter().copied()) == Some(me))
         .collect()
@@ -218,13 +217,48 @@ mod tests {
     #[test]
     fn the_root_uid_depends_on_the_controller_kind() {
         let cases: &[(&str, Controller, Object, Option<&str>)] = &[
-            ("a Job is its own root for the Job controller", Controller::Job, job("j", Some(("CronJob", "c"))), Some("j")),
-            ("a CronJob's Job follows the CronJob", Controller::CronJob, job("j", Some(("CronJob", "c"))), Some("c")),
-            ("a plain Job is unsharded for the CronJob controller", Controller::CronJob, job("j", None), None),
-            ("a Job's pod follows the Job", Controller::Job, pod("p", Some(("Job", "j"))), Some("j")),
-            ("an orphan pod is unsharded", Controller::Job, pod("p", None), None),
-            ("a DaemonSet's pod follows the DaemonSet", Controller::DaemonSet, pod("p", Some(("DaemonSet", "d"))), Some("d")),
-            ("an object without a uid yet is unsharded", Controller::Job, job("", None), None),
+            (
+                "a Job is its own root for the Job controller",
+                Controller::Job,
+                job("j", Some(("CronJob", "c"))),
+                Some("j"),
+            ),
+            (
+                "a CronJob's Job follows the CronJob",
+                Controller::CronJob,
+                job("j", Some(("CronJob", "c"))),
+                Some("c"),
+            ),
+            (
+                "a plain Job is unsharded for the CronJob controller",
+                Controller::CronJob,
+                job("j", None),
+                None,
+            ),
+            (
+                "a Job's pod follows the Job",
+                Controller::Job,
+                pod("p", Some(("Job", "j"))),
+                Some("j"),
+            ),
+            (
+                "an orphan pod is unsharded",
+                Controller::Job,
+                pod("p", None),
+                None,
+            ),
+            (
+                "a DaemonSet's pod follows the DaemonSet",
+                Controller::DaemonSet,
+                pod("p", Some(("DaemonSet", "d"))),
+                Some("d"),
+            ),
+            (
+                "an object without a uid yet is unsharded",
+                Controller::Job,
+                job("", None),
+                None,
+            ),
         ];
         for (what, controller, obj, want) in cases {
             assert_eq!(root_uid(*controller, obj), *want, "{what}");
@@ -252,7 +286,16 @@ mod tests {
         };
         assert_eq!(f.to_string(), "cronjob/17/4242");
         assert_eq!("cronjob/17/4242".parse::<Fence>(), Ok(f));
-        for bad in ["", "job", "job/1", "job/1/2/3", "pod/1/2", "job/x/2", "job/1/0", "job/1/-3"] {
+        for bad in [
+            "",
+            "job",
+            "job/1",
+            "job/1/2/3",
+            "pod/1/2",
+            "job/x/2",
+            "job/1/0",
+            "job/1/-3",
+        ] {
             assert!(bad.parse::<Fence>().is_err(), "{bad:?} accepted");
         }
     }
@@ -273,7 +316,10 @@ mod tests {
         for s in 0..SHARDS {
             let before = rendezvous(s, three).unwrap();
             let after = rendezvous(s, four).unwrap();
-            assert!(after == before || after == "d", "shard {s}: {before} → {after}");
+            assert!(
+                after == before || after == "d",
+                "shard {s}: {before} → {after}"
+            );
             let without_c = rendezvous(s, ["a", "b"]).unwrap();
             if before != "c" {
                 assert_eq!(without_c, before, "shard {s} moved though its owner stayed");

@@ -94,6 +94,9 @@ fn fence_outcome(
     (now != Some(f.token)).then_some(now)
 }
 
+// A write is the common request and is moved through a channel once: boxing its large
+// `Compare`/`TxnOp` would cost an allocation per write for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Request {
     Write {
         key: Vec<u8>,

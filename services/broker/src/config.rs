@@ -131,6 +131,17 @@ mod tests {
     }
 
     #[test]
+    fn the_unsafe_skip_fence_flag_is_off_by_default_and_says_it_is_for_tests() {
+        use clap::{CommandFactory, Parser};
+        assert!(!Config::default().unsafe_skip_fence_check);
+        let c = Config::parse_from(["bosun-broker", "--unsafe-skip-fence-check"]);
+        assert!(c.unsafe_skip_fence_check);
+        let help = Config::command().render_long_help().to_string();
+        assert!(help.contains("--unsafe-skip-fence-check"), "{help}");
+        assert!(help.contains("FOR TESTS ONLY"), "{help}");
+    }
+
+    #[test]
     fn validate_refuses_what_the_broker_cannot_run_with() {
         let ok = Config::for_etcd("http://127.0.0.1:2379");
         type Change = fn(&mut Config);

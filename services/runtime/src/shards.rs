@@ -384,10 +384,10 @@ impl Run {
                 }
                 _ = report.tick() => self.report(&s).await,
                 _ = resettle.tick(), if s.change_at.is_some() => {
-                    if let Some(snap) = s.last.clone() {
-                        if let Err(end) = self.settle(&mut s, snap).await {
-                            return end;
-                        }
+                    if let Some(snap) = s.last.clone()
+                        && let Err(end) = self.settle(&mut s, snap).await
+                    {
+                        return end;
                     }
                 }
                 msg = next => match msg {
@@ -571,7 +571,9 @@ mod tests {
         let a_share = bosun_api::shard::assigned("a", &both, SHARDS);
         let b_share = bosun_api::shard::assigned("b", &both, SHARDS);
         let (a0, b0) = (a_share[0], b_share[0]);
-        let cases: [(&str, Vec<v1::ShardOwner>, Vec<u32>, Vec<u32>); 4] = [
+        // (what, owners, want released, want acquired)
+        type Case = (&'static str, Vec<v1::ShardOwner>, Vec<u32>, Vec<u32>);
+        let cases: [Case; 4] = [
             (
                 "nothing held: takes its whole share",
                 vec![],
