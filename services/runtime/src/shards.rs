@@ -424,7 +424,7 @@ impl Run {
             s.change_at.get_or_insert_with(Instant::now);
         }
         let names: Vec<&str> = members.iter().map(String::as_str).collect();
-        let desired = plan(me, s.lease, &names, &snap.owners);
+        let desired = plan(me, s.lease, &names, &snap, &s.held);
         s.last = Some(snap);
 
         if !desired.release.is_empty() {
@@ -525,15 +525,34 @@ pub struct Plan {
     pub acquire: Vec<u32>,
 }
 
-/// The plan of replica `me` (on `lease`) among `members`, given the shard `owners`.
-pub fn plan(me: &str, lease: i64, members: &[&str], owners: &[v1::ShardOwner]) -> Plan {
+/// The plan of replica `me` (on `lease`) among `members`, given the snapshot `snap` and what
+/// it `held` before. A shard taken after the snapshot was read (its token, a create revision,
+/// is newer than the snapshot's revision) and free in it is still held: a snapshot read just
+/// before an acquire must not make the replica drop what it has just taken.
+pub fn plan(
+    me: &str,
+    lease: i64,
+    members: &[&str],
+    snap: &v1::Membership,
+    held: &BTreeMap<u32, i64>,
+) -> Plan {
     let want = bosun_api::shard::assigned(me, members, SHARDS);
-    let mine: BTreeMap<u32, i64> = owners
+    let owners = &snap.owners;
+    let taken: std::collections::HashSet<u32> = owners.iter().map(|o| o.shard).collect();
+    let mut mine: BTreeMap<u32, i64> = owners
         .iter()
         .filter(|o| o.lease_id == lease)
         .map(|o| (o.shard, o.token))
         .collect();
-    let taken: std::collections::HashSet<u32> = owners.iter().map(|o| o.shard).collect();
+    for (&shard, &token) in held {
+        if token > snap.revision && !taken.contains(&shard) {
+            mine.insert(shard, token);
+        }
+    }
+    let taken: std::collections::HashSet<u32> = taken
+        .union(&mine.keys().copied().collect())
+        .copied()
+        .collect();
     let release = mine
         .keys()
         .filter(|s| want.binary_search(s).is_err())
@@ -600,12 +619,33 @@ mod tests {
             ),
         ];
         for (what, owners, release, acquire) in cases {
-            let p = plan("a", 1, &both, &owners);
+            let snap = v1::Membership {
+                owners,
+                revision: 1000,
+                ..Default::default()
+            };
+            let p = plan("a", 1, &both, &snap, &BTreeMap::new());
             assert_eq!(p.want, a_share, "{what}");
             assert_eq!(p.release, release, "{what}");
             assert_eq!(p.acquire, acquire, "{what}");
         }
         // Alone: everything.
-        assert_eq!(plan("a", 1, &["a"], &[]).acquire.len(), SHARDS as usize);
+        let empty = v1::Membership::default();
+        let none = BTreeMap::new();
+        assert_eq!(
+            plan("a", 1, &["a"], &empty, &none).acquire.len(),
+            SHARDS as usize
+        );
+        // Taken after the snapshot was read: still held, not taken again; taken before and
+        // free in the snapshot: lost (released, or the lease's keys expired).
+        let snap = v1::Membership {
+            revision: 1000,
+            ..Default::default()
+        };
+        let held = BTreeMap::from([(a_share[0], 1001), (a_share[1], 999)]);
+        let p = plan("a", 1, &both, &snap, &held);
+        assert_eq!(p.mine, BTreeMap::from([(a_share[0], 1001)]));
+        assert!(!p.acquire.contains(&a_share[0]));
+        assert!(p.acquire.contains(&a_share[1]));
     }
 }
