@@ -13,6 +13,10 @@ use bosun_tests::{Broker, Etcd, wait_for};
 const TTL: Duration = Duration::from_secs(2);
 
 fn start(broker: &Broker, replica: &str) -> Membership {
+    start_with(broker, replica, &Metrics::new())
+}
+
+fn start_with(broker: &Broker, replica: &str, metrics: &Metrics) -> Membership {
     let config = MembershipConfig {
         replica: replica.into(),
         ttl: TTL,
@@ -22,7 +26,7 @@ fn start(broker: &Broker, replica: &str) -> Membership {
     Membership::start(
         connect_lazy(&broker.url()).expect("address"),
         config,
-        &Metrics::new(),
+        metrics,
     )
 }
 
@@ -105,7 +109,8 @@ async fn a_replica_that_stops_without_leaving_loses_its_shards_after_its_ttl() {
 async fn a_replica_whose_lease_was_revoked_drops_every_shard_then_comes_back() {
     let etcd = Etcd::start().await;
     let broker = Broker::start(&etcd).await;
-    let a = start(&broker, "a");
+    let metrics = Metrics::new();
+    let a = start_with(&broker, "a", &metrics);
     wait_for("a to hold all 256", Duration::from_secs(10), || async {
         held(&a).all()
     })
@@ -144,6 +149,20 @@ async fn a_replica_whose_lease_was_revoked_drops_every_shard_then_comes_back() {
         || async { held(&a).all() && a.lease_id() != 0 && a.lease_id() != lease },
     )
     .await;
+    let text = metrics.render();
+    for line in [
+        "bosun_shards_held{controller=\"job\"} 256",
+        "bosun_shard_lease_losses_total{controller=\"job\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("bosun_shard_handoffs_total{controller=\"job\"} ")
+                && !l.ends_with(" 0")
+        ),
+        "no handoff counted in\n{text}"
+    );
     let after = held(&a);
     for (shard, token) in &after.tokens {
         assert!(*token > before.tokens[shard], "shard {shard}: a new token");

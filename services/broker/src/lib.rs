@@ -4,7 +4,9 @@
 //! ([`store`], one etcd txn per write, optimistic concurrency on resourceVersion = etcd
 //! mod_revision) and watch ([`watch`], one etcd watch per kind fanned out to any number of
 //! subscribers from an in-memory window), and `TriggerCronJob` ([`trigger`]: a CronJob run
-//! now, once per idempotency key). It keeps no state of its own, so several brokers
+//! now, once per idempotency key), and `Shards` ([`shards`]: the memberships of scaled-out
+//! controller kinds on etcd leases; every write carrying `bosun-fence` is checked against its
+//! shard's owner key in the write's own txn). It keeps no state of its own, so several brokers
 //! can serve one etcd. [`run`] is what `bosun-broker` and `bosun up` call.
 
 pub mod batch;
