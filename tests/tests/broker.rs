@@ -505,11 +505,11 @@ async fn list_filters_by_namespace_label_and_field_selectors_in_the_broker() {
     create(&mut c, with_label(pod("b", "web-2"), "app", "web")).await;
     let names = |items: Vec<v1::Object>| items.iter().map(|o| o.key()).collect::<Vec<_>>();
     let list = |ns: &str, l: &str, f: &str| v1::ListRequest {
-        shards: None,
         kind: v1::Kind::Pod as i32,
         namespace: ns.into(),
         label_selector: l.into(),
         field_selector: f.into(),
+        shards: None,
     };
     let r = c.list(list("", "app=web", "")).await.unwrap().into_inner();
     assert_eq!(names(r.items), vec!["a/web-1", "b/web-2"]);
@@ -670,7 +670,7 @@ async fn batched_writes_keep_each_compare_and_same_key_writes_never_share_a_txn(
         tokio::spawn(async move {
             let cmp = Compare::version(key.clone(), CompareOp::Equal, 0);
             let op = TxnOp::put(key.clone(), "v", None);
-            b.write(key.into_bytes(), 1, cmp, op).await.unwrap()
+            b.write(key.into_bytes(), 1, cmp, None, op).await.unwrap()
         })
     };
     // 300 distinct keys plus 50 creates racing for one key, all at once.

@@ -21,7 +21,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use etcd_client::{Compare, KeyValue, KvClient, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{Compare, CompareOp, KeyValue, KvClient, Txn, TxnOp, TxnOpResponse};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::{Error, Result};
@@ -63,18 +63,75 @@ const IN_FLIGHT: usize = 2;
 /// What a guarded write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
-    /// Whether the compare held (and the operation ran).
+    /// Whether the compares held (and the operation ran).
     pub succeeded: bool,
     /// etcd's revision after the txn: the new object's mod_revision when it succeeded.
     pub revision: i64,
+    /// When the write was fenced and its fence no longer holds: the owner key's create
+    /// revision now (`Some(None)`: no one holds the shard). `None`: not fenced, or the fence
+    /// held (a failure is then the object's own compare: a conflict).
+    pub fence_lost: Option<Option<i64>>,
 }
 
+/// The second compare of a fenced write: the shard's owner key still has the create revision
+/// the writer took it at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FenceGuard {
+    pub owner_key: Vec<u8>,
+    pub token: i64,
+}
+
+impl FenceGuard {
+    /// The guard of `fence`.
+    pub fn of(fence: &bosun_api::shard::Fence) -> FenceGuard {
+        FenceGuard {
+            owner_key: bosun_api::shard::owner_key(fence.controller, fence.shard).into_bytes(),
+            token: fence.token,
+        }
+    }
+}
+
+/// One guarded write as a txn: the object's compare (and the fence's), the operation, and on
+/// failure a read of the owner key so the caller tells "fenced" from "conflict" in one round
+/// trip.
+fn guarded(compare: Compare, fence: Option<&FenceGuard>, op: TxnOp) -> Txn {
+    match fence {
+        None => Txn::new().when([compare]).and_then([op]),
+        Some(f) => Txn::new()
+            .when([
+                compare,
+                Compare::create_revision(f.owner_key.clone(), CompareOp::Equal, f.token),
+            ])
+            .and_then([op])
+            .or_else([TxnOp::get(f.owner_key.clone(), None)]),
+    }
+}
+
+/// Whether a failed fenced write lost its fence: the owner key's create revision now
+/// (`Some(None)`: free) when it differs from the token.
+fn fence_outcome(
+    succeeded: bool,
+    fence: Option<&FenceGuard>,
+    failure: &[TxnOpResponse],
+) -> Option<Option<i64>> {
+    let f = fence.filter(|_| !succeeded)?;
+    let now = failure.iter().find_map(|r| match r {
+        TxnOpResponse::Get(g) => Some(g.kvs().first().map(|kv| kv.create_revision())),
+        _ => None,
+    })?;
+    (now != Some(f.token)).then_some(now)
+}
+
+// A write is the common request and is moved through a channel once: boxing its large
+// `Compare`/`TxnOp` would cost an allocation per write for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Request {
     Write {
         key: Vec<u8>,
         /// Bytes the write adds to a txn (key and value).
         size: usize,
         compare: Compare,
+        fence: Option<FenceGuard>,
         op: TxnOp,
         reply: oneshot::Sender<Result<Written>>,
     },
@@ -98,13 +155,14 @@ impl Batcher {
         Batcher { tx }
     }
 
-    /// Runs `op` on `key` if `compare` holds; `value_len` is the size of the value `op`
-    /// writes (0 for a delete).
+    /// Runs `op` on `key` if `compare` holds (and, when fenced, the fence too);
+    /// `value_len` is the size of the value `op` writes (0 for a delete).
     pub async fn write(
         &self,
         key: Vec<u8>,
         value_len: usize,
         compare: Compare,
+        fence: Option<FenceGuard>,
         op: TxnOp,
     ) -> Result<Written> {
         let (reply, rx) = oneshot::channel();
@@ -112,6 +170,7 @@ impl Batcher {
             size: key.len() + value_len,
             key,
             compare,
+            fence,
             op,
             reply,
         })?;
@@ -145,7 +204,7 @@ fn share(err: &etcd_client::Error) -> Error {
 }
 
 struct WriteBatch {
-    ops: Vec<(Compare, TxnOp)>,
+    ops: Vec<(Compare, Option<FenceGuard>, TxnOp)>,
     replies: Vec<oneshot::Sender<Result<Written>>>,
 }
 
@@ -187,6 +246,7 @@ async fn dispatch(kv: KvClient, limits: Limits, mut rx: mpsc::UnboundedReceiver<
                     key,
                     size,
                     compare,
+                    fence,
                     op,
                     reply,
                 } => {
@@ -196,6 +256,7 @@ async fn dispatch(kv: KvClient, limits: Limits, mut rx: mpsc::UnboundedReceiver<
                             key,
                             size,
                             compare,
+                            fence,
                             op,
                             reply,
                         });
@@ -203,7 +264,7 @@ async fn dispatch(kv: KvClient, limits: Limits, mut rx: mpsc::UnboundedReceiver<
                     }
                     bytes += size;
                     keys.insert(key);
-                    writes.ops.push((compare, op));
+                    writes.ops.push((compare, fence, op));
                     writes.replies.push(reply);
                 }
                 Request::Read { key, reply } => {
@@ -233,34 +294,52 @@ async fn run_writes(kv: &KvClient, batch: WriteBatch) {
     match ops.len() {
         0 => {}
         1 => {
-            let (compare, op) = ops.into_iter().next().expect("one op");
-            let result = kv
-                .clone()
-                .txn(Txn::new().when([compare]).and_then([op]))
-                .await;
+            let (compare, fence, op) = ops.into_iter().next().expect("one op");
+            let result = kv.clone().txn(guarded(compare, fence.as_ref(), op)).await;
             let written = result.map_err(Error::from).map(|resp| Written {
                 succeeded: resp.succeeded(),
                 revision: resp.header().map_or(0, |h| h.revision()),
+                fence_lost: fence_outcome(
+                    resp.succeeded(),
+                    fence.as_ref(),
+                    resp.op_responses().as_slice(),
+                ),
             });
             if let Some(reply) = replies.into_iter().next() {
                 let _ = reply.send(written);
             }
         }
         n => {
+            let mut fences = Vec::with_capacity(n);
             let nested: Vec<TxnOp> = ops
                 .into_iter()
-                .map(|(compare, op)| TxnOp::txn(Txn::new().when([compare]).and_then([op])))
+                .map(|(compare, fence, op)| {
+                    let txn = TxnOp::txn(guarded(compare, fence.as_ref(), op));
+                    fences.push(fence);
+                    txn
+                })
                 .collect();
             match kv.clone().txn(Txn::new().and_then(nested)).await {
                 Ok(resp) => {
                     let revision = resp.header().map_or(0, |h| h.revision());
                     let outcomes = resp.op_responses();
                     debug_assert_eq!(outcomes.len(), n);
-                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                        let succeeded = matches!(outcome, TxnOpResponse::Txn(t) if t.succeeded());
+                    for ((reply, outcome), fence) in replies.into_iter().zip(outcomes).zip(fences) {
+                        let (succeeded, fence_lost) = match outcome {
+                            TxnOpResponse::Txn(t) => (
+                                t.succeeded(),
+                                fence_outcome(
+                                    t.succeeded(),
+                                    fence.as_ref(),
+                                    t.op_responses().as_slice(),
+                                ),
+                            ),
+                            _ => (false, None),
+                        };
                         let _ = reply.send(Ok(Written {
                             succeeded,
                             revision,
+                            fence_lost,
                         }));
                     }
                 }

@@ -55,6 +55,13 @@ pub struct Config {
     #[arg(long, env = "BOSUN_WRITE_CACHE_BYTES", default_value_t = 64 << 20)]
     pub write_cache_bytes: usize,
 
+    /// FOR TESTS ONLY (the negative control of the fencing tests): accept the `bosun-fence`
+    /// header of writes but do not check it, so a replica that lost its shard can still write.
+    /// Never set it on a real plane: it gives up the guarantee that a deposed replica's writes
+    /// are refused.
+    #[arg(long, env = "BOSUN_UNSAFE_SKIP_FENCE_CHECK", hide_short_help = true)]
+    pub unsafe_skip_fence_check: bool,
+
     #[command(flatten)]
     pub metrics: MetricsArgs,
 }
@@ -133,6 +140,17 @@ mod tests {
         assert_eq!(c.etcd_endpoints, vec!["http://127.0.0.1:2379".to_string()]);
         let c = Config::parse_from(["bosun-broker", "--etcd-endpoints", "http://a:1,http://b:2"]);
         assert_eq!(c.etcd_endpoints.len(), 2);
+    }
+
+    #[test]
+    fn the_unsafe_skip_fence_flag_is_off_by_default_and_says_it_is_for_tests() {
+        use clap::{CommandFactory, Parser};
+        assert!(!Config::default().unsafe_skip_fence_check);
+        let c = Config::parse_from(["bosun-broker", "--unsafe-skip-fence-check"]);
+        assert!(c.unsafe_skip_fence_check);
+        let help = Config::command().render_long_help().to_string();
+        assert!(help.contains("--unsafe-skip-fence-check"), "{help}");
+        assert!(help.contains("FOR TESTS ONLY"), "{help}");
     }
 
     #[test]

@@ -74,6 +74,24 @@ pub enum Error {
     /// A write kept conflicting with concurrent writers.
     #[error("{resource} {name:?} kept changing under concurrent writes; retry")]
     Contended { resource: String, name: String },
+    /// A write made for a shard its replica no longer holds (the `bosun-fence` token is not
+    /// the owner key's create revision): refused, not applied.
+    #[error(
+        "fenced: shard {shard} of the {controller} controller is no longer held by this replica (token {token}, now {})",
+        now.map_or_else(|| "free".to_string(), |n| n.to_string())
+    )]
+    Fenced {
+        controller: bosun_api::shard::Controller,
+        shard: u32,
+        token: i64,
+        /// The owner key's create revision now; `None`: no one holds the shard.
+        now: Option<i64>,
+    },
+    /// A scale-out lease that expired or was revoked (its member key and shards are gone).
+    #[error(
+        "lease {lease:x} has expired or was revoked: its member key and shards are gone; join again"
+    )]
+    LeaseGone { lease: i64 },
     /// The API port could not be bound.
     #[error(
         "cannot listen on {addr}: {source}; is another broker running there? choose another --listen"
@@ -104,10 +122,10 @@ impl From<Error> for tonic::Status {
             | Error::Selector(_)
             | Error::Patch(_)
             | Error::TooLarge { .. } => Code::InvalidArgument,
-            Error::NotFound { .. } => Code::NotFound,
+            Error::NotFound { .. } | Error::LeaseGone { .. } => Code::NotFound,
             Error::AlreadyExists { .. } => Code::AlreadyExists,
             Error::Conflict { .. } | Error::Contended { .. } => Code::Aborted,
-            Error::Precondition { .. } => Code::FailedPrecondition,
+            Error::Precondition { .. } | Error::Fenced { .. } => Code::FailedPrecondition,
             Error::Expired { .. } => Code::OutOfRange,
             Error::TooSlow { .. } => Code::ResourceExhausted,
             Error::ShuttingDown { .. } | Error::Etcd(_) | Error::Listen { .. } => Code::Unavailable,

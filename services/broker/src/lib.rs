@@ -4,7 +4,9 @@
 //! ([`store`], one etcd txn per write, optimistic concurrency on resourceVersion = etcd
 //! mod_revision) and watch ([`watch`], one etcd watch per kind fanned out to any number of
 //! subscribers from an in-memory window), and `TriggerCronJob` ([`trigger`]: a CronJob run
-//! now, once per idempotency key). It keeps no state of its own, so several brokers
+//! now, once per idempotency key), and `Shards` ([`shards`]: the memberships of scaled-out
+//! controller kinds on etcd leases; every write carrying `bosun-fence` is checked against its
+//! shard's owner key in the write's own txn). It keeps no state of its own, so several brokers
 //! can serve one etcd. [`run`] is what `bosun-broker` and `bosun up` call.
 
 pub mod batch;
@@ -15,6 +17,7 @@ pub mod metrics;
 pub mod patch;
 pub mod recent;
 pub mod service;
+pub mod shards;
 pub mod store;
 pub mod trigger;
 pub mod watch;
@@ -23,6 +26,7 @@ use std::net::SocketAddr;
 
 use bosun_api::v1::logs_server::LogsServer;
 use bosun_api::v1::objects_server::ObjectsServer;
+use bosun_api::v1::shards_server::ShardsServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -90,10 +94,21 @@ pub async fn run_with_listener(
     let logs = LogsServer::new(logs::LogsProxy {
         store: store.clone(),
     });
+    if config.unsafe_skip_fence_check {
+        tracing::warn!(
+            "--unsafe-skip-fence-check: bosun-fence headers are NOT checked; writes of replicas that lost their shards are applied (tests only)"
+        );
+    }
+    let shards = ShardsServer::new(shards::ShardService {
+        client: client.clone(),
+        metrics: metrics.clone(),
+        shutdown: watch_shutdown.clone(),
+    });
     let service = service::ObjectService {
         store,
         hubs,
         metrics,
+        skip_fence_check: config.unsafe_skip_fence_check,
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -114,6 +129,7 @@ pub async fn run_with_listener(
         .trace_fn(request_span)
         .add_service(health_service)
         .add_service(objects)
+        .add_service(shards)
         .add_service(logs)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
         .await;

@@ -115,6 +115,17 @@ impl BrokerMetrics {
         .add(n as u64);
     }
 
+    /// A write refused because its `bosun-fence` no longer holds.
+    pub fn fenced_write(&self, controller: &str) {
+        self.registry
+            .counter(
+                "bosun_broker_fenced_writes_total",
+                "writes refused because the replica no longer holds the shard named by their bosun-fence",
+                &[("controller", controller)],
+            )
+            .inc();
+    }
+
     /// Events received from etcd.
     pub fn events_received(&self, kind: &str, n: usize) {
         cached(&self.handles.received, kind, || {

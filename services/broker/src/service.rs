@@ -16,8 +16,10 @@ use tracing::instrument;
 
 use crate::error::Error;
 use crate::metrics::BrokerMetrics;
+use crate::shards::ShardSet;
 use crate::store::Store;
 use crate::watch::{Filter, Hubs, WatchStream};
+use bosun_api::shard::{FENCE_HEADER, Fence};
 
 /// The service state shared by every request.
 #[derive(Clone)]
@@ -25,9 +27,35 @@ pub struct ObjectService {
     pub(crate) store: Store,
     pub(crate) hubs: Arc<Hubs>,
     pub(crate) metrics: BrokerMetrics,
+    /// `--unsafe-skip-fence-check` (tests only): `bosun-fence` is parsed but not checked.
+    pub(crate) skip_fence_check: bool,
+}
+
+/// The `bosun-fence` of a request, if it carries one; a malformed one is refused.
+pub fn fence_of(metadata: &tonic::metadata::MetadataMap) -> Result<Option<Fence>, Error> {
+    let Some(value) = metadata.get(FENCE_HEADER) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        Error::BadRequest(format!(
+            "{FENCE_HEADER}: not ASCII; want <controller>/<shard>/<token>, e.g. job/17/4242"
+        ))
+    })?;
+    text.parse().map(Some).map_err(Error::BadRequest)
 }
 
 impl ObjectService {
+    /// The store to write through for a request with `metadata`: fenced by its
+    /// `bosun-fence` (unless the broker runs with `--unsafe-skip-fence-check`).
+    fn store_for(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Store, Error> {
+        let fence = fence_of(metadata)?;
+        Ok(if self.skip_fence_check || fence.is_none() {
+            self.store.clone()
+        } else {
+            self.store.with_fence(fence)
+        })
+    }
+
     /// Times and counts one request, turning the broker's error into a status.
     async fn observe<T>(
         &self,
@@ -35,7 +63,11 @@ impl ObjectService {
         fut: impl Future<Output = Result<T, Error>>,
     ) -> Result<Response<T>, Status> {
         let started = Instant::now();
-        let result = fut.await.map(Response::new).map_err(Status::from);
+        let result = fut.await;
+        if let Err(Error::Fenced { controller, .. }) = &result {
+            self.metrics.fenced_write(controller.name());
+        }
+        let result = result.map(Response::new).map_err(Status::from);
         let code = result
             .as_ref()
             .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
@@ -78,12 +110,14 @@ impl Objects for ObjectService {
             incoming.as_deref(),
             bosun_runtime::telemetry::current_traceparent(),
         );
+        let store = self.store_for(req.metadata());
         let req = req.into_inner();
         self.observe("Create", async {
+            let store = store?;
             let mut obj = object_of(req.object)?;
             record(&obj);
             stamp_traceparent(&mut obj, traceparent.as_deref());
-            let object = self.store.create(obj, req.dry_run).await?;
+            let object = store.create(obj, req.dry_run).await?;
             Ok(ObjectResponse {
                 object: Some(object),
                 warnings: vec![],
@@ -107,9 +141,10 @@ impl Objects for ObjectService {
             incoming.as_deref(),
             bosun_runtime::telemetry::current_traceparent(),
         );
+        let store = self.store_for(req.metadata());
         let req = req.into_inner();
         self.observe("TriggerCronJob", async {
-            crate::trigger::trigger(&self.store, &req, |obj| {
+            crate::trigger::trigger(&store?, &req, |obj| {
                 stamp_traceparent(obj, traceparent.as_deref())
             })
             .await
@@ -139,9 +174,16 @@ impl Objects for ObjectService {
         self.observe("List", async {
             let labels = LabelSelector::parse(&req.label_selector)?;
             let fields = FieldSelector::parse(&req.field_selector)?;
+            let shards = ShardSet::parse(req.shards.as_ref())?;
             let (items, revision) = self
                 .store
-                .list(kind_of(req.kind)?, &req.namespace, &labels, &fields)
+                .list(
+                    kind_of(req.kind)?,
+                    &req.namespace,
+                    &labels,
+                    &fields,
+                    shards.as_ref(),
+                )
                 .await?;
             Ok(ListResponse { items, revision })
         })
@@ -153,11 +195,13 @@ impl Objects for ObjectService {
         &self,
         req: Request<UpdateRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
+        let store = self.store_for(req.metadata());
         let req = req.into_inner();
         self.observe("Update", async {
+            let store = store?;
             let obj = object_of(req.object)?;
             record(&obj);
-            let object = self.store.update(obj, req.dry_run).await?;
+            let object = store.update(obj, req.dry_run).await?;
             Ok(ObjectResponse {
                 object: Some(object),
                 warnings: vec![],
@@ -171,11 +215,13 @@ impl Objects for ObjectService {
         &self,
         req: Request<UpdateRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
+        let store = self.store_for(req.metadata());
         let req = req.into_inner();
         self.observe("UpdateStatus", async {
+            let store = store?;
             let obj = object_of(req.object)?;
             record(&obj);
-            let object = self.store.update_status(obj, req.dry_run).await?;
+            let object = store.update_status(obj, req.dry_run).await?;
             Ok(ObjectResponse {
                 object: Some(object),
                 warnings: vec![],
@@ -186,9 +232,10 @@ impl Objects for ObjectService {
 
     #[instrument(skip_all, fields(namespace = %req.get_ref().namespace, name = %req.get_ref().name, node = %req.get_ref().node_name))]
     async fn bind(&self, req: Request<BindRequest>) -> Result<Response<ObjectResponse>, Status> {
+        let store = self.store_for(req.metadata());
         let req = req.into_inner();
         self.observe("Bind", async {
-            let object = self.store.bind(&req).await?;
+            let object = store?.bind(&req).await?;
             Ok(ObjectResponse {
                 object: Some(object),
                 warnings: vec![],
@@ -202,10 +249,12 @@ impl Objects for ObjectService {
         &self,
         req: Request<FinalizersRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
+        let store = self.store_for(req.metadata());
         let req = req.into_inner();
         self.observe("UpdateFinalizers", async {
+            let store = store?;
             kind_of(req.kind)?;
-            let object = self.store.update_finalizers(&req).await?;
+            let object = store.update_finalizers(&req).await?;
             Ok(ObjectResponse {
                 object: Some(object),
                 warnings: vec![],
@@ -216,10 +265,12 @@ impl Objects for ObjectService {
 
     #[instrument(skip_all, fields(kind = req.get_ref().kind, namespace = %req.get_ref().namespace, name = %req.get_ref().name, r#type = req.get_ref().r#type))]
     async fn patch(&self, req: Request<PatchRequest>) -> Result<Response<PatchResponse>, Status> {
+        let store = self.store_for(req.metadata());
         let req = req.into_inner();
         self.observe("Patch", async {
+            let store = store?;
             kind_of(req.kind)?;
-            let (object, changed) = self.store.patch(&req).await?;
+            let (object, changed) = store.patch(&req).await?;
             Ok(PatchResponse {
                 object: Some(object),
                 changed,
@@ -233,10 +284,10 @@ impl Objects for ObjectService {
         &self,
         req: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
+        let store = self.store_for(req.metadata());
         let req = req.into_inner();
         self.observe("Delete", async {
-            let done = self
-                .store
+            let done = store?
                 .delete(
                     kind_of(req.kind)?,
                     &req.namespace,
@@ -267,6 +318,7 @@ impl Objects for ObjectService {
                 namespace: req.namespace,
                 labels: LabelSelector::parse(&req.label_selector)?,
                 fields,
+                shards: ShardSet::parse(req.shards.as_ref())?,
             };
             self.hubs
                 .subscribe(kind, req.resource_version, filter, req.allow_bookmarks)

@@ -16,10 +16,11 @@ use rand::Rng;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use crate::batch::{Batcher, Limits};
+use crate::batch::{Batcher, FenceGuard, Limits, Written};
 use crate::error::{Error, Result};
 use crate::patch::{PatchError, Patched};
 use crate::recent::Recent;
+use bosun_api::shard::Fence;
 
 /// The finalizers a Foreground delete and an Orphan delete add: the garbage collector removes
 /// them once the dependents are gone, or their ownerReferences stripped.
@@ -50,6 +51,9 @@ pub struct Store {
     max_object_bytes: usize,
     /// What this broker last wrote or read of each object (see [`Recent`]).
     recent: Arc<Recent>,
+    /// The fence every write of this handle is checked against, in the write's own txn
+    /// (see [`Store::with_fence`]).
+    fence: Option<Fence>,
 }
 
 impl Store {
@@ -63,6 +67,46 @@ impl Store {
             kv,
             max_object_bytes,
             recent: Arc::new(Recent::new(cache_bytes)),
+            fence: None,
+        }
+    }
+
+    /// This store, with every write made through it fenced by `fence` (the request's
+    /// `bosun-fence`): applied only while the shard's owner key still has the token as its
+    /// create revision, checked in the same etcd txn as the write. A write that goes through
+    /// several etcd steps is fenced on each step made through the handle.
+    pub fn with_fence(&self, fence: Option<Fence>) -> Store {
+        Store {
+            fence,
+            ..self.clone()
+        }
+    }
+
+    /// A guarded write through the batcher, fenced when this handle is: a lost fence is
+    /// [`Error::Fenced`], whatever the object's own compare said.
+    async fn guarded_write(
+        &self,
+        key: &str,
+        value_len: usize,
+        compare: Compare,
+        op: TxnOp,
+    ) -> Result<Written> {
+        let guard = self.fence.as_ref().map(FenceGuard::of);
+        let written = self
+            .batcher
+            .write(key.as_bytes().to_vec(), value_len, compare, guard, op)
+            .await?;
+        match (written.fence_lost, self.fence) {
+            (Some(now), Some(f)) => {
+                tracing::info!(key, fence = %f, ?now, "write refused: fenced");
+                Err(Error::Fenced {
+                    controller: f.controller,
+                    shard: f.shard,
+                    token: f.token,
+                    now,
+                })
+            }
+            _ => Ok(written),
         }
     }
 
@@ -94,10 +138,7 @@ impl Store {
             let remembered: Arc<[u8]> = Arc::from(&bytes[..]);
             let value_len = bytes.len();
             let op = TxnOp::put(key.clone(), bytes, None);
-            let written = self
-                .batcher
-                .write(key.clone().into_bytes(), value_len, compare, op)
-                .await?;
+            let written = self.guarded_write(&key, value_len, compare, op).await?;
             if written.succeeded {
                 self.recent.put(&key, remembered, written.revision);
                 obj.meta_mut().resource_version = written.revision.to_string();
@@ -134,6 +175,7 @@ impl Store {
         namespace: &str,
         labels: &LabelSelector,
         fields: &FieldSelector,
+        shards: Option<&crate::shards::ShardSet>,
     ) -> Result<(Vec<Object>, i64)> {
         let info = info_of(kind)?;
         fields.check_kind(kind)?;
@@ -151,7 +193,10 @@ impl Store {
         let mut items = Vec::with_capacity(resp.kvs().len());
         for kv in resp.kvs() {
             let obj = decode(kv.key(), kv.value(), kv.mod_revision())?;
-            if labels.matches_object(&obj) && fields.matches(&obj) {
+            if labels.matches_object(&obj)
+                && fields.matches(&obj)
+                && shards.is_none_or(|s| s.passes(&obj))
+            {
                 items.push(obj);
             }
         }
@@ -295,6 +340,46 @@ impl Store {
         merge: impl Fn(&Object) -> Result<Object>,
         check: impl Fn(&Object, &Object) -> std::result::Result<(), Vec<FieldError>>,
     ) -> Result<Object> {
+        match self
+            .write_existing_once(target, dry_run, merge, check)
+            .await
+        {
+            Err(err @ Error::Conflict { .. }) => Err(self.fenced_rather_than(err).await),
+            other => other,
+        }
+    }
+
+    /// A conflict decided before any txn (a stale resourceVersion against the stored or
+    /// remembered object) of a fenced write: [`Error::Fenced`] when the fence is lost too, so
+    /// a deposed replica learns it has to stop rather than re-read and retry.
+    async fn fenced_rather_than(&self, err: Error) -> Error {
+        let Some(f) = self.fence else { return err };
+        let key = bosun_api::shard::owner_key(f.controller, f.shard);
+        match self.batcher.read(key.into_bytes()).await {
+            Ok(kv) => {
+                let now = kv.map(|kv| kv.create_revision());
+                if now == Some(f.token) {
+                    err
+                } else {
+                    Error::Fenced {
+                        controller: f.controller,
+                        shard: f.shard,
+                        token: f.token,
+                        now,
+                    }
+                }
+            }
+            Err(_) => err,
+        }
+    }
+
+    async fn write_existing_once(
+        &self,
+        target: Target,
+        dry_run: bool,
+        merge: impl Fn(&Object) -> Result<Object>,
+        check: impl Fn(&Object, &Object) -> std::result::Result<(), Vec<FieldError>>,
+    ) -> Result<Object> {
         let Target {
             info,
             namespace,
@@ -343,10 +428,7 @@ impl Store {
                 TxnOp::put(key.clone(), bytes, None)
             };
             let compare = Compare::mod_revision(key.clone(), CompareOp::Equal, current);
-            let written = self
-                .batcher
-                .write(key.clone().into_bytes(), value_len, compare, op)
-                .await?;
+            let written = self.guarded_write(&key, value_len, compare, op).await?;
             if written.succeeded {
                 next.meta_mut().resource_version = written.revision.to_string();
                 if finished {
@@ -449,10 +531,7 @@ impl Store {
                 }
             };
             let value_len = remember.as_ref().map_or(0, |b| b.len());
-            let written = self
-                .batcher
-                .write(key.clone().into_bytes(), value_len, guard, op)
-                .await?;
+            let written = self.guarded_write(&key, value_len, guard, op).await?;
             match remember {
                 Some(bytes) if written.succeeded => self.recent.put(&key, bytes, written.revision),
                 _ => self.recent.remove(&key),

@@ -43,6 +43,8 @@ pub struct StoredEvent {
     /// The etcd value (for DELETED: the last stored value), shared by every subscriber.
     pub bytes: Bytes,
     pub view: Selectable,
+    /// Its root uid per controller kind (what a shard filter reads).
+    pub roots: crate::shards::Roots,
 }
 
 impl StoredEvent {
@@ -95,13 +97,20 @@ pub struct Filter {
     pub namespace: String,
     pub labels: LabelSelector,
     pub fields: FieldSelector,
+    /// Only these shards of a controller kind (and the unsharded objects); `None`: all.
+    pub shards: Option<crate::shards::ShardSet>,
 }
 
 impl Filter {
-    fn matches(&self, view: &Selectable) -> bool {
+    fn matches(&self, e: &StoredEvent) -> bool {
+        let view = &e.view;
         (self.namespace.is_empty() || view.namespace == self.namespace)
             && self.labels.matches(&view.labels)
             && self.fields.matches_view(view)
+            && self
+                .shards
+                .as_ref()
+                .is_none_or(|s| s.passes_roots(&e.roots))
     }
 }
 
@@ -529,6 +538,7 @@ fn convert(
         revision,
         bytes: Bytes::copy_from_slice(value),
         view: Selectable::of(&object),
+        roots: crate::shards::Roots::of_object(&object),
     }))
 }
 
@@ -675,7 +685,7 @@ impl Subscriber {
             return;
         }
         self.last = e.revision;
-        if self.filter.matches(&e.view) {
+        if self.filter.matches(e) {
             self.pending.push_back(e.to_proto());
         }
     }

@@ -44,6 +44,9 @@ const ALL_KINDS: &[&str] = &["pods", "jobs", "cronjobs", "daemonsets"];
 /// Runs `bosun get`.
 pub async fn get(ctx: &mut Ctx<'_>, args: GetArgs) -> anyhow::Result<i32> {
     let output = Output::parse(args.output.as_deref())?;
+    if crate::controllers::is_controllers(&args.resource) {
+        return crate::controllers::get(ctx, &output, args.no_headers).await;
+    }
     let is_all = args.resource.first().is_some_and(|w| w == "all");
     let targets = if is_all {
         ALL_KINDS

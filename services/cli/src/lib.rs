@@ -8,6 +8,7 @@
 //! tests; the command modules only fetch, call those, and write.
 
 pub mod apply;
+pub mod controllers;
 pub mod create;
 pub mod delete;
 pub mod describe;

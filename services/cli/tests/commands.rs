@@ -324,3 +324,57 @@ async fn get_watch_prints_the_list_then_each_change() {
     .await;
     watcher.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_controllers_prints_a_row_per_replica_with_its_shard_ranges() {
+    use bosun_api::shard::Controller;
+    use bosun_runtime::shards::{Membership, MembershipConfig, connect_lazy};
+    let (server, _plane) = broker().await;
+    let (code, _, err) = bosun(&server, &["get", "controllers"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("No controller replicas found"), "{err}");
+
+    let start = |replica: &str| {
+        let config = MembershipConfig {
+            replica: replica.into(),
+            report_every: Duration::from_millis(100),
+            ..MembershipConfig::new(Controller::Job)
+        };
+        let client = connect_lazy(&server).expect("address");
+        Membership::start(client, config, &bosun_runtime::metrics::Metrics::new())
+    };
+    let (a, b) = (start("replica-a"), start("replica-b"));
+    a.set_queue_depth(4);
+    let out = bosun_tests::wait_for(
+        "both replicas settled and reported",
+        Duration::from_secs(10),
+        || async {
+            let (code, out, err) = bosun(&server, &["get", "controllers"]).await;
+            let settled = a.held().borrow().tokens.len() + b.held().borrow().tokens.len() == 256;
+            if code == 0 && settled && out.matches(" ms)").count() == 2 && out.contains(" 4 ") {
+                Ok(out)
+            } else {
+                Err(format!("exit {code}, {err}\n{out}"))
+            }
+        },
+    )
+    .await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("CONTROLLER"), "{out}");
+    assert!(
+        lines[0].contains("SHARDS") && lines[0].contains("LAST HANDOFF"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 3, "{out}");
+    let a_share = bosun_api::shard::assigned("replica-a", &["replica-a", "replica-b"], 256);
+    assert!(
+        lines[1].contains(&format!("{} ({}", a_share.len(), a_share[0])),
+        "{out}"
+    );
+    let (code, json, err) = bosun(&server, &["get", "controllers", "-o", "json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(2), "{json}");
+    a.leave().await;
+    b.leave().await;
+}

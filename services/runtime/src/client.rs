@@ -116,7 +116,7 @@ impl From<tonic::Status> for ClientError {
     }
 }
 
-fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
+pub(crate) fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
     let endpoint =
         Channel::from_shared(addr.to_string()).map_err(|source| ClientError::Address {
             addr: addr.to_string(),
