@@ -16,8 +16,8 @@
 //! Time comes from a [`Clock`] (the wall clock; tests move it, see `clock.rs`).
 //!
 //! Scale-out (issue 12; `bosun_runtime::sharded`): the controller runs as one of several
-//! replicas, each reconciling the CronJobs of the shards it holds ([`Config::sharding`]; a
-//! lone replica holding every shard, unfenced, when `None`). Both informers are sharded: a
+//! replicas, each reconciling the CronJobs of the shards it holds ([`Config::sharding`]: the
+//! membership's, or a test's). Both informers are sharded: a
 //! CronJob's Jobs follow the CronJob (Jobs without a CronJob are seen by every replica and
 //! ignored). Every write is made in the reconcile's task, so under its fence; events go
 //! through the recorder's own task, unfenced. The test hook that requeues every CronJob on
@@ -44,7 +44,7 @@ use bosun_runtime::controller::{Action, Controller, backoff_on_error};
 use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Histogram, Metrics};
-use bosun_runtime::sharded::Sharding;
+use bosun_runtime::sharded::Replica;
 use bosun_runtime::writer::Writer;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -114,13 +114,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
     let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
-    // Scale-out: the shards this replica holds. The membership (issue 12) plugs in here;
-    // without it, a lone replica holds every shard with token 0: no filter, no fence.
+    // Scale-out: this replica's shards, from its membership among the replicas of its kind
+    // (or a test's hand-made ones): informers list and watch those, the controller reconciles
+    // their keys under their fences. A graceful stop hands them over at once.
     const KIND: shard::Controller = shard::Controller::CronJob;
-    let sharding = config
-        .sharding
-        .clone()
-        .unwrap_or_else(|| Sharding::single(KIND));
+    let mut replica = Replica::join(
+        KIND,
+        &config.broker.server,
+        &config.replica,
+        config.sharding.clone(),
+        &registry,
+        &shutdown,
+    )?;
+    let sharding = replica.sharding.clone();
     let cronjobs = Informer::for_broker(&broker, Kind::CronJob, Selector::all());
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all())
         .sharded(sharding.held.clone(), KIND);
@@ -129,6 +135,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         .sharded(sharding.held.clone(), KIND)
         .owns(jobs, "CronJob")
         .workers(config.workers);
+    replica.report_queue(controller.queue());
     // Test hook: a moved clock makes every timer stale; look at every CronJob again.
     let requeue_all = tokio::spawn({
         let (queue, store, mut changes) = (
@@ -167,6 +174,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     controller
         .run(reconcile, backoff_on_error, ctx, shutdown)
         .await;
+    replica.left().await;
     requeue_all.abort();
     if let Some(task) = metrics_task {
         let _ = task.await;

@@ -24,8 +24,8 @@
 //! node: until then, the next reconcile writes the status only.
 //!
 //! Scale-out (issue 12; `bosun_runtime::sharded`): the controller runs as one of several
-//! replicas, each reconciling the DaemonSets of the shards it holds ([`Config::sharding`];
-//! a lone replica holding every shard, unfenced, when `None`). Sharded: the DaemonSet,
+//! replicas, each reconciling the DaemonSets of the shards it holds ([`Config::sharding`]: the
+//! membership's, or a test's). Sharded: the DaemonSet,
 //! pod and ControllerRevision informers (pods and revisions follow their DaemonSet; orphan
 //! pods are seen by every replica and adopted under the adopting DaemonSet's fence). Not
 //! sharded: nodes, which belong to no DaemonSet and which every replica places pods on (a
@@ -54,7 +54,7 @@ use bosun_runtime::events::{EventRecorder, EventType};
 use bosun_runtime::expectations::{Expectations, Seen};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Metrics};
-use bosun_runtime::sharded::{Sharding, carry_fence};
+use bosun_runtime::sharded::{Replica, carry_fence};
 use bosun_runtime::writer::Writer;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -140,13 +140,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
     let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
-    // Scale-out: the shards this replica holds. The membership (issue 12) plugs in here;
-    // without it, a lone replica holds every shard with token 0: no filter, no fence.
+    // Scale-out: this replica's shards, from its membership among the replicas of its kind
+    // (or a test's hand-made ones): informers list and watch those, the controller reconciles
+    // their keys under their fences. A graceful stop hands them over at once.
     const KIND: shard::Controller = shard::Controller::DaemonSet;
-    let sharding = config
-        .sharding
-        .clone()
-        .unwrap_or_else(|| Sharding::single(KIND));
+    let mut replica = Replica::join(
+        KIND,
+        &config.broker.server,
+        &config.replica,
+        config.sharding.clone(),
+        &registry,
+        &shutdown,
+    )?;
+    let sharding = replica.sharding.clone();
     let daemonsets = Informer::for_broker(&broker, Kind::DaemonSet, Selector::all());
     let mut pods = Informer::for_broker(&broker, Kind::Pod, Selector::all())
         .with_metrics(&registry)
@@ -191,6 +197,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             }
         })
         .workers(config.workers);
+    replica.report_queue(controller.queue());
     let writer: Arc<dyn Writer> = Arc::new(broker);
     let ctx = Arc::new(Ctx {
         recorder: EventRecorder::with_writer(
@@ -214,6 +221,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     controller
         .run(reconcile, backoff_on_error, ctx, shutdown)
         .await;
+    replica.left().await;
     if let Some(task) = metrics_task {
         let _ = task.await;
     }

@@ -26,7 +26,9 @@ pub struct Config {
     pub replica: ReplicaArgs,
 
     /// Scale-out: the shards this replica holds, from the membership (or a test's channel).
-    /// `None`: `run` acts as a lone replica holding every shard, unfenced.
+    /// `None`: `run` joins the membership of its kind through the broker (`--replica`,
+    /// `--lease-ttl`); `Some(Sharding::single(..))`: a lone replica holding every shard,
+    /// unfenced.
     #[arg(skip)]
     pub sharding: Option<Sharding>,
 }

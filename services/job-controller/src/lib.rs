@@ -16,8 +16,8 @@
 //! small orphan sweeper (Kubernetes' `orphanQueue`), so nothing is left stuck Terminating.
 //!
 //! Scale-out (issue 12; `bosun_runtime::sharded`): the controller runs as one of several
-//! replicas, each reconciling the Jobs of the shards it holds ([`Config::sharding`]; a
-//! lone replica holding every shard, unfenced, when `None`). Sharded: the Job informer (the
+//! replicas, each reconciling the Jobs of the shards it holds ([`Config::sharding`]: the
+//! membership's, or a test's). Sharded: the Job informer (the
 //! runtime gates keys by it), the pod informer (a pod follows its Job; orphans are seen by
 //! every replica, and adopted under the fence of the adopting Job's shard), the orphan
 //! sweeper (a pod is released only by the replica holding its shard, under that fence).
@@ -49,7 +49,7 @@ use bosun_runtime::expectations::{Expectations, Seen};
 use bosun_runtime::informer::Informer;
 use bosun_runtime::metrics::{Counter, Metrics};
 use bosun_runtime::queue::Backoff;
-use bosun_runtime::sharded::{Gate, Sharding, carry_fence, fenced, gate};
+use bosun_runtime::sharded::{Gate, Replica, Sharding, carry_fence, fenced, gate};
 use bosun_runtime::writer::Writer;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -144,12 +144,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
     let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
-    // Scale-out: the shards this replica holds. The membership (issue 12) plugs in here;
-    // without it, a lone replica holds every shard with token 0: no filter, no fence.
-    let sharding = config
-        .sharding
-        .clone()
-        .unwrap_or_else(|| Sharding::single(shard::Controller::Job));
+    // Scale-out: this replica's shards, from its membership among the replicas of its kind
+    // (or a test's hand-made ones): informers list and watch those, the controller reconciles
+    // their keys under their fences. A graceful stop hands them over at once.
+    let mut replica = Replica::join(
+        shard::Controller::Job,
+        &config.broker.server,
+        &config.replica,
+        config.sharding.clone(),
+        &registry,
+        &shutdown,
+    )?;
+    let sharding = replica.sharding.clone();
     const KIND: shard::Controller = shard::Controller::Job;
 
     let jobs = Informer::for_broker(&broker, Kind::Job, Selector::all());
@@ -199,6 +205,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             move |change| dependents_of(&jobs, change)
         })
         .workers(config.workers);
+    replica.report_queue(controller.queue());
 
     let writer: Arc<dyn Writer> = Arc::new(broker);
     let ctx = Arc::new(Ctx {
@@ -223,6 +230,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     controller
         .run(reconcile, backoff_on_error, ctx, shutdown)
         .await;
+    replica.left().await;
     sweeper.abort();
     if let Some(task) = metrics_task {
         let _ = task.await;

@@ -102,17 +102,7 @@ impl ReplicaArgs {
     }
 }
 
-/// `<hostname>-<pid>`: a replica name unique on the host and, with host names unique, in
-/// the cluster.
-pub fn default_replica() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
-    format!("{host}-{}", std::process::id())
-}
+pub use crate::shards::default_replica;
 
 /// A setting a service cannot run with: which flag, the value given, and what it must be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

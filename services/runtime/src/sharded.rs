@@ -51,6 +51,95 @@ pub fn carry_fence<F: Future>(fut: F) -> impl Future<Output = F::Output> {
     FENCE.scope(current_fence(), fut)
 }
 
+/// A controller replica's place among the replicas of its kind, for the length of its
+/// `run()`: the [`Sharding`] its informers and controller follow, and the membership behind
+/// it, which leaves (revokes its lease, handing every shard over at once) as soon as the
+/// shutdown token fires.
+pub struct Replica {
+    pub sharding: Sharding,
+    leaving: Option<tokio::task::JoinHandle<()>>,
+    queue_depth: Option<tokio::task::JoinHandle<()>>,
+    membership: Option<std::sync::Arc<crate::shards::Membership>>,
+}
+
+impl Replica {
+    /// Joins the replicas of `controller` through the broker at `server` as `args.replica`
+    /// with a lease of `args.lease_ttl` — unless `given` (a test's hand-made shards, or
+    /// [`Sharding::single`] for a plane that runs one replica by construction).
+    pub fn join(
+        controller: Controller,
+        server: &str,
+        args: &crate::config::ReplicaArgs,
+        given: Option<Sharding>,
+        metrics: &crate::metrics::Metrics,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Result<Replica, crate::client::ClientError> {
+        if let Some(sharding) = given {
+            return Ok(Replica {
+                sharding,
+                leaving: None,
+                queue_depth: None,
+                membership: None,
+            });
+        }
+        let config = crate::shards::MembershipConfig {
+            replica: args.replica.clone(),
+            ttl: args.lease_ttl,
+            ..crate::shards::MembershipConfig::new(controller)
+        };
+        let membership =
+            crate::shards::Membership::start(crate::shards::connect_lazy(server)?, config, metrics);
+        let sharding = Sharding::new(controller, membership.held());
+        let membership = std::sync::Arc::new(membership);
+        // A graceful stop hands the shards over at once, while the controller drains.
+        let leaving = tokio::spawn({
+            let (membership, shutdown) = (membership.clone(), shutdown.clone());
+            async move {
+                shutdown.cancelled().await;
+                membership.start_leaving();
+            }
+        });
+        Ok(Replica {
+            sharding,
+            leaving: Some(leaving),
+            queue_depth: None,
+            membership: Some(membership),
+        })
+    }
+
+    /// Reports `queue`'s depth on the member key every second (`bosun get controllers`).
+    pub fn report_queue(&mut self, queue: crate::queue::WorkQueue<String>) {
+        let Some(membership) = self.membership.clone() else {
+            return;
+        };
+        self.queue_depth = Some(tokio::spawn(async move {
+            loop {
+                membership.set_queue_depth(queue.len() as u64);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }));
+    }
+
+    /// Leaves (if the shutdown has not made it leave already) and waits until the lease is
+    /// revoked: call after the controller's `run` returned.
+    pub async fn left(mut self) {
+        for task in [self.queue_depth.take(), self.leaving.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Some(m) = self
+            .membership
+            .take()
+            .and_then(|m| std::sync::Arc::try_unwrap(m).ok())
+        {
+            m.leave().await;
+        }
+    }
+}
+
 /// How a controller replica learns which shards it holds: the controller kind and the
 /// membership's channel. Cheap to clone.
 #[derive(Debug, Clone)]

@@ -203,6 +203,13 @@ impl Membership {
         self.shared.queue_depth.store(depth, Ordering::Relaxed);
     }
 
+    /// Starts leaving as [`Membership::leave`] does, without waiting for it (from a shared
+    /// handle: a shutdown signal hands the shards over while the controller drains).
+    pub fn start_leaving(&self) {
+        self.leave.cancel();
+        self.stop.cancel();
+    }
+
     /// Leaves gracefully: publishes [`Held::none`], revokes the lease (the others take the
     /// shards at once) and waits for the task to end.
     pub async fn leave(mut self) {
