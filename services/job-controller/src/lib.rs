@@ -687,9 +687,10 @@ async fn sweep_orphans(
                 .controller
                 .as_ref()
                 .map_or(pod.uid(), |r| r.uid.as_str());
-            match gate(&held, Some(shard::of_uid(root, held.count))) {
+            // Its own cache listed the pod; whether the Job lives is asked below.
+            match gate(&held, Some(shard::of_uid(root, held.count)), &[]) {
                 Gate::Reconcile(fence) => fence,
-                Gate::NotHeld(_) => continue,
+                Gate::NotHeld(_) | Gate::NotCovered(_) => continue,
             }
         };
         let owner = pod.controller.as_ref().filter(|r| r.kind == "Job");

@@ -63,7 +63,7 @@ use crate::cache::{Cached, Change, Store};
 use crate::informer::{Informer, enqueue_controller_owner, enqueue_self};
 use crate::metrics::{Counter, Gauge, Histogram, Metrics};
 use crate::queue::{Backoff, WorkQueue};
-use crate::sharded::{Gate, Held, Sharding, fenced, fenced_sync, gained, gate};
+use crate::sharded::{Coverage, Gate, Held, Sharding, fenced, fenced_sync, gained, gate};
 use crate::telemetry::{TRACEPARENT_ANNOTATION, set_parent_from_traceparent};
 
 /// What to do with a key after reconciling it.
@@ -175,6 +175,9 @@ trait Spawn: Send {
 
     /// Filters the informer by the held shards ([`Informer::sharded`]).
     fn shard(&mut self, held: watch::Receiver<Held>, controller: shard::Controller);
+
+    /// The shards its cache covers, when sharded.
+    fn coverage(&self) -> Option<Coverage>;
 }
 
 impl<T: Cached> Spawn for Informer<T> {
@@ -188,6 +191,10 @@ impl<T: Cached> Spawn for Informer<T> {
 
     fn shard(&mut self, held: watch::Receiver<Held>, controller: shard::Controller) {
         self.set_sharded(held, controller);
+    }
+
+    fn coverage(&self) -> Option<Coverage> {
+        Informer::coverage(self)
     }
 }
 
@@ -353,6 +360,8 @@ impl Controller {
                 stop_informers.clone(),
             ))
         });
+        // A key of a shard is reconciled only once every sharded cache has listed it.
+        let coverage: Vec<Coverage> = informers.iter().filter_map(|i| i.coverage()).collect();
         let mut loaded = Vec::new();
         let mut tasks = Vec::new();
         for informer in informers {
@@ -373,6 +382,7 @@ impl Controller {
             let mut runner = Workers::with_reconcile_metrics(&name, queue.clone(), lookup, metrics)
                 .workers(workers);
             runner.sharding = sharding;
+            runner.coverage = coverage;
             runner.run_handler(handler, ctx, shutdown).await;
         }
         queue.shutdown();
@@ -421,6 +431,9 @@ async fn follow_shards(
     }
 }
 
+/// How soon a key of a shard not yet listed by every cache is looked at again.
+const NOT_COVERED_RETRY: Duration = Duration::from_millis(50);
+
 /// Finds the object a work-queue key names (in a cache), `None` when it is gone.
 type Lookup = Arc<dyn Fn(&str) -> Option<Arc<Object>> + Send + Sync>;
 
@@ -437,6 +450,8 @@ pub struct Workers {
     workers: usize,
     metrics: ReconcileMetrics,
     sharding: Option<Sharding>,
+    /// The sharded caches a key's shard must be covered by before it is reconciled.
+    coverage: Vec<Coverage>,
 }
 
 impl Workers {
@@ -464,6 +479,7 @@ impl Workers {
             workers: 1,
             metrics,
             sharding: None,
+            coverage: Vec::new(),
         }
     }
 
@@ -537,6 +553,7 @@ impl Workers {
             workers,
             metrics,
             sharding,
+            coverage,
         } = self;
         let worker = Arc::new(Worker {
             name: name.clone(),
@@ -546,6 +563,7 @@ impl Workers {
             ctx,
             metrics,
             sharding,
+            coverage,
         });
         let mut handles = Vec::new();
         for _ in 0..workers {
@@ -638,6 +656,7 @@ struct Worker<C, H> {
     ctx: Arc<C>,
     metrics: ReconcileMetrics,
     sharding: Option<Sharding>,
+    coverage: Vec<Coverage>,
 }
 
 /// How one reconcile ended.
@@ -655,7 +674,7 @@ impl<C: Send + Sync + 'static, H: Handler<C>> Worker<C, H> {
         };
         let held = sharding.held.borrow();
         let shard = obj.and_then(|o| shard::of_object(sharding.controller, o, held.count));
-        gate(&held, shard)
+        gate(&held, shard, &self.coverage)
     }
 
     async fn run(&self) {
@@ -682,6 +701,13 @@ impl<C: Send + Sync + 'static, H: Handler<C>> Worker<C, H> {
                 tracing::debug!(controller = %self.name, key, shard, "shard not held; skipping");
                 self.metrics.skipped.inc();
                 self.queue.forget(key);
+                return;
+            }
+            Gate::NotCovered(shard) => {
+                // Just taken: a cache has not listed the shard yet, and acting on half a
+                // picture (a Job without its pods) would do its work twice. Soon again.
+                tracing::debug!(controller = %self.name, key, shard, "shard not listed yet; requeued");
+                self.queue.add_after(key.clone(), NOT_COVERED_RETRY);
                 return;
             }
         };

@@ -37,7 +37,7 @@ use crate::cache::{self, Cached, Change, ChangeKind, Store, StoreWriter};
 use crate::client::{Broker, ClientError, ObjectList, Selector, WatchEvent};
 use crate::metrics::{Counter, Gauge, Metrics};
 use crate::queue::{Backoff, WorkQueue};
-use crate::sharded::{Held, ShardSet, filter_of};
+use crate::sharded::{Coverage, Held, ShardSet, filter_of};
 
 /// A stream of decoded watch events; it ends when the server ends the watch.
 pub type EventStream = BoxStream<'static, Result<WatchEvent, ClientError>>;
@@ -118,6 +118,8 @@ pub struct Informer<T = Object> {
     project: Projection<T>,
     /// The shards held, when sharded.
     held: Option<watch::Receiver<Held>>,
+    /// Where a sharded informer says which shards its cache covers.
+    covered: Option<(watch::Sender<Option<Option<ShardSet>>>, Coverage)>,
 }
 
 /// The shard filter a sharded informer lists and watches with, and the channel it follows.
@@ -224,6 +226,7 @@ impl<T: Cached> Informer<T> {
             retry: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
             project: Box::new(project),
             held: None,
+            covered: None,
         }
     }
 
@@ -251,6 +254,13 @@ impl<T: Cached> Informer<T> {
             "a Held of another controller kind"
         );
         self.held = Some(held);
+        self.covered = Some(Coverage::channel());
+    }
+
+    /// The shards this informer's cache covers (sharded informers only): the filter of its
+    /// last completed list.
+    pub fn coverage(&self) -> Option<Coverage> {
+        self.covered.as_ref().map(|(_, c)| c.clone())
     }
 
     /// The store this informer fills (ready after the first list).
@@ -373,6 +383,9 @@ impl<T: Cached> Informer<T> {
                 let revision = list.revision;
                 let items = list.items.into_iter().map(&self.project).collect();
                 let changes = self.writer.replace(items, revision);
+                if let Some((covered, _)) = &self.covered {
+                    covered.send_replace(Some(shards.in_use.clone()));
+                }
                 tracing::debug!(revision, changes = changes.len(), shards = ?selector.shards.as_ref().map(|s| s.shards.len()), "listed");
                 self.writer.mark_ready();
                 if let Some(m) = &self.metrics {

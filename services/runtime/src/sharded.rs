@@ -202,6 +202,32 @@ pub fn filter_of(held: &Held) -> Option<ShardSet> {
     })
 }
 
+/// What a sharded informer's cache reflects: the shard filter of its last completed list
+/// (`Some(None)`: every shard; `None`: not listed yet). A controller reconciles a key of a
+/// shard only once every one of its sharded caches covers that shard: a replica that just
+/// took a shard must not act on a Job whose pods its pod cache has not listed yet (it would
+/// see none and create them again).
+#[derive(Debug, Clone)]
+pub struct Coverage(watch::Receiver<Option<Option<ShardSet>>>);
+
+impl Coverage {
+    /// A channel an informer reports its coverage on, and the coverage read from it.
+    pub fn channel() -> (watch::Sender<Option<Option<ShardSet>>>, Coverage) {
+        let (tx, rx) = watch::channel(None);
+        (tx, Coverage(rx))
+    }
+
+    /// Whether the cache holds every object of `shard` (as of its last list and the watch
+    /// since).
+    pub fn covers(&self, shard: u32) -> bool {
+        match &*self.0.borrow() {
+            None => false,
+            Some(None) => true,
+            Some(Some(set)) => set.shards.contains(&shard),
+        }
+    }
+}
+
 /// What a worker does with a popped key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -209,19 +235,22 @@ pub enum Gate {
     Reconcile(Option<Fence>),
     /// Drop it: its shard is not held by this replica (another replica's, or nobody's yet).
     NotHeld(u32),
+    /// Not yet: the shard is held but a cache has not listed it yet; look again shortly.
+    NotCovered(u32),
 }
 
 /// Whether the replica holding `held` reconciles an object of shard `shard` (`None`:
 /// unsharded, or its object is gone and its shard unknown), and under which fence. A token
 /// of 0 or less means unfenced (a lone replica without the membership).
-pub fn gate(held: &Held, shard: Option<u32>) -> Gate {
+pub fn gate(held: &Held, shard: Option<u32>, caches: &[Coverage]) -> Gate {
     let Some(shard) = shard else {
         return Gate::Reconcile(None);
     };
     match held.fence(shard) {
+        None => Gate::NotHeld(shard),
+        Some(_) if !caches.iter().all(|c| c.covers(shard)) => Gate::NotCovered(shard),
         Some(fence) if fence.token > 0 => Gate::Reconcile(Some(fence)),
         Some(_) => Gate::Reconcile(None),
-        None => Gate::NotHeld(shard),
     }
 }
 
@@ -284,10 +313,65 @@ mod tests {
             ),
         ];
         for (what, held, shard, want) in cases {
-            assert_eq!(gate(held, *shard), *want, "{what}");
+            assert_eq!(gate(held, *shard, &[]), *want, "{what}");
         }
         let lone = single_replica(Controller::CronJob);
-        assert!((0..SHARDS).all(|s| gate(&lone, Some(s)) == Gate::Reconcile(None)));
+        assert!((0..SHARDS).all(|s| gate(&lone, Some(s), &[]) == Gate::Reconcile(None)));
+    }
+
+    #[test]
+    fn a_held_shard_waits_until_every_cache_has_listed_it() {
+        let covering = |c: Option<Option<Vec<u32>>>| {
+            let (tx, coverage) = Coverage::channel();
+            tx.send_replace(c.map(|set| {
+                set.map(|shards| ShardSet {
+                    controller: Controller::Job,
+                    count: 4,
+                    shards,
+                })
+            }));
+            (tx, coverage)
+        };
+        let held = held(&[(1, 42), (2, 7)]);
+        let (_a, listed_1_2) = covering(Some(Some(vec![1, 2])));
+        let (_b, listed_1) = covering(Some(Some(vec![1])));
+        let (_c, everything) = covering(Some(None));
+        let (_d, not_listed) = covering(None);
+        let cases: &[(&str, Option<u32>, Vec<Coverage>, Gate)] = &[
+            (
+                "every cache listed it",
+                Some(2),
+                vec![listed_1_2.clone(), everything.clone()],
+                Gate::Reconcile(fence(2, 7)),
+            ),
+            (
+                "the pod cache has not listed it yet",
+                Some(2),
+                vec![listed_1_2.clone(), listed_1.clone()],
+                Gate::NotCovered(2),
+            ),
+            (
+                "a cache not listed at all",
+                Some(1),
+                vec![not_listed.clone()],
+                Gate::NotCovered(1),
+            ),
+            (
+                "not held: dropped, whatever the caches",
+                Some(3),
+                vec![everything.clone()],
+                Gate::NotHeld(3),
+            ),
+            (
+                "unsharded: at once",
+                None,
+                vec![not_listed.clone()],
+                Gate::Reconcile(None),
+            ),
+        ];
+        for (what, shard, caches, want) in cases {
+            assert_eq!(gate(&held, *shard, caches), *want, "{what}");
+        }
     }
 
     #[test]
