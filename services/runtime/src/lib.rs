@@ -8,6 +8,7 @@
 //! event recorder ([`events`]) and the [`writer::Writer`] trait with its recording fake.
 
 pub mod alloc;
+pub mod balance;
 pub mod cache;
 pub mod claim;
 pub mod client;
