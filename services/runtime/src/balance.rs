@@ -152,6 +152,9 @@ pub async fn probe(addrs: &[SocketAddr], timeout: Duration) -> BTreeSet<SocketAd
         .collect()
 }
 
+/// Builds the endpoint of one member of a balanced set (`None`: not a valid address).
+pub(crate) type MakeEndpoint = Arc<dyn Fn(&str) -> Option<Endpoint> + Send + Sync>;
+
 /// A named broker address, resolved and balanced; built by [`crate::client`].
 pub(crate) struct Balanced {
     pub addr: String,
@@ -160,7 +163,7 @@ pub(crate) struct Balanced {
     pub port: u16,
     pub discovery: Discovery,
     /// Builds the endpoint of one member (the client's timeouts and keep-alives).
-    pub endpoint: Arc<dyn Fn(&str) -> Option<Endpoint> + Send + Sync>,
+    pub endpoint: MakeEndpoint,
 }
 
 impl Balanced {
