@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bosun_runtime::balance::{Discovery, Resolver};
 use bosun_runtime::client::{self, Broker as Client, Selector, WatchEvent};
-use bosun_tests::{Broker, Etcd, free_addr, pod, v1, wait_for};
+use bosun_tests::{Bosun, Broker, Etcd, free_addr, pod, v1, wait_for};
 
 /// `brokers.test` (any port) resolves to `addrs`.
 fn discovery(addrs: Vec<SocketAddr>) -> Discovery {
@@ -131,4 +131,22 @@ async fn a_client_balances_over_every_broker_of_a_name_and_survives_one_dying() 
         }
     }
     drop(b);
+}
+
+/// `bosun health URL`, the compose stack's health check: exit 0 while a service's metrics
+/// endpoint answers, 1 with the reason once it does not.
+#[tokio::test]
+async fn bosun_health_probes_a_services_metrics_endpoint() {
+    let etcd = Etcd::start().await;
+    let metrics = free_addr();
+    let mut broker =
+        Broker::spawn_process_with(&etcd, &["--metrics-listen", &metrics.to_string()], &[]).await;
+    let url = format!("http://{metrics}/metrics");
+    let bosun = Bosun::new(&broker.url());
+    let up = bosun.run(&["health", &url]).await;
+    assert_eq!((up.code, up.stdout.as_str()), (0, "ok\n"), "{}", up.stderr);
+    broker.stop().await;
+    let down = bosun.run(&["health", &url, "--timeout", "1s"]).await;
+    assert_eq!(down.code, 1, "{}", down.stdout);
+    assert!(down.stderr.contains("is not healthy"), "{}", down.stderr);
 }
