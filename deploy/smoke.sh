@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Brings the compose stack up on this machine at scale (two brokers behind the one name
-# `broker`, two Job controller replicas), waits until every service's health check passes,
-# stops one broker, talks to the stack with the real CLI, and takes it down again. Used by
+# Brings the compose stack up on this machine at scale (three brokers behind the one name
+# `broker`: broker-0 and two `broker` replicas; two Job controller replicas), waits until
+# every service's health check passes, stops two brokers, talks to the stack with the real CLI, and takes it down again. Used by
 # the test command (scripts/test.sh) and handy by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +9,8 @@ cd "$(dirname "$0")/.."
 compose() {
   if command -v docker-compose >/dev/null; then docker-compose "$@"; else docker compose "$@"; fi
 }
-# The brokers are published on a port range: one port each, the first free one first.
-export BOSUN_PORT=${BOSUN_PORT:-17440} BOSUN_PORT_LAST=${BOSUN_PORT_LAST:-17449}
-export BOSUN_METRICS_PORT=${BOSUN_METRICS_PORT:-19440} BOSUN_METRICS_PORT_LAST=${BOSUN_METRICS_PORT_LAST:-19449}
+export BOSUN_PORT=${BOSUN_PORT:-17440} BOSUN_METRICS_PORT=${BOSUN_METRICS_PORT:-19440}
+export BOSUN_SERVER=http://127.0.0.1:$BOSUN_PORT
 project=bosun-smoke-$$
 bosun=${CARGO_TARGET_DIR:-target}/release/bosun
 started=$SECONDS
@@ -57,18 +56,18 @@ container() {
 all_healthy() {
   local statuses
   statuses=$(docker ps -a --filter "label=com.docker.compose.project=$project" --format '{{.Label "com.docker.compose.service"}} {{.Status}}')
-  [ "$(echo "$statuses" | wc -l)" = 11 ] && ! echo "$statuses" | grep -vq '(healthy)'
+  [ "$(echo "$statuses" | wc -l)" = 12 ] && ! echo "$statuses" | grep -vq '(healthy)'
 }
-echo "== every service healthy (etcd, 2 brokers, scheduler, gc, 2 Job controllers, CronJob and DaemonSet controllers, 2 nodes)"
+echo "== every service healthy (etcd, broker-0 and 2 brokers, scheduler, gc, 2 Job controllers, CronJob and DaemonSet controllers, 2 nodes)"
 retry 120 all_healthy || { docker ps -a --filter "label=com.docker.compose.project=$project" --format '{{.Names}} {{.Status}}' >&2; exit 1; }
 docker ps --filter "label=com.docker.compose.project=$project" --format '{{.Names}}\t{{.Status}}'
 
-# The CLI talks to broker 1 (on its published port); broker 2 answers on its own port too.
-first=$(compose -p "$project" -f deploy/docker-compose.yml port --index=1 broker 7440)
-second=$(compose -p "$project" -f deploy/docker-compose.yml port --index=2 broker 7440)
-export BOSUN_SERVER=http://$first
-echo "== brokers published on $first and $second"
-"$bosun" get nodes --server "http://$second" >/dev/null
+# The CLI talks to broker-0 (on BOSUN_PORT); each `broker` replica answers on its own port.
+for n in 1 2; do
+  addr=$(compose -p "$project" -f deploy/docker-compose.yml port --index=$n broker 7440)
+  echo "== broker $n published on $addr"
+  "$bosun" get nodes --server "http://$addr" >/dev/null
+done
 
 echo "== bosun against the compose stack"
 "$bosun" apply -f tests/manifests/examples/job-pi.yaml
@@ -88,8 +87,8 @@ logs=$("$bosun" logs hello)
 [ "$logs" = hello ] || { echo "bosun logs hello printed: $logs" >&2; exit 1; }
 "$bosun" delete pod hello
 
-echo "== broker 2 stops: the services reach broker 1 through the same name"
-docker stop "$(container broker 2)" >/dev/null
+echo "== two of the three brokers stop: the services reach broker-0 through the same name"
+docker stop "$(container broker 1)" "$(container broker 2)" >/dev/null
 
 echo "== the Job controllers run a Job to completion"
 "$bosun" apply -f tests/manifests/examples/job-batch.yaml
