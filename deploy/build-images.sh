@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 image=${BOSUN_IMAGE:-bosun:local}
+# Where cargo puts the release binaries (CARGO_TARGET_DIR, when set).
+release=${CARGO_TARGET_DIR:-target}/release
 base=${BASE_IMAGE:-debian:bookworm-slim}
 stage=deploy/.stage
 
@@ -14,13 +16,13 @@ command -v etcd >/dev/null || { echo "etcd is missing: apt-get install -y etcd-s
 echo "== building release binaries"
 cargo build --release --bins --quiet
 rm -rf "$stage" && mkdir -p "$stage/bin"
-for b in target/release/bosun target/release/bosun-*; do
+for b in "$release"/bosun "$release"/bosun-*; do
   [ -f "$b" ] && [ -x "$b" ] && cp "$b" "$stage/bin/"
 done
 # Every binary the compose stack runs must be there (a crate renamed or dropped from the
 # workspace would otherwise surface only as a container that cannot start).
 for b in bosun bosun-broker bosun-scheduler bosun-gc bosun-job-controller bosun-cronjob-controller bosun-daemonset-controller bosun-node-agent; do
-  [ -x "$stage/bin/$b" ] || { echo "target/release/$b was not built; is it still a workspace binary?" >&2; exit 1; }
+  [ -x "$stage/bin/$b" ] || { echo "$release/$b was not built; is it still a workspace binary?" >&2; exit 1; }
 done
 cp "$(command -v etcd)" "$(command -v etcdctl)" "$stage/bin/"
 # The node agent's process runtime runs each container through `sh -c` with a shim that uses

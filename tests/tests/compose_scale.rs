@@ -279,20 +279,19 @@ impl Stack {
     ) -> Stack {
         let image = std::env::var("BOSUN_IMAGE")
             .expect("BOSUN_IMAGE names the images (deploy/chaos.sh builds them)");
-        let port = 17640 + (std::process::id() % 50) as u16 * 4;
+        // broker-0, the one published on fixed host ports (the CLI's, and the metrics).
+        let port = 17640 + (std::process::id() % 50) as u16 * 2;
         let ports = [port, port + 1].map(|p| p.to_string());
         let mut env = vec![
             ("BOSUN_IMAGE", image.as_str()),
             ("BOSUN_PORT", ports[0].as_str()),
-            ("BOSUN_PORT_LAST", ports[0].as_str()),
             ("BOSUN_METRICS_PORT", ports[1].as_str()),
-            ("BOSUN_METRICS_PORT_LAST", ports[1].as_str()),
         ];
         env.extend_from_slice(broker_env);
         let compose = Compose::new(label, &env);
         compose.run(&["up", "-d", "--scale", &format!("{service}={replicas}")]);
-        let server = format!("http://{}", compose.port("broker", 1, 7440));
-        let metrics = compose.port("broker", 1, 9440);
+        let server = format!("http://127.0.0.1:{}", ports[0]);
+        let metrics = format!("127.0.0.1:{}", ports[1]);
         let client = wait_for("the broker answers", Duration::from_secs(90), || async {
             match Client::connect(&server).await {
                 Ok(c) if c.list(Kind::Node, &Selector::all()).await.is_ok() => Some(c),
@@ -397,9 +396,14 @@ impl Stack {
         self.settled("network reconnect → rejoined", i, true).await;
     }
 
-    /// Writes the broker refused as fenced.
+    /// Writes the brokers refused as fenced (broker-0 and every `broker` replica).
     async fn fenced(&self) -> f64 {
-        metric_sum(&self.metrics, "bosun_broker_fenced_writes_total").await
+        let name = "bosun_broker_fenced_writes_total";
+        let mut total = metric_sum(&self.metrics, name).await;
+        for i in 1..=self.compose.containers("broker").len() {
+            total += metric_sum(&self.compose.port("broker", i, 9440), name).await;
+        }
+        total
     }
 
     /// Watches the namespace's pods into a [`PodLedger`] until the returned token is

@@ -10,6 +10,9 @@
 //! Which replica created a child is read from its `SuccessfulCreate` event: each replica
 //! names itself as the event's `source.host` (`--replica`).
 
+// `held(&[0..128])` is a list of shard ranges that happens to have one member.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::ops::Range;

@@ -15,6 +15,7 @@ pub mod describe;
 pub mod errors;
 pub mod format;
 pub mod get;
+pub mod health;
 pub mod jsonpath;
 pub mod label;
 pub mod logs;
@@ -98,6 +99,9 @@ pub enum Command {
     Patch(patch::PatchArgs),
     /// Follow, list, undo, restart, pause or resume a DaemonSet's rollout.
     Rollout(rollout::RolloutArgs),
+    /// Probe a service's metrics endpoint (the compose stack's health check): exit 0 when it
+    /// answers 2xx.
+    Health(health::HealthArgs),
 }
 
 /// What every command needs: flags, the output streams and a lazily connected broker client.
@@ -134,7 +138,9 @@ impl Ctx<'_> {
             return Ok(c.clone());
         }
         let c = client::connect(&self.server).await.map_err(|e| match e {
-            ClientError::Connect { .. } => anyhow::anyhow!(errors::unreachable(&self.server)),
+            ClientError::Connect { .. } | ClientError::Unreachable { .. } => {
+                anyhow::anyhow!(errors::unreachable(&self.server))
+            }
             other => anyhow::Error::new(other),
         })?;
         self.client = Some(c.clone());
@@ -200,6 +206,7 @@ where
             Command::Scale(a) => scale::scale(&mut ctx, a).await,
             Command::Patch(a) => patch::patch(&mut ctx, a).await,
             Command::Rollout(a) => rollout::rollout(&mut ctx, a).await,
+            Command::Health(a) => health::health(&mut ctx, a).await,
         }
     }
     .instrument(span)
@@ -250,6 +257,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Scale(_) => "scale",
         Command::Patch(_) => "patch",
         Command::Rollout(_) => "rollout",
+        Command::Health(_) => "health",
     }
 }
 

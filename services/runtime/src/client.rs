@@ -14,6 +14,7 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::balance::{Balanced, Discovery, Member, Target};
 use crate::sharded::{ShardSet, current_fence};
 use crate::telemetry::TraceInterceptor;
 use bosun_api::shard::FENCE_HEADER;
@@ -47,6 +48,22 @@ pub enum ClientError {
     Connect {
         addr: String,
         source: tonic::transport::Error,
+    },
+    /// A broker address with a host name that does not resolve.
+    #[error(
+        "cannot resolve the broker address {addr}: {source}; is the host name right (--server / BOSUN_SERVER)?"
+    )]
+    Resolve {
+        addr: String,
+        source: std::io::Error,
+    },
+    /// A broker address with a host name none of whose addresses accepts connections.
+    #[error(
+        "cannot reach the broker at {addr}: none of {tried:?} accepts connections; is it running, and is --server / BOSUN_SERVER right?"
+    )]
+    Unreachable {
+        addr: String,
+        tried: Vec<std::net::SocketAddr>,
     },
     #[error("not found: {0}")]
     NotFound(String),
@@ -96,7 +113,9 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ClientError::Unavailable(_) | ClientError::Connect { .. }
+            ClientError::Unavailable(_)
+                | ClientError::Connect { .. }
+                | ClientError::Unreachable { .. }
         )
     }
 }
@@ -137,22 +156,83 @@ fn wrap(channel: Channel) -> BrokerClient {
 }
 
 /// Connects to the broker at `addr` (`http://127.0.0.1:7440`); fails within a few seconds
-/// with a clear error when nothing answers.
+/// with a clear error when nothing answers. An address whose host is a name
+/// (`http://broker:7440`) is resolved to all its addresses and the calls are balanced over
+/// those that answer, kept fresh as brokers come and go (see [`crate::balance`]).
 pub async fn connect(addr: &str) -> Result<BrokerClient, ClientError> {
-    let channel = endpoint(addr)?
-        .connect()
+    connect_with(addr, &Discovery::default()).await
+}
+
+/// [`connect`], resolving names with `discovery`.
+pub async fn connect_with(addr: &str, discovery: &Discovery) -> Result<BrokerClient, ClientError> {
+    let single = endpoint(addr)?;
+    let Some(balanced) = balanced(addr, single.uri(), discovery) else {
+        let channel = single
+            .connect()
+            .await
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+        return Ok(wrap(channel));
+    };
+    let resolved = balanced
+        .resolve()
         .await
-        .map_err(|source| ClientError::Connect {
+        .map_err(|source| ClientError::Resolve {
             addr: addr.to_string(),
             source,
         })?;
+    if resolved.is_empty() {
+        return Err(ClientError::Resolve {
+            addr: addr.to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
+        });
+    }
+    let up = crate::balance::probe(&resolved, CONNECT_TIMEOUT).await;
+    if up.is_empty() {
+        return Err(ClientError::Unreachable {
+            addr: addr.to_string(),
+            tried: resolved,
+        });
+    }
+    let (channel, _refresh) = balanced.start(up.into_iter().map(Member::Addr).collect());
     Ok(wrap(channel))
 }
 
 /// A client that connects on first use (and reconnects after failures): services start
-/// before the broker is up this way. Fails only on a malformed address.
+/// before the broker is up this way. Fails only on a malformed address. A name is resolved
+/// and balanced as in [`connect`].
 pub fn connect_lazy(addr: &str) -> Result<BrokerClient, ClientError> {
-    Ok(wrap(endpoint(addr)?.connect_lazy()))
+    connect_lazy_with(addr, &Discovery::default())
+}
+
+/// [`connect_lazy`], resolving names with `discovery`.
+pub fn connect_lazy_with(addr: &str, discovery: &Discovery) -> Result<BrokerClient, ClientError> {
+    let single = endpoint(addr)?;
+    match balanced(addr, single.uri(), discovery) {
+        None => Ok(wrap(single.connect_lazy())),
+        Some(balanced) => Ok(wrap(balanced.start(Default::default()).0)),
+    }
+}
+
+/// The balancing of `addr`, when its host is a name.
+fn balanced(
+    addr: &str,
+    uri: &tonic::codegen::http::Uri,
+    discovery: &Discovery,
+) -> Option<Balanced> {
+    let Target::Name { scheme, host, port } = crate::balance::target(uri) else {
+        return None;
+    };
+    Some(Balanced {
+        addr: addr.to_string(),
+        scheme,
+        host,
+        port,
+        discovery: discovery.clone(),
+        endpoint: std::sync::Arc::new(|uri: &str| endpoint(uri).ok()),
+    })
 }
 
 /// A list's items and the revision it was read at (watch from there to miss nothing).
@@ -742,5 +822,38 @@ mod tests {
             Err(ClientError::Address { .. })
         ));
         assert!(connect_lazy(&format!("http://127.0.0.1:{port}")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_or_answers_nowhere_fails_with_what_was_tried() {
+        let closed = crate::ports::free_loopback_addr().unwrap();
+        let resolver: crate::balance::Resolver =
+            std::sync::Arc::new(move |host: &str, _port: u16| {
+                let answer = match host {
+                    "down.test" => Ok(vec![closed]),
+                    _ => Err(std::io::Error::other(format!("no such host {host}"))),
+                };
+                Box::pin(async move { answer })
+            });
+        let discovery = Discovery {
+            resolver,
+            ..Discovery::default()
+        };
+        let err = connect_with("http://nowhere.test:7440", &discovery)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Resolve { .. }), "{err}");
+        assert!(
+            err.to_string().contains("no such host nowhere.test"),
+            "{err}"
+        );
+        let err = connect_with("http://down.test:7440", &discovery)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Unreachable { .. }), "{err}");
+        assert!(err.to_string().contains(&closed.to_string()), "{err}");
+        assert!(err.is_transient());
+        // A lazy client does not resolve up front.
+        assert!(connect_lazy_with("http://nowhere.test:7440", &discovery).is_ok());
     }
 }

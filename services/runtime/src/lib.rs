@@ -9,6 +9,7 @@
 //! scale-out: [`sharded`] (the fence on writes, shard filters, the reconcile gate).
 
 pub mod alloc;
+pub mod balance;
 pub mod cache;
 pub mod claim;
 pub mod client;
