@@ -42,6 +42,7 @@ target/release/bosun-bench sched --smoke
 target/release/bosun-bench jobs --smoke
 target/release/bosun-bench cronjobs --smoke   # @every 2s, no cron daemon: ~5 s
 target/release/bosun-bench daemonsets --smoke # 20 sim nodes: create, RollingUpdate 10%
+target/release/bosun-bench handoff --smoke    # 2 Job controller replicas: 1 kill, 1 SIGTERM
 
 if [ -z "${SKIP_COMPOSE:-}" ]; then
   echo "== docker-compose smoke test"
