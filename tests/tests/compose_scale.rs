@@ -541,6 +541,7 @@ async fn jobs_under_faults(label: &str, broker_env: &[(&str, &str)]) -> Run {
 #[ignore = "needs Docker, docker-compose and the images: run deploy/chaos.sh"]
 async fn three_job_controller_replicas_count_exactly_through_kill_pause_and_partition() {
     let run = jobs_under_faults("jobs", &[]).await;
+    eprintln!("stale writes refused by the fence: {}", run.fenced);
     for job in &run.jobs {
         let name = job.metadata.as_ref().expect("metadata").name.clone();
         let status = bosun_tests::job_status(job);
@@ -564,6 +565,10 @@ async fn three_job_controller_replicas_count_exactly_through_kill_pause_and_part
         assert!(
             l.max_running_per_index <= 1,
             "{name}: two pods running for one index"
+        );
+        eprintln!(
+            "{name}: succeeded {}, {} pods seen, at most {} running, at most {} per index",
+            status.succeeded, l.pods_seen, l.max_running, l.max_running_per_index
         );
         if name == "chaos-indexed" {
             assert_eq!(status.completed_indexes, format!("0-{}", COMPLETIONS - 1));
