@@ -676,13 +676,14 @@ async fn two_cronjob_controller_replicas_make_exactly_one_job_per_minute_through
     for i in 0..CRONJOBS {
         stack.apply(&cronjob_yaml(i));
     }
-    // The faults fall inside minutes, one replica always left to fire at each boundary.
-    at_second(5).await;
-    let first = unix_minute();
+    // Slots from the first boundary after every CronJob exists. The faults fall inside
+    // minutes, one in each, a replica always left to fire at each boundary.
+    let first = unix_minute() + 1;
+    at_second(20).await;
     stack.pause_past_its_lease(0).await;
-    at_second(10).await;
+    at_second(20).await;
     stack.partition_past_its_lease(1).await;
-    at_second(10).await;
+    at_second(20).await;
     stack.kill(0).await;
     at_second(15).await;
     let last = unix_minute();
