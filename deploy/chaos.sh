@@ -13,5 +13,5 @@ deploy/build-images.sh
 cleanup() { docker rmi "$BOSUN_IMAGE" >/dev/null 2>&1 || true; }
 [ "$BOSUN_IMAGE" != "bosun:chaos-$$" ] || trap cleanup EXIT
 cargo build --workspace --bins --quiet
-cargo nextest run -p bosun-tests --test compose_scale --run-ignored only \
+cargo nextest run -p bosun-tests --test compose_scale --run-ignored only --no-fail-fast \
   --no-capture --test-threads 1 ${1:+-E "test(/$1/)"}

@@ -223,7 +223,7 @@ async fn metric_sum(addr: &str, name: &str) -> f64 {
                 .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .fold(0.0, |total, v| total + v)
 }
 
 fn job_yaml(name: &str, indexed: bool) -> String {
