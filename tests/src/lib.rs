@@ -374,9 +374,8 @@ impl Bosun {
     }
 }
 
-/// The value of the unlabelled metric `name` on the Prometheus endpoint at `addr`, if served
-/// yet.
-pub async fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+/// The Prometheus text page served at `addr` (`host:port`), if it answers.
+async fn scrape(addr: impl tokio::net::ToSocketAddrs) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     stream
@@ -385,8 +384,31 @@ pub async fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
         .ok()?;
     let mut body = String::new();
     stream.read_to_string(&mut body).await.ok()?;
-    body.lines()
+    Some(body)
+}
+
+/// The value of the unlabelled metric `name` on the Prometheus endpoint at `addr`, if served
+/// yet.
+pub async fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    scrape(addr)
+        .await?
+        .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The sum of every sample of metric `name` (all its label sets) at `addr` (`host:port`);
+/// 0 when the endpoint does not answer or has none.
+pub async fn metric_sum(addr: &str, name: &str) -> f64 {
+    let Some(body) = scrape(addr).await else {
+        return 0.0;
+    };
+    body.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, |total, v| total + v)
 }
 
 /// What a [`wait_for`] probe saw: done with a value, or not yet (with what it saw instead).

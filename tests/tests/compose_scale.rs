@@ -26,7 +26,7 @@ use bosun_api::shard::SHARDS;
 use bosun_api::v1::{self, Kind, shards_client::ShardsClient};
 use bosun_runtime::client::{Broker as Client, Selector};
 use bosun_tests::ledger::PodLedger;
-use bosun_tests::{wait_for, workspace_binary};
+use bosun_tests::{metric_sum, wait_for, workspace_binary};
 use tokio::sync::watch;
 
 const NS: &str = "default";
@@ -59,13 +59,19 @@ impl Compose {
         }
     }
 
-    fn run(&self, args: &[&str]) -> String {
+    /// `docker-compose -p <project> -f <file>… <args>` with the project's environment.
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("docker-compose");
         cmd.arg("-p").arg(&self.project);
         for f in &self.files {
             cmd.arg("-f").arg(f);
         }
         cmd.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let mut cmd = self.command(args);
         let out = cmd.output().expect("docker-compose runs");
         assert!(
             out.status.success(),
@@ -104,22 +110,9 @@ impl Compose {
 impl Drop for Compose {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let _ = Command::new("docker-compose")
-                .arg("-p")
-                .arg(&self.project)
-                .args(self.files.iter().flat_map(|f| ["-f".into(), f.clone()]))
-                .args(["logs", "--tail=40"])
-                .status();
+            let _ = self.command(&["logs", "--tail=40"]).status();
         }
-        let mut cmd = Command::new("docker-compose");
-        cmd.arg("-p").arg(&self.project);
-        for f in &self.files {
-            cmd.arg("-f").arg(f);
-        }
-        let _ = cmd
-            .args(["down", "-v", "--timeout", "2"])
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output();
+        let _ = self.command(&["down", "-v", "--timeout", "2"]).output();
     }
 }
 
@@ -204,26 +197,6 @@ async fn settled(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Sums every sample of a metric (all label sets) from a Prometheus text endpoint.
-async fn metric_sum(addr: &str, name: &str) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
-        return 0.0;
-    };
-    let _ = stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: bosun\r\nConnection: close\r\n\r\n")
-        .await;
-    let mut body = String::new();
-    let _ = stream.read_to_string(&mut body).await;
-    body.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |total, v| total + v)
 }
 
 fn job_yaml(name: &str, indexed: bool) -> String {

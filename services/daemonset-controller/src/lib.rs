@@ -140,9 +140,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let broker = Broker::connect_lazy(&config.broker.server)?;
     let registry = Metrics::new();
     let metrics_task = config.metrics.serve(&registry, &shutdown).await?;
-    // Scale-out: this replica's shards, from its membership among the replicas of its kind
-    // (or a test's hand-made ones): informers list and watch those, the controller reconciles
-    // their keys under their fences. A graceful stop hands them over at once.
+    // Scale-out: this replica's shards (see `bosun_runtime::sharded::Replica`).
     const KIND: shard::Controller = shard::Controller::DaemonSet;
     let mut replica = Replica::join(
         KIND,
